@@ -1,0 +1,289 @@
+"""One training loop for every model in musicprod, run under ``accelerate launch`` or ``torchrun``.
+
+Determinism is built in rather than saved: the examples of step ``s`` and every random number a loss
+draws are functions of ``(seed, s, example index)``. That gives three properties for free:
+
+* exact resume: a run killed with ``kill -9`` and resumed logs the same losses as an uninterrupted one;
+* N processes with batch b see the same examples and noise as 1 process with batch N·b;
+* the data order needs no sampler state in the checkpoint.
+
+A dataset is any map-style dataset whose items are dicts of tensors; the loop adds ``"index"`` (the
+example's global index), which losses pass to :func:`example_randn` for per-example noise.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .checkpoint import load_training_state, save_pretrained, save_training_state
+
+LossFn = Callable[[torch.nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, Mapping[str, float]]]
+STATE_NAME = "state.pt"
+LOSS_LOG_NAME = "losses.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 8  # global: summed over processes and accumulation micro-steps
+    grad_accum: int = 1
+    lr: float = 2e-4
+    warmup_steps: int = 100
+    betas: tuple[float, float] = (0.9, 0.999)  # Levy et al. 2023: AdamW, no weight decay
+    weight_decay: float = 0.0
+    grad_clip: float | None = 1.0
+    ema_decay: float | None = 0.999
+    mixed_precision: str = "no"  # "bf16" on GPUs that support it
+    seed: int = 0
+    log_every: int = 25
+    checkpoint_every: int = 250
+    num_workers: int = 0
+    max_minutes: float | None = None  # wall-clock budget: stop early, checkpoint and export
+    cpu: bool = False
+
+
+def add_train_args(parser: "argparse.ArgumentParser", defaults: TrainConfig) -> None:
+    """Expose every TrainConfig field as ``--field-name`` so all training scripts share one vocabulary."""
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        default = getattr(defaults, field.name)
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        elif isinstance(default, tuple):
+            parser.add_argument(flag, type=float, nargs=len(default), default=default)
+        else:
+            kind = float if field.name in {"max_minutes", "grad_clip", "ema_decay"} else type(default)
+            parser.add_argument(flag, type=kind, default=default)
+
+
+def train_config_from_args(args: "argparse.Namespace") -> TrainConfig:
+    return TrainConfig(**{f.name: (tuple(v) if isinstance(v := getattr(args, f.name), list) else v) for f in dataclasses.fields(TrainConfig)})
+
+
+def mix_seed(*parts: int) -> int:
+    """A stable 63-bit seed from integers (SplitMix64 finaliser), independent of PYTHONHASHSEED."""
+    x = 0x9E3779B97F4A7C15
+    for p in parts:
+        x = (x ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        x = (x ^ (x >> 31)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
+    return x >> 1
+
+
+def example_randn(index: torch.Tensor, shape: tuple[int, ...], *, salt: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Per-example standard normal noise ``(B, *shape)``, a function of each example's global index."""
+    rows = [torch.randn(shape, generator=torch.Generator().manual_seed(mix_seed(int(i), salt))) for i in index.tolist()]
+    return torch.stack(rows).to(device)
+
+
+def example_rand(index: torch.Tensor, shape: tuple[int, ...], *, salt: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Per-example uniform [0, 1) numbers ``(B, *shape)``, like :func:`example_randn`."""
+    rows = [torch.rand(shape, generator=torch.Generator().manual_seed(mix_seed(int(i), salt))) for i in index.tolist()]
+    return torch.stack(rows).to(device)
+
+
+def global_indices(step: int, batch_size: int, dataset_len: int, seed: int) -> list[int]:
+    """Indices of the global batch of ``step``: epochs of seeded permutations, read in order."""
+    start = step * batch_size
+    out: list[int] = []
+    while len(out) < batch_size:
+        epoch, offset = divmod(start + len(out), dataset_len)
+        perm = torch.randperm(dataset_len, generator=torch.Generator().manual_seed(mix_seed(seed, epoch)))
+        out.extend(perm[offset : offset + batch_size - len(out)].tolist())
+    return out
+
+
+class StepBatchSampler(Sampler[list[int]]):
+    """Yields this process's micro-batches for steps ``start_step..steps-1``."""
+
+    def __init__(self, dataset_len: int, cfg: TrainConfig, start_step: int, rank: int, world: int):
+        if cfg.batch_size % (world * cfg.grad_accum):
+            raise ValueError(f"batch_size {cfg.batch_size} must divide by processes × grad_accum = {world * cfg.grad_accum}")
+        self.dataset_len, self.cfg, self.start_step, self.rank, self.world = dataset_len, cfg, start_step, rank, world
+        self.local = cfg.batch_size // (world * cfg.grad_accum)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start_step, self.cfg.steps):
+            batch = global_indices(step, self.cfg.batch_size, self.dataset_len, self.cfg.seed)
+            for micro in range(self.cfg.grad_accum):
+                first = (micro * self.world + self.rank) * self.local
+                yield batch[first : first + self.local]
+
+    def __len__(self) -> int:
+        return (self.cfg.steps - self.start_step) * self.cfg.grad_accum
+
+
+class _IndexedDataset(Dataset):
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.dataset[index]
+        if not isinstance(item, Mapping):
+            item = {"audio": item}
+        return {**item, "index": torch.tensor(index)}
+
+
+def cosine_with_warmup(step: int, warmup: int, total: int) -> float:
+    """LR multiplier: linear warm-up, then a cosine decay to zero."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.lerp_(p.detach().to(p_ema.dtype), 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
+
+
+def train(
+    model: torch.nn.Module,
+    loss_fn: LossFn,
+    dataset: Dataset,
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    model_config: Any = None,
+    parameters: Callable[[torch.nn.Module], Any] | None = None,
+    export_dtype: torch.dtype | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train ``model`` to ``cfg.steps``, resuming from ``out_dir/state.pt`` if it is there.
+
+    Writes ``state.pt`` (atomic), ``losses.jsonl``, TensorBoard logs under ``tb/`` and, at the end, the
+    EMA weights (or the raw ones without EMA) as ``final/`` via :func:`save_pretrained`.
+    ``parameters`` picks what the optimizer trains (default: all), e.g. a decoder-only fine-tune.
+    Returns a summary: steps done, wall time, last losses.
+    """
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    accelerator = Accelerator(cpu=cfg.cpu, mixed_precision=cfg.mixed_precision)
+    rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+
+    trainable = list(parameters(model) if parameters else model.parameters())
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_with_warmup(s, cfg.warmup_steps, cfg.steps))
+    ema = copy.deepcopy(model).float().eval().requires_grad_(False) if cfg.ema_decay else None
+
+    start_step = 0
+    state_path = out_dir / STATE_NAME
+    if state_path.exists():
+        state = load_training_state(state_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        start_step = int(state["step"])
+
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if ema is not None:
+        ema.to(accelerator.device)
+    loader = DataLoader(
+        _IndexedDataset(dataset),
+        batch_sampler=StepBatchSampler(len(dataset), cfg, start_step, rank, world),
+        num_workers=cfg.num_workers,
+        persistent_workers=cfg.num_workers > 0,
+    )
+
+    log_path = out_dir / LOSS_LOG_NAME
+    writer = None
+    if main:
+        _truncate_log(log_path, start_step)
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out_dir / "tb"))
+
+    def checkpoint(step: int) -> None:
+        if main:
+            unwrapped = accelerator.unwrap_model(model)
+            save_training_state(
+                {"model": unwrapped.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                 "ema": ema.state_dict() if ema is not None else {}, "step": step, "train_config": dataclasses.asdict(cfg)},
+                state_path,
+            )
+        accelerator.wait_for_everyone()
+
+    started = time.monotonic()
+    bar = tqdm(total=cfg.steps, initial=start_step, disable=not (main and progress), desc="train", unit="step")
+    batches = iter(loader)
+    step = start_step
+    last: dict[str, float] = {}
+    model.train()
+    while step < cfg.steps:
+        torch.manual_seed(mix_seed(cfg.seed, step, rank))  # dropout and the like: a function of the step
+        totals: dict[str, float] = {}
+        for micro in range(cfg.grad_accum):
+            batch = {k: v.to(accelerator.device) if torch.is_tensor(v) else v for k, v in next(batches).items()}
+            sync = micro == cfg.grad_accum - 1
+            with contextlib.nullcontext() if sync else accelerator.no_sync(model):
+                with accelerator.autocast():
+                    loss, logs = loss_fn(model, batch)
+                accelerator.backward(loss / cfg.grad_accum)
+            for k, v in {"loss": float(loss.detach()), **logs}.items():
+                totals[k] = totals.get(k, 0.0) + float(v) / cfg.grad_accum
+        if cfg.grad_clip:
+            accelerator.clip_grad_norm_(trainable, cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            update_ema(ema, accelerator.unwrap_model(model), min(cfg.ema_decay, (1 + step) / (10 + step)))
+        step += 1
+
+        reduced = accelerator.reduce(torch.tensor(list(totals.values()), device=accelerator.device), reduction="mean")
+        last = dict(zip(totals, reduced.tolist()))
+        if main:
+            with log_path.open("a") as f:
+                f.write(json.dumps({"step": step, **last}) + "\n")
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                for k, v in last.items():
+                    writer.add_scalar(f"train/{k}", v, step)
+                writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
+            bar.set_postfix(loss=f"{last['loss']:.4f}")
+        bar.update(1)
+        out_of_time = cfg.max_minutes is not None and (time.monotonic() - started) > 60 * cfg.max_minutes
+        out_of_time = bool(accelerator.reduce(torch.tensor(float(out_of_time), device=accelerator.device), reduction="sum") > 0)
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
+            checkpoint(step)
+        if out_of_time:
+            break
+    bar.close()
+
+    if main:
+        final = ema if ema is not None else accelerator.unwrap_model(model)
+        if model_config is not None:
+            save_pretrained(final, model_config, out_dir / "final", dtype=export_dtype)
+        writer.close()
+    accelerator.wait_for_everyone()
+    return {"steps": step, "wall_seconds": time.monotonic() - started, "last": last, "world_size": world}
+
+
+def _truncate_log(path: Path, upto_step: int) -> None:
+    """Drop log lines past the resumed step, so a resumed run's log reads like an uninterrupted one."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= upto_step]
+    path.write_text("".join(line + "\n" for line in kept))

@@ -1,0 +1,107 @@
+"""The shared training loop: process-count invariance, exact resume after kill -9, safe state files."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from musicprod_common.checkpoint import load_training_state
+from musicprod_common.errors import InputError
+from musicprod_common.training import TrainConfig, StepBatchSampler, cosine_with_warmup, global_indices
+
+TOY = Path(__file__).with_name("toy_training.py")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(args: list[str], out: Path, env: dict | None = None, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+    cmd = (launcher or [sys.executable]) + [str(TOY), "--out", str(out), *args]
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=300)
+
+
+def _losses(out: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (out / "losses.jsonl").read_text().splitlines()]
+
+
+def test_global_batches_are_split_across_processes_without_overlap():
+    cfg = TrainConfig(steps=3, batch_size=8, grad_accum=2)
+    per_rank = [list(StepBatchSampler(37, cfg, 0, rank, 2)) for rank in range(2)]
+    for step in range(3):
+        expected = global_indices(step, 8, 37, cfg.seed)
+        got = per_rank[0][2 * step] + per_rank[1][2 * step] + per_rank[0][2 * step + 1] + per_rank[1][2 * step + 1]
+        assert got == expected
+    assert sorted(global_indices(0, 37, 37, 0)) == list(range(37))  # one epoch is a permutation
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    assert cosine_with_warmup(0, 10, 100) == pytest.approx(0.1)
+    assert cosine_with_warmup(9, 10, 100) == pytest.approx(1.0)
+    assert cosine_with_warmup(100, 10, 100) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_process_with_double_batch(tmp_path):
+    single, double = tmp_path / "single", tmp_path / "double"
+    assert _run(["--batch-size", "8"], single).returncode == 0
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
+    result = _run(["--batch-size", "8"], double, launcher=launcher)
+    assert result.returncode == 0, result.stderr[-2000:]
+    a, b = (load_training_state(p / "state.pt") for p in (single, double))
+    for name, value in a["model"].items():
+        torch.testing.assert_close(b["model"][name], value, rtol=1e-5, atol=1e-6)
+    assert _losses(single) == pytest.approx(_losses(double), rel=1e-5)
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    args = ["--steps", "30", "--checkpoint-every", "5"]
+    assert _run(args, reference).returncode == 0
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "TOY_STEP_DELAY": "0.05"}
+    proc = subprocess.Popen([sys.executable, str(TOY), "--out", str(killed), *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        log = killed / "losses.jsonl"
+        if (killed / "state.pt").exists() and log.exists() and len(log.read_text().splitlines()) >= 12:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    interrupted_at = load_training_state(killed / "state.pt")["step"]
+    assert 5 <= interrupted_at < 30
+
+    assert _run(args, killed).returncode == 0
+    assert _losses(killed) == _losses(reference)  # bit-identical, not merely close
+
+
+def test_pickle_with_a_payload_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "state.pt"
+    with path.open("wb") as f:
+        pickle.dump({"step": Payload()}, f)
+    with pytest.raises(InputError, match="refused"):
+        load_training_state(path)
+    assert not marker.exists()
+
+
+def test_truncated_state_names_the_file(tmp_path):
+    path = tmp_path / "state.pt"
+    torch.save({"step": 3, "w": torch.ones(1000)}, path)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(InputError, match=str(path)):
+        load_training_state(path)
