@@ -1,0 +1,47 @@
+"""Guided diffusion sampling for every musicprod model family (Levy et al. 2023, Alg. 2), and the audio tasks.
+
+Typical use::
+
+    from guidance import Denoiser, EditModel, IdentityCodec, infill
+    model = EditModel(Denoiser(net), IdentityCodec(), window=2**16, xi=XI_WAVEFORM)
+    out = infill(model, audio, 2.0, 4.0)          # audio (B, 2, N) -> (B, 2, N)
+"""
+from .codec import Codec, IdentityCodec, VAECodec, latent_mask
+from .denoiser import CFGDenoiser, CosineSchedule, Denoised, Denoiser, DiscreteSchedule, linear_betas
+from .objective import v_objective_loss
+from .sampler import ddim_step, denoise, sample, sample_ddpm
+from .schedule import broadcast_like, cosine_alpha_sigma, uniform_timesteps
+from .tasks import (
+    K_PRIOR,
+    EditModel,
+    EditProblem,
+    ReplaceProjection,
+    constant_power_crossfade,
+    continuation,
+    continuation_problem,
+    infill,
+    infill_problem,
+    latent_edit_model,
+    waveform_edit_model,
+    initial_noise,
+    regenerate,
+    regenerate_problem,
+    solve,
+    transition,
+    transition_problem,
+)
+from .terms import XI_LATENT, XI_WAVEFORM, CroppedAudioL1, Guidance, L1Distance, LossHook
+from .windowing import distance_to_unknown, edit_long, known_weight, paste_known, place_window
+
+__all__ = [
+    "Codec", "IdentityCodec", "VAECodec", "latent_mask",
+    "CFGDenoiser", "CosineSchedule", "Denoised", "Denoiser", "DiscreteSchedule", "linear_betas",
+    "v_objective_loss",
+    "ddim_step", "denoise", "sample", "sample_ddpm",
+    "broadcast_like", "cosine_alpha_sigma", "uniform_timesteps",
+    "K_PRIOR", "EditModel", "EditProblem", "ReplaceProjection", "constant_power_crossfade", "continuation",
+    "continuation_problem", "infill", "infill_problem", "latent_edit_model", "waveform_edit_model", "initial_noise", "regenerate", "regenerate_problem",
+    "solve", "transition", "transition_problem",
+    "XI_LATENT", "XI_WAVEFORM", "CroppedAudioL1", "Guidance", "L1Distance", "LossHook",
+    "distance_to_unknown", "edit_long", "known_weight", "paste_known", "place_window",
+]

@@ -49,7 +49,7 @@ class TrainConfig:
     log_every: int = 25
     checkpoint_every: int = 250
     num_workers: int = 0
-    max_minutes: float | None = None  # wall-clock budget: stop early, checkpoint and export
+    max_minutes: float | None = None  # wall-clock budget: the LR anneals over it; stop, checkpoint, export
     cpu: bool = False
 
 
@@ -184,7 +184,14 @@ def train(
 
     trainable = list(parameters(model) if parameters else model.parameters())
     optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_with_warmup(s, cfg.warmup_steps, cfg.steps))
+    # With a wall-clock budget the cosine runs over whichever ends first, the steps or the minutes, so a
+    # budgeted run still anneals. Only runs without max_minutes resume bit-exactly.
+    budget_used = {"fraction": 0.0}
+
+    def lr_multiplier(s: int) -> float:
+        return cosine_with_warmup(max(s, int(budget_used["fraction"] * cfg.steps)), cfg.warmup_steps, cfg.steps)
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier)
     ema = copy.deepcopy(model).float().eval().requires_grad_(False) if cfg.ema_decay else None
 
     start_step = 0
@@ -264,8 +271,10 @@ def train(
                 writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
             bar.set_postfix(loss=f"{last['loss']:.4f}")
         bar.update(1)
-        out_of_time = cfg.max_minutes is not None and (time.monotonic() - started) > 60 * cfg.max_minutes
-        out_of_time = bool(accelerator.reduce(torch.tensor(float(out_of_time), device=accelerator.device), reduction="sum") > 0)
+        if cfg.max_minutes is not None:  # every rank must see the same fraction, or their LRs would differ
+            fraction = torch.tensor((time.monotonic() - started) / (60 * cfg.max_minutes), device=accelerator.device)
+            budget_used["fraction"] = float(accelerator.reduce(fraction, reduction="sum")) / world
+        out_of_time = budget_used["fraction"] >= 1.0
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
             checkpoint(step)
         if out_of_time:

@@ -13,6 +13,16 @@ from musicprod_common.errors import InputError
 
 COMMAND_MODULES = [
     "recipes.render_cmd",
+    "recipes.demo_cmd",
+    "recipes.inpaint_cmd",
+    "recipes.inpaint_batch_cmd",
+    "recipes.regenerate_cmd",
+    "recipes.continue_cmd",
+    "recipes.transition_cmd",
+    "recipes.transition_stems_cmd",
+    "recipes.accompany_cmd",
+    "recipes.harmonize_cmd",
+    "recipes.infill_midi_cmd",
 ]
 
 

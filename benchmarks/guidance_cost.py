@@ -1,0 +1,89 @@
+"""Guidance cost: guided vs unguided 50-step latent infill of one 5.94 s window, timed in the same run.
+
+    python benchmarks/guidance_cost.py [--dit runs/dit/final] [--vae runs/vae/final] [--steps 50] [--threads 1]
+
+Without checkpoints the ``small`` DiT and VAE presets are built with random weights (the timing does not depend
+on the weights). Each variant solves the paper's 2 s infill in the middle of the window:
+
+* unguided:          ξ = 0, replacement-only projection (no gradients);
+* guided-audio:      d = L1 after the VAE decoder, full backprop through the DiT (Levy et al. 2023, Alg. 2);
+* guided-audio-x0:   same, with v_θ held constant (gradient through x̂0 and the decoder only);
+* guided-audio-band(-x0): audio L1 on the known 0.5 s either side of the gap only, decoding just those frames
+  (guided-audio-band-x0 is what ``guidance.solve`` does by default);
+* guided-latent:     d = L1 against the encoded measurement, full backprop through the DiT;
+* guided-latent-x0:  latent measurement with v_θ held constant.
+
+Prints one JSON line per variant, then a summary with the ratios to unguided.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import torch
+
+from guidance import infill_problem, latent_edit_model, solve
+from latent_diffusion.config import dit_preset
+from latent_diffusion.dit import DiT, build_dit
+from vae.model import SpectrogramVAE
+
+BAND_S = 0.5  # known audio each side of the gap for the band-limited audio measurement (solve's default)
+VARIANTS = {
+    "unguided": dict(xi=0.0),
+    "guided-audio": dict(space="audio", through_net=True, band_s=None),
+    "guided-audio-x0": dict(space="audio", through_net=False, band_s=None),
+    "guided-audio-band": dict(space="audio", through_net=True, band_s=BAND_S),
+    "guided-audio-band-x0": dict(space="audio", through_net=False, band_s=BAND_S),  # = solve()'s defaults
+    "guided-latent": dict(space="latent", through_net=True),
+    "guided-latent-x0": dict(space="latent", through_net=False),
+}
+
+
+def build(args: argparse.Namespace) -> tuple[DiT, SpectrogramVAE, str]:
+    vae = SpectrogramVAE.from_pretrained(args.vae) if args.vae else SpectrogramVAE.from_preset("small")
+    if args.dit:
+        dit = DiT.from_pretrained(args.dit)
+    else:
+        dit = build_dit(dit_preset("small", in_channels=vae.config.latent_channels, hop_samples=vae.latent_hop))
+    source = "checkpoints" if args.dit and args.vae else "random-init small presets"
+    return dit.eval(), vae.eval(), source
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dit", help="DiT checkpoint folder (default: random-init small preset)")
+    p.add_argument("--vae", help="VAE checkpoint folder (default: random-init small preset)")
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    dit, vae, source = build(args)
+    model = latent_edit_model(dit, vae)
+    audio = 0.1 * torch.randn(1, 2, model.window, generator=torch.Generator().manual_seed(0))
+    gap = 2 * model.sample_rate
+    start = (model.window - gap) // 2
+    problem = infill_problem(audio, start, start + gap)
+    solve(problem, model, steps=2, xi=0.0)  # warm-up (allocator, kernels)
+    times: dict[str, float] = {}
+    for _ in range(args.repeats):
+        for name in args.variants:  # interleaved so load changes on the shared CPU hit every variant alike
+            t0 = time.perf_counter()
+            solve(problem, model, steps=args.steps, generator=torch.Generator().manual_seed(0), **VARIANTS[name])
+            times[name] = min(times.get(name, float("inf")), time.perf_counter() - t0)
+            print(json.dumps({"variant": name, "seconds": round(times[name], 3)}), flush=True)
+    base = times.get("unguided")
+    summary = {
+        "models": source, "steps": args.steps, "window_s": round(model.window / model.sample_rate, 3),
+        "threads": args.threads, "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+        "seconds": {k: round(v, 3) for k, v in times.items()},
+        "ratio_to_unguided": {k: round(v / base, 2) for k, v in times.items()} if base else None,
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Guidance terms: small differentiable losses on x̂0, summed with weights (Levy et al. 2023, §3).
+
+A term is any callable ``term(x0_model_space, audio) -> scalar`` where ``audio`` is the decoded x̂0
+``(B, 2, T)`` (``None`` when the guidance has no decoder or no term asks for audio). Its ``space`` attribute
+("latent" or "audio") tells :class:`Guidance` whether the decoder must run; decoding happens once per step
+however many audio terms there are.
+
+Distances are *sums* over elements (an L1 norm), not means: the paper's step sizes ξ = 3e-2 (latent) and
+3e-3 (waveform) act on per-sample gradients of size O(1), which a mean would shrink by the element count.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Sequence
+
+import torch
+
+XI_LATENT = 3e-2  # Levy et al. 2023, default step size for the latent model
+XI_WAVEFORM = 3e-3  # Levy et al. 2023, default step size for the waveform model
+
+Space = Literal["latent", "audio"]
+
+
+@dataclass
+class L1Distance:
+    """d(y, A(x̂0)) = ‖m ⊙ (y − x)‖₁ with A = masking (after decoding when ``space == "audio"``).
+
+    ``target`` and ``mask`` broadcast against the space they live in: latents ``(B, C, L)``/``(B, 1, L)``,
+    audio ``(B, 2, T)``/``(B, 1, T)``. ``mask`` is 1 where the measurement is known.
+    """
+
+    target: torch.Tensor
+    mask: torch.Tensor
+    space: Space = "latent"
+
+    def __call__(self, x0: torch.Tensor, audio: torch.Tensor | None) -> torch.Tensor:
+        x = audio if self.space == "audio" else x0
+        return (self.mask * (x - self.target)).abs().sum()
+
+
+@dataclass
+class CroppedAudioL1:
+    """d = ‖m ⊙ (y − D(x̂0))‖₁ in audio space, decoding only the latent frames that ``m`` needs.
+
+    ``target`` ``(B, 2, T)``, ``mask`` ``(B, 1, T)`` (1 = measured). Runs of measured frames are decoded as crops
+    ``x̂0[..., f0:f1]`` with ``context`` extra frames each side (the decoder's receptive field; the crop edges
+    are never measured), so a mask limited to a band around a gap costs a fraction of a full decode. With a
+    full mask it is one crop of the whole window, i.e. exactly the paper's A = mask ∘ decoder.
+    """
+
+    target: torch.Tensor
+    mask: torch.Tensor
+    decode: Callable[[torch.Tensor, int], torch.Tensor]  # (B, C, l) latent crop, samples -> (B, 2, samples)
+    hop: int
+    context: int = 8
+    space: Space = "latent"  # it decodes by itself, so Guidance passes model-space x̂0
+    crops: list[tuple[int, int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        frames = -(-self.mask.shape[-1] // self.hop)
+        padded = torch.nn.functional.pad(self.mask.amax(dim=(0, 1)), (0, frames * self.hop - self.mask.shape[-1]))
+        measured = (padded.reshape(frames, self.hop) > 0).any(dim=1).tolist()
+        self.crops = []
+        for f, m in enumerate(measured):
+            if not m:
+                continue
+            f0, f1 = max(0, f - self.context), min(frames, f + 1 + self.context)
+            if self.crops and f0 <= self.crops[-1][1]:
+                f0 = self.crops.pop()[0]
+            self.crops.append((f0, f1))
+
+    def __call__(self, x0: torch.Tensor, audio: torch.Tensor | None) -> torch.Tensor:
+        length = self.target.shape[-1]
+        total = x0.new_zeros(())
+        for f0, f1 in self.crops:
+            s0, s1 = f0 * self.hop, min(f1 * self.hop, length)
+            decoded = self.decode(x0[..., f0:f1], s1 - s0)  # (B, 2, s1 - s0)
+            total = total + (self.mask[..., s0:s1] * (decoded - self.target[..., s0:s1])).abs().sum()
+        return total
+
+
+@dataclass
+class LossHook:
+    """Embedding/classifier guidance: any differentiable ``loss(x) -> scalar`` on decoded audio or latents."""
+
+    loss: Callable[[torch.Tensor], torch.Tensor]
+    space: Space = "audio"
+
+    def __call__(self, x0: torch.Tensor, audio: torch.Tensor | None) -> torch.Tensor:
+        return self.loss(audio if self.space == "audio" else x0)
+
+
+@dataclass
+class Guidance:
+    """Σ_i w_i d_i(x̂0), scaled by ξ in the sampler (Levy et al. 2023, Alg. 2, line 3).
+
+    ``decode`` maps model-space x̂0 ``(B, C, L)`` to audio ``(B, 2, T)`` for audio-space terms (the VAE decoder
+    for the latent model, identity for the waveform model). ``through_net=True`` back-propagates through the
+    network (∇_{x_t} exactly as in the paper); ``False`` holds the network output constant, so only the
+    prediction-type algebra and the decoder are differentiated — much cheaper, see benchmarks/guidance_cost.py.
+    """
+
+    terms: Sequence[Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]]
+    weights: Sequence[float] | None = None
+    xi: float = XI_LATENT
+    decode: Callable[[torch.Tensor], torch.Tensor] | None = None
+    through_net: bool = True
+    _weights: list[float] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.terms:
+            raise ValueError("Guidance needs at least one term; pass guidance=None for unguided sampling")
+        self._weights = [1.0] * len(self.terms) if self.weights is None else list(self.weights)
+        if len(self._weights) != len(self.terms):
+            raise ValueError(f"{len(self.terms)} guidance terms but {len(self._weights)} weights")
+        if self.decode is None and any(getattr(t, "space", "latent") == "audio" for t in self.terms):
+            raise ValueError("an audio-space guidance term needs Guidance(decode=...)")
+
+    def loss(self, x0: torch.Tensor) -> torch.Tensor:
+        """The weighted sum of all terms for x̂0 ``(B, ...)``: a scalar."""
+        needs_audio = any(getattr(t, "space", "latent") == "audio" for t in self.terms)
+        audio = self.decode(x0) if needs_audio and self.decode is not None else None
+        return sum(w * term(x0, audio) for w, term in zip(self._weights, self.terms))

@@ -1,0 +1,240 @@
+"""Train the PaSST style classifier on pre-rendered POP909 clips.
+
+    python -m guidance.train_classifier --preset small --data DIR --valid DIR --out runs/classifier \
+        --max-minutes 8 --mixed-precision bf16
+    accelerate launch -m guidance.train_classifier ...   # same flags, any number of processes
+
+``DIR`` is a folder written by ``python -m musicprod_common.prerender`` (equal-length FLAC clips and a
+``manifest.jsonl`` naming each clip's ``file`` and ``style``). Targets: the style (multi-class, cross-entropy) and the GM instrument families of its
+tracks (multi-label, BCE), read from the manifest's ``programs`` when present, else from the style table.
+Augmentation: a random crop and a random gain per example, drawn per example index so runs are exact
+to resume. Exports ``OUT/final`` (EMA weights) and, with ``--valid``, ``OUT/valid_metrics.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from musicprod_common.datasets import SAMPLE_RATE, AudioFolderSegments
+from musicprod_common.errors import InputError
+from musicprod_common.files import atomic_path
+from musicprod_common.styles import STYLES, STYLE_NAMES
+from musicprod_common.training import TrainConfig, example_rand, train
+
+from .passt import GM_FAMILIES, PaSST, PasstConfig, passt_config
+
+MANIFEST = "manifest.jsonl"
+
+# Defaults per preset: (steps, global batch size, learning rate). Decoding the 6 s FLAC clips is the
+# bottleneck, not the GPU: ~25-50 ms per clip per core (measured here, 2 busy cores), so ~14 loader workers
+# feed roughly 5-10 steps/s of batch 64, i.e. 2400-4800 steps in 8 minutes. --max-minutes stops earlier
+# if the loader is slower; pass --steps ≈ 60 · minutes · (steps/s seen in the first minute) to decay fully.
+TRAIN_DEFAULTS: dict[str, tuple[int, int, float]] = {"tiny": (20, 4, 1e-3), "small": (4000, 64, 3e-4), "passt-s": (20000, 32, 1e-4)}
+DEFAULT_WORKERS = max(0, min(14, (os.cpu_count() or 1) - 2))
+
+
+def read_manifest(folder: str | Path) -> list[dict[str, Any]]:
+    """Rows of ``folder/manifest.jsonl`` (as written by ``musicprod_common.prerender``)."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise InputError(f"{path}: manifest not found; pass a folder of rendered clips with a {MANIFEST}")
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InputError(f"{path}:{n}: not valid JSON ({err.msg}); regenerate the manifest") from err
+        if "style" not in row or "file" not in row:
+            raise InputError(f"{path}:{n}: needs 'file' and 'style'; re-render with python -m musicprod_common.prerender")
+        rows.append(row)
+    if not rows:
+        raise InputError(f"{path}: the manifest is empty; render some clips first")
+    return rows
+
+
+def family_targets(row: Mapping[str, Any]) -> torch.Tensor:
+    """Multi-hot ``(len(GM_FAMILIES),)`` of instrument families; all −1 (ignored) when unknown.
+
+    From the manifest's ``programs`` (GM programs of the clip's tracks) and ``drums`` when present,
+    else from the named style's programs in :data:`musicprod_common.styles.STYLES`.
+    """
+    target = torch.zeros(len(GM_FAMILIES))
+    programs, drums = row.get("programs"), row.get("drums")
+    if isinstance(programs, Mapping):
+        programs = list(programs.values())
+    if programs is None and row.get("style") in STYLES:
+        style = STYLES[row["style"]]
+        programs = [style.melody, style.bridge, style.piano] + ([style.bass] if style.bass is not None else [])
+        drums = style.drums if drums is None else drums
+    if programs is None:
+        return torch.full((len(GM_FAMILIES),), -1.0)
+    for p in programs:
+        if p is not None and 0 <= int(p) < 128:
+            target[int(p) // 8] = 1.0
+    target[GM_FAMILIES.index("drums")] = float(bool(drums))
+    return target
+
+
+class StyleClips(Dataset):
+    """Clips of a rendered folder as ``{"audio": (2, T) 44.1 kHz, "style": int, "families": (17,)}``.
+
+    Audio and style come from :class:`musicprod_common.datasets.AudioFolderSegments` (one segment per
+    clip: the segment length is the clips' ``seconds`` from the manifest); the manifest row of each
+    clip adds the instrument-family targets.
+    """
+
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, folder: str | Path, class_names: Sequence[str] = STYLE_NAMES):
+        self.folder = Path(folder)
+        self.rows = read_manifest(self.folder)
+        self.class_names = tuple(class_names)
+        if tuple(self.class_names[: len(STYLE_NAMES)]) != STYLE_NAMES:
+            raise InputError(f"classifier classes {self.class_names} are not the renderer's styles {STYLE_NAMES}; retrain with this version")
+        seconds = self.rows[0].get("seconds") or self._first_clip_seconds()
+        self.source = AudioFolderSegments(self.folder, float(seconds))
+        self.row_of_file = {row.get("file"): row for row in self.rows}
+
+    def _first_clip_seconds(self) -> float:
+        import soundfile as sf
+
+        path = self.folder / str(self.rows[0].get("file"))
+        try:
+            info = sf.info(str(path))
+        except Exception as err:
+            raise InputError(f"{path}: cannot read the first clip of the manifest ({err}); re-render the folder") from err
+        return info.frames / info.samplerate
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.source[index]
+        k, _ = self.source.entries[index]
+        row = self.row_of_file.get(self.source.files[k].name, {})
+        return {"audio": item["audio"], "style": item["style"], "families": family_targets(row)}
+
+
+@dataclasses.dataclass
+class Augment:
+    crop_seconds: float = 5.0  # random crop length (PaSST trains on crops; the time embedding handles any length)
+    gain_db: float = 6.0  # uniform random gain in ±gain_db
+    label_smoothing: float = 0.1
+    family_weight: float = 0.5  # weight of the multi-label family BCE next to the style cross-entropy
+
+
+def random_crop_gain(audio: torch.Tensor, index: torch.Tensor, sample_rate: int, aug: Augment) -> torch.Tensor:
+    """Per-example random crop to ``crop_seconds`` and gain: ``(B, C, T)`` → ``(B, C, n)``."""
+    b, c, t = audio.shape
+    n = min(t, int(aug.crop_seconds * sample_rate))
+    u = example_rand(index, (2,), salt=11, device=audio.device)  # (B, 2)
+    starts = torch.clamp((u[:, 0] * (t - n + 1)).long(), max=t - n)
+    positions = starts[:, None, None] + torch.arange(n, device=audio.device)  # (B, 1, n)
+    crops = torch.gather(audio, 2, positions.expand(b, c, n))
+    gain = 10.0 ** ((2.0 * u[:, 1] - 1.0) * aug.gain_db / 20.0)
+    return crops * gain[:, None, None].to(crops.dtype)
+
+
+def make_loss(sample_rate: int, aug: Augment):
+    def loss_fn(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        audio = random_crop_gain(batch["audio"], batch["index"], sample_rate, aug)
+        out = model(audio)
+        logits = out["logits"].float()
+        style_loss = F.cross_entropy(logits, batch["style"], label_smoothing=aug.label_smoothing)
+        logs = {"style_ce": float(style_loss.detach()), "style_acc": float((logits.argmax(-1) == batch["style"]).float().mean())}
+        loss = style_loss
+        if "family_logits" in out:
+            targets = batch["families"].float()
+            known = (targets >= 0).float()
+            bce = F.binary_cross_entropy_with_logits(out["family_logits"].float(), targets.clamp(min=0), reduction="none")
+            family_loss = (bce * known).sum() / known.sum().clamp(min=1.0)  # always in the graph (DDP), 0 without labels
+            loss = loss + aug.family_weight * family_loss
+            logs["family_bce"] = float(family_loss.detach())
+        return loss, logs
+
+    return loss_fn
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m guidance.train_classifier", description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", default="small", help="PaSST preset: tiny, small, passt-s")
+    p.add_argument("--data", required=True, help="folder of training clips with manifest.jsonl")
+    p.add_argument("--valid", help="folder of validation clips (accuracy written to OUT/valid_metrics.json)")
+    p.add_argument("--out", required=True, help="run folder (resumes if it holds state.pt)")
+    p.add_argument("--steps", type=int, help="optimizer steps (default per preset)")
+    p.add_argument("--batch-size", type=int, help="global batch size (default per preset)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default per preset)")
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--warmup-steps", type=int, default=200)
+    p.add_argument("--max-minutes", type=float, help="wall-clock budget; stops, checkpoints and exports")
+    p.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
+    p.add_argument("--num-workers", type=int, default=DEFAULT_WORKERS, help=f"data loader processes (default {DEFAULT_WORKERS})")
+    p.add_argument("--crop-seconds", type=float, default=Augment.crop_seconds)
+    p.add_argument("--gain-db", type=float, default=Augment.gain_db)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--cpu", action="store_true", help="force the CPU")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        summary = run(args)
+    except InputError as err:
+        sys.stderr.write(f"train_classifier: error: {err}\n")
+        return 2
+    if summary.get("valid") is not None:
+        print(json.dumps(summary["valid"]))
+    return 0
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    dataset = StyleClips(args.data)
+    if args.valid:
+        StyleClips(args.valid)  # a bad validation folder fails now, not after the training run
+    cfg: PasstConfig = passt_config(args.preset, input_sample_rate=dataset.sample_rate)
+    steps, batch, lr = TRAIN_DEFAULTS.get(args.preset, TRAIN_DEFAULTS["small"])
+    train_cfg = TrainConfig(
+        steps=args.steps or steps, batch_size=args.batch_size or batch, lr=args.lr or lr, weight_decay=args.weight_decay,
+        warmup_steps=min(args.warmup_steps, max(1, (args.steps or steps) // 10)), mixed_precision=args.mixed_precision,
+        seed=args.seed, num_workers=args.num_workers, max_minutes=args.max_minutes, cpu=args.cpu,
+        checkpoint_every=args.checkpoint_every, log_every=25,
+    )
+    model = PaSST(cfg)
+    model.head_dist.requires_grad_(False)  # official-layout head the forward pass never uses; keeps DDP happy
+    aug = Augment(crop_seconds=args.crop_seconds, gain_db=args.gain_db)
+    summary = train(model, make_loss(dataset.sample_rate, aug), dataset, train_cfg, args.out, model_config=cfg,
+                    parameters=lambda m: [p for p in m.parameters() if p.requires_grad], progress=not args.no_progress)
+    summary["valid"] = None
+    out = Path(args.out)
+    if args.valid and (out / "final").is_dir():
+        from accelerate import PartialState
+
+        if PartialState().is_main_process:
+            from .evaluate_classifier import evaluate_folder
+            from .passt import from_pretrained
+
+            classifier = from_pretrained(out / "final")
+            device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
+            metrics = evaluate_folder(classifier.to(device), args.valid, batch_size=32, num_workers=args.num_workers)
+            with atomic_path(out / "valid_metrics.json") as tmp:
+                tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+            summary["valid"] = metrics
+    return summary
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""Editing audio longer than the model window, and blending generated audio back into the original.
+
+Everything outside the edited region and its crossfade margins is copied bit for bit from the input; the
+margins are a raised-cosine crossfade from original to generated audio, placed on the *known* side so the
+generated region itself is kept whole.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from musicprod_common.errors import InputError
+
+
+def distance_to_unknown(mask: torch.Tensor) -> torch.Tensor:
+    """Mask ``(B, 1, T)`` (1 = known) → samples to the nearest unknown sample ``(B, 1, T)`` (0 on unknown ones,
+    more than 2T when there is none)."""
+    known = mask > 0.5
+    length = mask.shape[-1]
+    pos = torch.arange(length, device=mask.device).expand_as(mask)
+    big = torch.full_like(pos, 2 * length + 2)
+    last_unknown = torch.cummax(torch.where(known, -big, pos), dim=-1).values  # nearest unknown at or before
+    next_unknown = -torch.cummax(-torch.where(known, big, pos).flip(-1), dim=-1).values.flip(-1)  # at or after
+    return torch.minimum(pos - last_unknown, next_unknown - pos)
+
+
+def known_weight(mask: torch.Tensor, margin: int) -> torch.Tensor:
+    """Mask ``(B, 1, T)`` (1 = known) → weight of the original ``(B, 1, T)``: 0 on unknown samples, rising as
+    sin²(π/2 · d/(margin+1)) with the distance d to the nearest unknown sample, exactly 1 beyond ``margin``.
+    """
+    dist = distance_to_unknown(mask)
+    ramp = torch.sin(0.5 * math.pi * (dist.float() / (margin + 1)).clamp(max=1.0)) ** 2
+    return torch.where(dist > margin, torch.ones_like(ramp), ramp)
+
+
+def paste_known(original: torch.Tensor, generated: torch.Tensor, mask: torch.Tensor, margin: int) -> torch.Tensor:
+    """Original ``(B, 2, T)`` where ``mask`` ``(B, 1, T)`` is known (bit-exact beyond ``margin`` samples from the
+    unknown region), generated audio inside the unknown region, a crossfade in between."""
+    w = known_weight(mask, margin)
+    blended = w * original + (1.0 - w) * generated
+    return torch.where(w >= 1.0, original, blended)
+
+
+def place_window(start: int, end: int, total: int, window: int, margin: int) -> int:
+    """Start of a ``window``-sample window centred on region [start, end) plus margins, clamped to the audio."""
+    if not 0 <= start < end <= total:
+        raise InputError(f"edit region [{start}, {end}) samples is empty or outside the audio (0..{total}); pass 0 <= start < end <= length")
+    if end - start + 2 * margin > window:
+        raise InputError(
+            f"edit region of {end - start} samples plus 2×{margin} margin exceeds the model window of {window} samples; edit a shorter region"
+        )
+    centre = (start + end) // 2
+    return max(0, min(centre - window // 2, total - window))
+
+
+def edit_long(
+    audio: torch.Tensor, start: int, end: int, window: int, margin: int,
+    edit: Callable[[torch.Tensor, int, int], torch.Tensor],
+) -> torch.Tensor:
+    """Apply ``edit(window_audio (B, 2, window), rel_start, rel_end) -> (B, 2, window)`` to the window around
+    region [start, end) of ``audio`` ``(B, 2, N)`` and blend it back; returns ``(B, 2, N)``.
+
+    Audio shorter than the window is zero-padded for the model and cropped afterwards. Outside
+    [start − margin, end + margin) the output is the input, bit for bit.
+    """
+    total = audio.shape[-1]
+    w0 = place_window(start, end, max(total, window), window, margin)
+    padded = torch.nn.functional.pad(audio, (0, max(0, window - total)))
+    chunk = padded[..., w0 : w0 + window]
+    generated = edit(chunk, start - w0, end - w0)
+    mask = torch.ones_like(chunk[:, :1])
+    mask[..., start - w0 : end - w0] = 0.0
+    blended = paste_known(chunk, generated, mask, margin)
+    lo, hi = max(0, start - margin), min(total, end + margin)
+    out = audio.clone()
+    out[..., lo:hi] = blended[..., lo - w0 : hi - w0]
+    return out

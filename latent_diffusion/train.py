@@ -1,0 +1,88 @@
+"""Train the latent DiT with the v-objective on a latent cache.
+
+    python -m latent_diffusion.train --preset small --latents CACHE --out runs/dit --max-minutes 8 \
+        --batch-size 96 --mixed-precision bf16
+    python -m latent_diffusion.train --preset small --vae VAE_CKPT --data AUDIO_DIR --out runs/dit ...
+    accelerate launch -m latent_diffusion.train ...      # same flags, N processes
+
+With ``--vae`` and ``--data`` the cache is built first (on the main process, into ``--latents`` or
+``OUT/latents.safetensors``) and reused if it already exists. ``OUT/final/`` is loadable with
+``DiT.from_pretrained``; its config carries the latent statistics needed to decode samples.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from guidance.objective import v_objective_loss
+from musicprod_common.errors import InputError
+from musicprod_common.training import train
+
+from .config import PRESETS, dit_preset
+from .dit import DiT
+from .latent_cache import LatentCache, build_latent_cache
+from .train_cli import OneLineParser, add_training_args, export_dtype, resolve_steps, run_main, train_config_from_args
+
+PAPER_BATCH = 96  # Levy et al. 2023, latent model global batch
+
+
+def dit_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    """v-objective on normalised latents ``batch["latents"]`` ``(B, C, L)``."""
+    return v_objective_loss(model, batch["latents"], batch["index"]), {}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog="python -m latent_diffusion.train", description=__doc__.split("\n")[0])
+    p.add_argument("--preset", default="small", choices=sorted(PRESETS))
+    p.add_argument("--latents", default=None, help="latent cache (.safetensors); built here if --vae and --data are given")
+    p.add_argument("--vae", default=None, help="VAE checkpoint folder or hub id, to build the cache")
+    p.add_argument("--data", default=None, help="audio folder (clips + manifest.jsonl), to build the cache")
+    p.add_argument("--encode-batch", type=int, default=16)
+    add_training_args(p, batch_size=PAPER_BATCH, lr=3e-4)
+    return p
+
+
+def ensure_cache(args: argparse.Namespace) -> Path:
+    """The cache path; built first (main process only) when --vae/--data ask for it and it does not exist."""
+    if (args.vae is None) != (args.data is None):
+        raise InputError("--vae and --data go together (they build the latent cache); or pass only --latents CACHE")
+    cache = Path(args.latents) if args.latents else Path(args.out) / "latents.safetensors"
+    if args.vae is None:
+        if args.latents is None:
+            raise InputError("no training data: pass --latents CACHE, or --vae CKPT --data DIR to build one")
+        return cache
+    from accelerate import PartialState
+
+    state = PartialState(cpu=args.cpu)
+    with state.main_process_first():
+        if state.is_main_process and not cache.exists():
+            from musicprod_common.datasets import AudioFolderSegments
+            from vae import SpectrogramVAE
+
+            vae = SpectrogramVAE.from_pretrained(args.vae).to(state.device)
+            window = dit_preset(args.preset).frames * vae.latent_hop
+            dataset = AudioFolderSegments(args.data, window / vae.config.sample_rate, seed=args.seed)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            build_latent_cache(vae, dataset, cache, batch_size=args.encode_batch, device=state.device, source=str(args.data))
+            del vae
+    return cache
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    torch.backends.cuda.matmul.allow_tf32 = True  # an entry point, not library code: fp32 matmuls on tensor cores
+    data = LatentCache(ensure_cache(args))
+    config = dit_preset(args.preset, **data.dit_overrides())
+    if config.frames % config.patch_size:
+        raise InputError(f"{data.path}: {config.frames} latent frames is not a multiple of the patch size {config.patch_size}")
+    torch.manual_seed(args.seed)  # initial weights: a function of the seed
+    model = DiT(config)
+    steps = resolve_steps(args, model, dit_loss, data)
+    cfg = train_config_from_args(args, steps)
+    train(model, dit_loss, data, cfg, args.out, model_config=config, export_dtype=export_dtype(args), progress=not args.no_progress)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main, prog="latent_diffusion.train"))

@@ -1,0 +1,151 @@
+"""Arguments and checks shared by the audio-editing subcommands (inpaint, continue, regenerate, transition...).
+
+Everything here runs *before* a model is loaded, so bad input fails in milliseconds with one line
+(:class:`InputError`, exit code 2) and never leaves an output behind.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from musicprod_common.audio import AUDIO_SUFFIXES, load_audio
+from musicprod_common.errors import InputError
+
+from .pipeline import MODEL_KINDS, Models, default_checkpoints
+
+if TYPE_CHECKING:
+    import torch
+
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
+    return value
+
+
+def add_model_args(parser: argparse.ArgumentParser, *, default_steps: int = 50, default_threads: int | None = None) -> None:
+    """``--model``, ``--checkpoints``, ``--steps``, ``--seed``, ``--guidance``, ``--threads``: every model-driven command."""
+    parser.add_argument("--model", choices=MODEL_KINDS, default="latent",
+                        help="latent: DiT over VAE latents (default, fast); waveform: U-Net on raw audio (baseline)")
+    parser.add_argument("--checkpoints", type=Path, default=None,
+                        help=f"folder with vae/, dit/, unet/ checkpoints (default: $MUSICPROD_CHECKPOINTS or {default_checkpoints()})")
+    parser.add_argument("--steps", type=positive_int, default=default_steps, help=f"sampling steps (default {default_steps})")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same output on the CPU")
+    parser.add_argument("--guidance", type=non_negative_float, default=None, metavar="XI",
+                        help="guidance strength ξ (default: the paper's, 3e-2 latent / 3e-3 waveform; 0 = projection only)")
+    parser.add_argument("--threads", type=positive_int, default=default_threads,
+                        help="CPU threads for torch (default: " + ("torch's own" if default_threads is None else str(default_threads))
+                             + "; 1 is fastest on a busy 2-core machine)")
+
+
+def models_from_args(args: argparse.Namespace) -> "Models":
+    """Set the thread count (the CLI owns global torch settings, the library never touches them) and load."""
+    import torch
+
+    from .pipeline import load_models
+
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    return load_models(args.model, args.checkpoints)
+
+
+def check_input_file(path: str | os.PathLike, what: str = "a file") -> Path:
+    """An existing regular file; ``what`` names what was expected in the error (e.g. "an audio file")."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found; check the path")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; pass {what}")
+    return path
+
+
+def read_audio(path: str | os.PathLike) -> tuple["torch.Tensor", int]:
+    """Load ``(channels, T)`` float32 and its rate, refusing what no command can use (one line each)."""
+    import torch
+
+    path = check_input_file(path, "an audio file (for a folder of files use `musicprod inpaint-batch`)")
+    audio, sr = load_audio(path)
+    if audio.shape[0] > 2:
+        raise InputError(f"{path}: has {audio.shape[0]} channels; only mono and stereo are supported, downmix it first")
+    if not torch.isfinite(audio).all():
+        raise InputError(f"{path}: contains NaN or infinite samples; repair or re-export the file")
+    return audio, sr
+
+
+def check_output_file(path: str | os.PathLike, *inputs: str | os.PathLike, suffixes: tuple[str, ...] = AUDIO_SUFFIXES,
+                      kind: str = "audio") -> Path:
+    """A writable output path with a known suffix that is none of the inputs; probing leaves nothing behind."""
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise InputError(f"{path}: unknown {kind} format {path.suffix or '(no suffix)'}; use one of {', '.join(suffixes)}")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; pass an output file name like {path / 'out.wav'}")
+    from musicprod_common.files import check_not_overwriting_input
+
+    check_not_overwriting_input(path, *inputs)
+    check_writable_dir(path.parent, for_path=path)
+    return path
+
+
+def check_writable_dir(folder: Path, *, for_path: Path | None = None, create: bool = False) -> Path:
+    """Fail now, not after minutes of sampling, if ``folder`` cannot take a new file.
+
+    Probes with a real temporary file (``os.access`` says yes to root even on read-only mounts).
+    """
+    shown = for_path or folder
+    if create and not folder.exists():
+        try:
+            folder.mkdir(parents=True)
+        except OSError as err:
+            raise InputError(f"{shown}: cannot create the output folder ({err.strerror}); pick a writable output path") from err
+    if not folder.is_dir():
+        raise InputError(f"{shown}: the output folder {folder} does not exist or is not a folder; create it or pick another output path")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".musicprod-probe-", dir=folder)
+    except OSError as err:
+        raise InputError(f"{shown}: cannot write there ({err.strerror}); pick a writable output path") from err
+    os.close(fd)
+    os.unlink(probe)
+    return folder
+
+
+def parse_region(start: float, end: float, duration: float, path: str | os.PathLike) -> tuple[float, float]:
+    """Check ``start < end`` and that the region lies inside a file of ``duration`` seconds."""
+    if not start < end:
+        raise InputError(f"--start {start:g} must be before --end {end:g}")
+    if end > duration + 1e-9:
+        raise InputError(f"{path}: region {start:g}-{end:g} s ends after the file ({duration:.2f} s); pass --end <= {duration:.2f}")
+    return start, end
+
+
+@contextlib.contextmanager
+def cleanup_on_error(*paths: Path) -> Iterator[None]:
+    """Remove outputs this command created if it fails half-way (multi-file outputs such as stem folders)."""
+    existed = {p: p.exists() for p in paths}
+    try:
+        yield
+    except BaseException:
+        for p in paths:
+            if not existed[p] and p.exists() and p.is_file():
+                p.unlink()
+        raise

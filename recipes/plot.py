@@ -1,0 +1,68 @@
+"""Before/after log-mel spectrograms with the edited region marked (``--plot out.png``)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from musicprod_common.files import atomic_path
+
+
+def log_mel(audio: torch.Tensor, sample_rate: int, n_mels: int = 96) -> np.ndarray:
+    """``(channels, T)`` → dB log-mel of the channel mean, ``(n_mels, frames)``; hop ≈ 5.8 ms at any rate."""
+    import torchaudio
+
+    n_fft = 1 << max(8, int(np.ceil(np.log2(sample_rate * 0.046))))  # ≈ 46 ms windows (2048 at 44.1 kHz)
+    hop = max(1, n_fft // 8)
+    mono = audio.float().mean(0)
+    if mono.numel() < n_fft:  # very short clips: pad so one frame exists
+        mono = torch.nn.functional.pad(mono, (0, n_fft - mono.numel()))
+    mel = torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=n_fft, hop_length=hop,
+                                               n_mels=min(n_mels, n_fft // 4), f_max=sample_rate / 2)(mono)
+    return (10.0 * torch.log10(mel.clamp(min=1e-10))).numpy()
+
+
+def plot_before_after(
+    path: str | os.PathLike,
+    before: torch.Tensor,
+    after: torch.Tensor,
+    sample_rate: int,
+    regions: list[tuple[float, float]],
+    *,
+    title: str = "",
+    context: float = 3.0,
+) -> Path:
+    """Write a PNG of ``before`` over ``after`` (both ``(channels, T)``), zoomed to the regions ± ``context`` s.
+
+    Each region (seconds) is shaded; the colour scale is shared so a level change shows as a change in colour.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    duration = before.shape[-1] / sample_rate
+    lo = max(0.0, min(a for a, _ in regions) - context)
+    hi = min(duration, max(b for _, b in regions) + context)
+    i0, i1 = int(lo * sample_rate), max(int(lo * sample_rate) + 1, int(np.ceil(hi * sample_rate)))
+    mels = [log_mel(x[..., i0:i1], sample_rate) for x in (before, after[..., : before.shape[-1]])]
+    vmax = max(m.max() for m in mels)
+    vmin = vmax - 80.0
+    fig, axes = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True, constrained_layout=True)
+    for ax, mel, label in zip(axes, mels, ("before", "after")):
+        im = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
+                       extent=(lo, lo + (i1 - i0) / sample_rate, 0, mel.shape[0]))
+        for a, b in regions:
+            ax.axvspan(a, b, facecolor="none", edgecolor="cyan", linewidth=1.5, linestyle="--")
+        ax.set_ylabel(f"{label}\nmel bin")
+    axes[-1].set_xlabel("time (s)")
+    fig.colorbar(im, ax=axes, label="dB", shrink=0.8)
+    if title:
+        fig.suptitle(title)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".").lower() or "png")
+    plt.close(fig)
+    return path

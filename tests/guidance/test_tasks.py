@@ -1,0 +1,239 @@
+"""Tasks, projection, x_T construction and windowing, on a tiny stand-in codec and network."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from guidance import (
+    CosineSchedule,
+    Denoiser,
+    EditModel,
+    IdentityCodec,
+    LossHook,
+    ReplaceProjection,
+    constant_power_crossfade,
+    continuation,
+    edit_long,
+    infill,
+    infill_problem,
+    initial_noise,
+    known_weight,
+    latent_mask,
+    regenerate,
+    regenerate_problem,
+    solve,
+    transition,
+    transition_problem,
+)
+from musicprod_common.errors import InputError
+
+HOP = 4
+WINDOW = 64
+
+
+class FoldCodec:
+    """Stand-in for the VAE: folds ``HOP`` samples of both channels into 2·HOP channels (exactly invertible)."""
+
+    hop = HOP
+    erode = 1  # exercise the erosion path in solve()
+
+    def encode(self, audio: torch.Tensor) -> torch.Tensor:  # (B, 2, T) -> (B, 2·hop, T/hop)
+        b, c, t = audio.shape
+        return audio.reshape(b, c, t // HOP, HOP).permute(0, 1, 3, 2).reshape(b, c * HOP, t // HOP)
+
+    def decode(self, z: torch.Tensor, length: int) -> torch.Tensor:
+        b, _, frames = z.shape
+        return z.reshape(b, 2, HOP, frames).permute(0, 1, 3, 2).reshape(b, 2, frames * HOP)[..., :length]
+
+
+class TinyNet(torch.nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv1d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.conv(x)) * torch.cos(t)[:, None, None]
+
+
+def latent_model() -> EditModel:
+    return EditModel(Denoiser(TinyNet(2 * HOP), CosineSchedule(), "v"), FoldCodec(), window=WINDOW, sample_rate=16)
+
+
+def waveform_model() -> EditModel:
+    return EditModel(Denoiser(TinyNet(2), CosineSchedule(), "v"), IdentityCodec(), window=WINDOW, sample_rate=16, xi=3e-3)
+
+
+def audio(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(1, 2, n, generator=torch.Generator().manual_seed(seed))
+
+
+def test_fold_codec_roundtrip():
+    x = audio(WINDOW)
+    assert torch.equal(FoldCodec().decode(FoldCodec().encode(x), WINDOW), x)
+
+
+def test_latent_mask_is_conservative():
+    mask = torch.ones(1, 1, 16)
+    mask[..., 5:9] = 0.0  # samples 5..8 unknown: frames 1 (4..7) and 2 (8..11) straddle or hold the gap
+    assert latent_mask(mask, 4).flatten().tolist() == [1.0, 0.0, 0.0, 1.0]
+    wide = torch.ones(1, 1, 32)
+    wide[..., 12:16] = 0.0  # frame 3 unknown; erode=2 also frees frames 1, 2, 4, 5
+    assert latent_mask(wide, 4, erode=2).flatten().tolist() == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("with_prior", [False, True])
+def test_initial_noise_construction(with_prior):
+    y, prior = torch.randn(2, 3, 8), torch.randn(2, 3, 8)
+    mask = (torch.arange(8) % 3 == 0).float().expand(2, 1, 8)
+    x_T = initial_noise(y, mask, prior if with_prior else None, 0.85, torch.Generator().manual_seed(1))
+    z = torch.randn(y.shape, generator=torch.Generator().manual_seed(1))
+    fill = 0.85 * z + 0.15 * prior if with_prior else z
+    known = mask.expand_as(y) > 0.5
+    assert torch.equal(x_T[known], y[known])  # Aᵀy
+    assert torch.allclose(x_T[~known], fill[~known])  # (I − AᵀA)(…)
+
+
+def test_projection_is_exact_at_s0_and_leaves_unknown_alone():
+    y, x = torch.randn(1, 4, 6), torch.randn(1, 4, 6)
+    mask = torch.tensor([1.0, 1, 0, 0, 1, 0]).reshape(1, 1, 6)
+    proj = ReplaceProjection(y, mask, Denoiser(lambda x, t: x).alpha_sigma)
+    out = proj(x, torch.zeros(1))
+    known = mask.expand_as(y) > 0.5
+    assert torch.equal(out[known], y[known]) and torch.equal(out[~known], x[~known])
+
+
+@pytest.mark.parametrize("make_model", [latent_model, waveform_model])
+@pytest.mark.parametrize("space", ["audio", "latent"])
+def test_solve_keeps_known_region_exact(make_model, space):
+    model, x = make_model(), audio(WINDOW)
+    problem = infill_problem(x, 24, 40)
+    finals = []
+    out = solve(problem, model, steps=6, space=space, generator=torch.Generator().manual_seed(0), callback=finals.append)
+    assert out.shape == x.shape
+    assert torch.equal(out[..., :24], x[..., :24]) and torch.equal(out[..., 40:], x[..., 40:])
+    assert not torch.allclose(out[..., 24:40], x[..., 24:40])
+    # The sampler's own output (before decoding and pasting) already holds the measurement in known frames.
+    last = finals[-1]["x"]
+    y = model.codec.encode(problem.y)
+    known = latent_mask(problem.mask, model.codec.hop, y.shape[-1], model.codec.erode).expand_as(y) > 0.5
+    assert torch.equal(last[known], y[known])
+
+
+class ScaledFoldCodec(FoldCodec):
+    """A codec with a trainable parameter, as the VAE has: its graph must not leak into sampling."""
+
+    def __init__(self):
+        self.scale = torch.nn.Parameter(torch.tensor(2.0))
+
+    def encode(self, audio: torch.Tensor) -> torch.Tensor:
+        return super().encode(audio) * self.scale
+
+    def decode(self, z: torch.Tensor, length: int) -> torch.Tensor:
+        return super().decode(z / self.scale, length)
+
+
+@pytest.mark.parametrize("xi", [0.0, 3e-2])
+def test_solve_output_carries_no_graph(xi):
+    model = EditModel(Denoiser(TinyNet(2 * HOP), CosineSchedule(), "v"), ScaledFoldCodec(), window=WINDOW, sample_rate=16)
+    x = audio(WINDOW)
+    steps = []
+    out = solve(regenerate_problem(x, 16, 32), model, steps=3, xi=xi, callback=steps.append)
+    assert not out.requires_grad and not any(d["x"].requires_grad for d in steps)
+    assert torch.equal(out[..., :16], x[..., :16])
+
+
+def test_solve_paper_variant_and_hook_term_run():
+    model, x = latent_model(), audio(WINDOW)
+    calls = []
+
+    def hook(a: torch.Tensor) -> torch.Tensor:
+        calls.append(a.shape)
+        return a.pow(2).mean()
+
+    problem = regenerate_problem(x, 16, 32)
+    out = solve(problem, model, steps=4, through_net=True, band_s=None, extra_terms=[LossHook(hook)])
+    assert out.shape == x.shape and calls and calls[0] == x.shape  # the hook saw decoded audio (B, 2, T)
+
+
+def test_known_weight_ramp():
+    mask = torch.ones(1, 1, 20)
+    mask[..., 8:12] = 0.0
+    w = known_weight(mask, 3).flatten()
+    assert torch.all(w[8:12] == 0) and torch.all(w[:5] == 1) and torch.all(w[15:] == 1)
+    assert torch.all(w[5:8].diff() < 0) and torch.all(w[12:15].diff() > 0)  # fades towards the gap
+
+
+@pytest.mark.parametrize("length", [40, 200])  # shorter and longer than the 64-sample window
+def test_edit_long_bit_exact_outside_region_and_margins(length):
+    x = audio(length, seed=2)
+    start, end, margin = 20, 30, 4
+    noise = torch.randn(1, 2, WINDOW)
+    out = edit_long(x, start, end, WINDOW, margin, lambda chunk, a, b: noise + chunk)
+    assert out.shape == x.shape
+    assert torch.equal(out[..., : start - margin], x[..., : start - margin])
+    assert torch.equal(out[..., end + margin :], x[..., end + margin :])
+    assert not torch.allclose(out[..., start:end], x[..., start:end])
+
+
+def test_edit_long_rejects_region_larger_than_window():
+    with pytest.raises(InputError):
+        edit_long(audio(300), 10, 100, WINDOW, 4, lambda c, a, b: c)
+
+
+def test_infill_and_regenerate_long_audio():
+    model, x = latent_model(), audio(160, seed=3)  # 10 s at 16 Hz, window 4 s
+    for task in (infill, regenerate):
+        out = task(model, x, 4.0, 5.0, margin_s=0.25, steps=4)
+        assert out.shape == x.shape
+        assert torch.equal(out[..., : 4 * 16 - 4], x[..., : 4 * 16 - 4]) and torch.equal(out[..., 5 * 16 + 4 :], x[..., 5 * 16 + 4 :])
+
+
+def test_continuation_appends_to_input():
+    model, x = waveform_model(), audio(100, seed=4)
+    out = continuation(model, x, context_s=1.0, margin_s=0.0, steps=4)
+    assert out.shape[-1] == 100 + WINDOW - 16
+    assert torch.equal(out[..., :100], x)
+
+
+def test_constant_power_crossfade_gains():
+    ones = torch.ones(1, 2, 32)
+    ga = constant_power_crossfade(ones, 0 * ones, 8, 24)
+    gb = constant_power_crossfade(0 * ones, ones, 8, 24)
+    torch.testing.assert_close(ga**2 + gb**2, ones)
+    assert torch.all(ga[..., :8] == 1) and torch.all(gb[..., 24:] == 1)
+
+
+def test_transition_problem_and_task():
+    a, b = audio(100, seed=5), audio(90, seed=6)
+    problem = transition_problem(a[..., -40:], b[..., :44], WINDOW)  # overlap [20, 40)
+    assert torch.equal(problem.y[..., :20], a[..., 60:80]) and torch.equal(problem.y[..., 40:], b[..., 20:44])
+    assert problem.prior is not None and problem.mask[..., 20:40].sum() == 0
+    model = latent_model()
+    out = transition(model, a, b, fade_s=1.0, margin_s=0.0, steps=4)
+    fade = 16  # 1 s at 16 Hz
+    assert out.shape[-1] == 100 + 90 - fade
+    # A is kept up to the fade and B after it, bit for bit; only the fade region is generated.
+    assert torch.equal(out[..., : 100 - fade], a[..., : 100 - fade])
+    assert torch.equal(out[..., -(90 - fade) :], b[..., fade:])
+
+
+def test_transition_too_long_fade_is_input_error():
+    with pytest.raises(InputError):
+        transition(latent_model(), audio(100), audio(100), fade_s=5.0, steps=2)
+
+
+def test_cropped_audio_l1_matches_full_decode_loss_and_gradient():
+    from guidance import CroppedAudioL1, L1Distance, distance_to_unknown
+
+    codec, x = FoldCodec(), audio(WINDOW, seed=7)
+    problem = infill_problem(x, 28, 36)
+    band = problem.mask * (distance_to_unknown(problem.mask) <= 6)  # 6 known samples each side of the gap
+    cropped = CroppedAudioL1(problem.y, band, codec.decode, HOP, context=1)
+    full = L1Distance(problem.y, band, "audio")
+    assert len(cropped.crops) == 1 and cropped.crops[0][1] - cropped.crops[0][0] < WINDOW // HOP  # a partial decode
+    z = torch.randn(1, 2 * HOP, WINDOW // HOP, requires_grad=True)
+    (g_crop,) = torch.autograd.grad(cropped(z, None), z)
+    (g_full,) = torch.autograd.grad(full(z, codec.decode(z, WINDOW)), z)
+    torch.testing.assert_close(g_crop, g_full)  # the fold codec has no receptive field, so they agree exactly
+    assert g_full.abs().sum() > 0

@@ -1,0 +1,100 @@
+"""A 20-step tiny DiT training run on the CPU through the command line and the shared loop."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from guidance.objective import v_objective_loss
+from latent_diffusion import DiT, dit_preset
+from latent_diffusion.latent_cache import LatentCache, save_latent_cache
+from latent_diffusion.train import main
+from latent_diffusion.train_cli import SCHEDULE_NAME, run_main
+
+
+@pytest.fixture
+def cache(tmp_path):
+    """Structured latents (per-channel sinusoids with a per-example phase): learnable in a few steps."""
+    n, channels, frames = 48, 16, 32
+    phase = torch.linspace(0, 2 * math.pi, n)[:, None, None]
+    freq = (1 + torch.arange(channels) % 4)[None, :, None]
+    z = 2.0 * torch.sin(2 * math.pi * freq * torch.arange(frames) / frames + phase) + 0.5
+    path = tmp_path / "latents.safetensors"
+    save_latent_cache(path, z, hop_samples=1024, sample_rate=44100)
+    return path
+
+
+def _eval_loss(model: torch.nn.Module, data: LatentCache) -> float:
+    """v-loss on a fixed batch with fixed noise and times (indices the training never drew noise for)."""
+    x0 = torch.stack([data[i]["latents"] for i in range(32)])
+    with torch.no_grad():
+        return float(v_objective_loss(model, x0, torch.arange(10_000, 10_032)))
+
+
+def test_twenty_steps_learn_and_export(cache, tmp_path):
+    out = tmp_path / "run"
+    main(["--preset", "tiny", "--latents", str(cache), "--out", str(out), "--steps", "20", "--batch-size", "16",
+          "--lr", "1e-2", "--warmup-steps", "2", "--cpu", "--no-progress"])
+    losses = [json.loads(line)["loss"] for line in (out / "losses.jsonl").read_text().splitlines()]
+    assert len(losses) == 20 and all(math.isfinite(v) for v in losses)
+
+    data = LatentCache(cache)
+    trained = DiT.from_pretrained(out / "final")
+    assert trained.config.in_channels == 16 and trained.config.latent_std == pytest.approx(tuple(data.std.tolist()))
+    fresh = DiT(dit_preset("tiny", **data.dit_overrides()))
+    assert any(not torch.equal(a, b) for a, b in zip(trained.state_dict().values(), fresh.state_dict().values()))
+    assert _eval_loss(trained, data) < 0.95 * _eval_loss(fresh, data)
+
+
+def test_auto_steps_fit_the_budget_and_are_kept_for_resume(cache, tmp_path):
+    out = tmp_path / "run"
+    args = ["--preset", "tiny", "--latents", str(cache), "--out", str(out), "--max-minutes", "0.01",
+            "--batch-size", "8", "--cpu", "--no-progress"]
+    main(args)
+    steps = json.loads((out / SCHEDULE_NAME).read_text())["steps"]
+    assert steps >= 1 and (out / "final" / "model.safetensors").is_file()
+    (out / SCHEDULE_NAME).write_text(json.dumps({"steps": steps + 3}))
+    main(args)  # resumes from state.pt with the saved schedule rather than re-timing
+    state = torch.load(out / "state.pt", weights_only=True)
+    assert state["train_config"]["steps"] == steps + 3
+
+
+@pytest.mark.parametrize("argv", [
+    ["--out", "x"],  # no data
+    ["--out", "x", "--latents", "missing.safetensors", "--steps", "3"],
+    ["--out", "x", "--vae", "some/vae"],  # --vae without --data
+    ["--out", "x", "--latents", "CACHE", "--steps", "0"],
+    ["--out", "x", "--latents", "CACHE"],  # --steps auto without --max-minutes
+])
+def test_bad_input_is_one_line_and_exit_2(argv, cache, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = [str(cache) if a == "CACHE" else a for a in argv]
+    assert run_main(main, argv, prog="latent_diffusion.train") == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_builds_the_cache_from_a_vae_and_an_audio_folder(tmp_path):
+    """The ``--vae CKPT --data DIR`` path: encode the folder once, take C and the hop from the VAE, train."""
+    import soundfile as sf
+
+    from musicprod_common.checkpoint import save_pretrained
+    from vae import SpectrogramVAE
+
+    vae = SpectrogramVAE.from_preset("tiny")
+    save_pretrained(vae, vae.config, tmp_path / "vae")
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    g = torch.Generator().manual_seed(0)
+    for i in range(3):
+        sf.write(clips / f"c{i}.flac", (0.1 * torch.randn(44100, 2, generator=g)).numpy(), 44100)
+    out = tmp_path / "run"
+    main(["--preset", "tiny", "--vae", str(tmp_path / "vae"), "--data", str(clips), "--out", str(out),
+          "--steps", "2", "--batch-size", "4", "--cpu", "--no-progress"])
+    data = LatentCache(out / "latents.safetensors")
+    frames = dit_preset("tiny").frames
+    assert (data.channels, data.frames, data.hop_samples) == (vae.config.latent_channels, frames, vae.latent_hop)
+    assert len(data) == 3 * (44100 // (frames * vae.latent_hop))  # whole windows per 1 s clip
+    trained = DiT.from_pretrained(out / "final")
+    assert trained.config.in_channels == vae.config.latent_channels

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from musicprod_common.errors import InputError
+from musicprod_common.pop909 import (SPLIT_FILE, TRACKS, is_triple_meter, load_song, load_split, make_split,
+                                     parse_chord_label, sixteenth_grid, split_song_ids, transpose_song)
+
+
+def test_song_folder_has_notes_beats_chords_key(song_001):
+    assert set(TRACKS) <= set(song_001.tracks)
+    assert all(len(song_001.tracks[t]) > 0 for t in TRACKS)
+    for notes in song_001.tracks.values():
+        starts = [n.start for n in notes]
+        assert starts == sorted(starts)
+        assert all(n.end > n.start and 0 <= n.pitch <= 127 for n in notes)
+    assert np.all(np.diff(song_001.beats) > 0)
+    assert set(np.round(song_001.downbeats, 6)) <= set(np.round(song_001.beats, 6))
+    assert len(song_001.chords) > 0 and song_001.chords[0].end > song_001.chords[0].start
+    assert song_001.key == "Gb:maj"
+
+
+def test_meter(song_001, song_034):
+    assert not is_triple_meter(song_001)
+    assert is_triple_meter(song_034)
+    # downbeats every beats_per_bar beats
+    for song in (song_001, song_034):
+        idx = np.searchsorted(song.beats, song.downbeats)
+        assert np.median(np.diff(idx)) == song.beats_per_bar
+
+
+def test_sixteenth_grid_matches_onsets(song_001):
+    grid = sixteenth_grid(song_001)
+    assert len(grid) == 4 * len(song_001.beats)
+    assert np.all(np.diff(grid) > 0)
+    onsets = np.array([n.start for notes in song_001.tracks.values() for n in notes])
+    step = np.median(np.diff(grid))
+    dist = np.abs(onsets[:, None] - grid[None, :]).min(1)
+    # Onsets sit on the beat-file grid far more often than chance (chance: a quarter of a step on average).
+    assert np.mean(dist < step / 4) > 0.5
+
+
+@pytest.mark.parametrize("label,root,quality", [
+    ("B:maj", 11, "maj"), ("Db:min7", 1, "min7"), ("C#:7/3", 1, "7"), ("N", -1, "N"), ("Cb:maj", 11, "maj"), ("G", 7, "maj"),
+])
+def test_parse_chord_label(label, root, quality):
+    assert parse_chord_label(label) == (root, quality)
+
+
+def test_transpose_drops_out_of_range(song_001):
+    up = transpose_song(song_001, 3)
+    assert [n.pitch for n in up.tracks["MELODY"]] == [n.pitch + 3 for n in song_001.tracks["MELODY"]]
+    assert transpose_song(song_001, 0) is song_001
+
+
+@pytest.mark.parametrize("missing", ["beat_midi.txt", "chord_midi.txt", "key_audio.txt", "001.mid"])
+def test_missing_file_names_it(tmp_path, examples_root, missing):
+    folder = tmp_path / "001"
+    shutil.copytree(examples_root / "001", folder)
+    (folder / missing).unlink()
+    with pytest.raises(InputError, match=missing.replace(".", r"\.")):
+        load_song(folder)
+
+
+def test_corrupt_files(tmp_path, examples_root):
+    folder = tmp_path / "001"
+    shutil.copytree(examples_root / "001", folder)
+    (folder / "beat_midi.txt").write_text("0.5 x\n")
+    with pytest.raises(InputError, match="beat_midi.txt"):
+        load_song(folder)
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"not midi at all")
+    with pytest.raises(InputError, match="bad.mid"):
+        load_song(bad)
+
+
+def test_midi_without_notes(tmp_path):
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI()
+    midi.instruments.append(pretty_midi.Instrument(0, name="PIANO"))
+    midi.write(str(tmp_path / "empty.mid"))
+    with pytest.raises(InputError, match="no notes"):
+        load_song(tmp_path / "empty.mid")
+
+
+def test_bare_midi_has_notes_but_no_annotations(examples_root):
+    song = load_song(examples_root / "001" / "001.mid")
+    assert song.num_notes > 0 and len(song.beats) == 0
+    with pytest.raises(InputError):
+        sixteenth_grid(song)
+
+
+def test_split_is_fixed_disjoint_and_complete():
+    split = load_split()
+    ids = [f"{i:03d}" for i in range(1, 910)]
+    sets = {k: set(v) for k, v in split.items()}
+    assert sets["train"].isdisjoint(sets["valid"]) and sets["train"].isdisjoint(sets["test"])
+    assert sets["valid"].isdisjoint(sets["test"])
+    assert sets["train"] | sets["valid"] | sets["test"] == set(ids)
+    assert len(sets["valid"]) == len(sets["test"]) and len(sets["train"]) > 7 * len(sets["valid"])
+    stored = json.loads(SPLIT_FILE.read_text())
+    regenerated = make_split(ids, seed=stored["seed"])
+    assert {k: list(v) for k, v in split.items()} == regenerated
+
+
+def test_split_song_ids(examples_root, pop909_root):
+    assert split_song_ids(examples_root, "all") == ["001", "034"]
+    valid = split_song_ids(pop909_root, "valid")
+    assert valid == list(load_split()["valid"])
+    with pytest.raises(InputError, match="valid"):
+        split_song_ids(examples_root, "nope")

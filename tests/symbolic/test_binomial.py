@@ -1,0 +1,82 @@
+"""Binomial diffusion (Atassi): forward marginals, the sampler's tasks, the training script."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from symbolic.binomial import (BinomialConfig, betas, binomial_config, binomial_loss, build_binomial, load_binomial,
+                               q_sample, sample_binomial, task_mask)
+from symbolic.data import build_dataset_file
+
+
+def test_betas():
+    b = betas(100)
+    assert b[0] == pytest.approx(0.01) and b[-1] == 1.0 and torch.all(b[1:] > b[:-1])
+
+
+@pytest.mark.parametrize("t", [0, 30, 99])
+def test_forward_marginals(t):
+    g = torch.Generator().manual_seed(t)
+    r = 0.2
+    x0 = (torch.arange(400) % 2).float()  # half zeros, half ones
+    n = 4000
+    beta = betas(100)[t]
+    z = (torch.rand(n, 400, generator=g) < r).float()
+    u = torch.rand(n, 400, generator=g)
+    mean = q_sample(x0.expand(n, -1), beta, z, u).mean(0)  # (400,)
+    want = (1 - beta) * x0 + beta * r
+    # each cell's mean of n Bernoulli draws: within 5 standard errors
+    se = (want * (1 - want) / n).sqrt().clamp(min=1e-6)
+    assert torch.all((mean - want).abs() <= 5 * se + 1e-6)
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    cfg = BinomialConfig(**{**binomial_config("tiny").__dict__, "density": (0.05, 0.1, 0.02, 0.03)})
+    model = build_binomial(cfg).eval()
+    torch.nn.init.normal_(model.unet.conv_out.weight, std=0.1)
+    return model
+
+
+@pytest.mark.parametrize("task", ["completion", "infill", "harmonize"])
+def test_tasks_keep_known_bits(task):
+    model = _model()
+    cfg = model.cfg
+    cfg.num_timesteps = 5  # a short chain keeps the test fast; the rule is the same at T=100
+    g = torch.Generator().manual_seed(0)
+    known = (torch.rand(2, 4, 64, 64, generator=g) < 0.1).float()
+    mask = task_mask(task, known.shape)
+    out = sample_binomial(model, known=known, known_mask=mask, generator=g)
+    assert out.shape == known.shape and set(out.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(out[mask], known[mask])
+    assert not torch.equal(out[~mask], known[~mask])
+
+
+def test_reverting_rule_and_variation():
+    model = _model()
+    model.cfg.num_timesteps = 4
+    steps = []
+    start = (torch.rand(1, 4, 64, 64, generator=torch.Generator().manual_seed(1)) < 0.1).float()
+    sample_binomial(model, start=start, strength=0.5, generator=torch.Generator().manual_seed(2),
+                          callback=lambda d: steps.append(d["t"]))
+    assert steps == [1, 0]  # variation starts partway down the chain
+    out_full = sample_binomial(model, shape=(1, 4, 64, 64), generator=torch.Generator().manual_seed(2),
+                               callback=lambda d: steps.append(d["t"]))
+    assert steps[2:] == [3, 2, 1, 0] and out_full.shape == (1, 4, 64, 64)
+
+
+def test_loss_and_train_script(pop909_root, tmp_path):
+    model = _model()
+    batch = {"x0": torch.zeros(2, 2, 64, 64), "melody": torch.ones(2, 2, 64, 64), "index": torch.arange(2)}
+    loss, logs = binomial_loss(model, batch, model.cfg)
+    assert loss.ndim == 0 and loss > 0 and "bce" in logs
+    from symbolic.train_binomial import main
+
+    data = tmp_path / "data.safetensors"
+    build_dataset_file(pop909_root, data, limit=2)
+    out = tmp_path / "run"
+    assert main(["--preset", "tiny", "--data", str(data), "--out", str(out), "--steps", "20", "--batch-size", "2",
+                 "--num-workers", "0", "--cpu", "--no-progress"]) == 0
+    assert len((out / "losses.jsonl").read_text().splitlines()) == 20
+    trained = load_binomial(str(out / "final"))
+    assert all(0 < r < 0.5 for r in trained.cfg.density) and trained.cfg.density != binomial_config("tiny").density

@@ -1,0 +1,47 @@
+"""The optional adversarial decoder stage: gradient routing, frozen encoder, loadable export."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from musicprod_common.checkpoint import save_pretrained
+from vae import SpectrogramVAE
+from vae.adversarial import AdversarialConfig, AdversarialVAE, main
+from vae.train import VAELoss
+
+
+def test_each_loss_moves_only_its_own_side():
+    torch.manual_seed(0)
+    vae = SpectrogramVAE.from_preset("tiny").train()
+    model = AdversarialVAE(vae, AdversarialConfig(disc_ffts=(256, 128)), VAELoss(crop_samples=2048))
+    x = torch.randn(2, 2, 2048, generator=torch.Generator().manual_seed(1)) * 0.1
+    _, logs = model(x, torch.zeros(2, 2, 16))
+    dec, disc = list(vae.decoder.parameters()), list(model.disc.parameters())
+    grads_d = torch.autograd.grad(logs["disc"], dec + disc, retain_graph=True, allow_unused=True)
+    assert all(g is None for g in grads_d[: len(dec)])
+    assert any(g is not None and g.abs().sum() > 0 for g in grads_d[len(dec):])
+    grads_g = torch.autograd.grad(logs["adv"] + logs["feat"], dec + disc, retain_graph=True, allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in grads_g[: len(dec)])
+    assert all(g is None for g in grads_g[len(dec):])
+    assert not any(p.requires_grad for p in vae.encoder.parameters())
+
+
+@pytest.mark.slow  # ~15-35 s on 2 shared cores
+def test_adversarial_stage_exports_a_vae_with_the_same_encoder(tmp_path):
+    torch.manual_seed(0)
+    init = SpectrogramVAE.from_preset("tiny")
+    save_pretrained(init, init.config, tmp_path / "init")
+    (tmp_path / "data").mkdir()
+    t = np.arange(22050) / 44100
+    for i in range(2):
+        tone = (np.sin(2 * np.pi * 220 * (i + 1) * t) * 0.3).astype(np.float32)
+        sf.write(str(tmp_path / "data" / f"{i}.flac"), np.stack([tone, tone], 1), 44100)
+    main(["--init", str(tmp_path / "init"), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
+          "--steps", "3", "--batch-size", "2", "--crop-frames", "16", "--clip-seconds", "0.5", "--num-workers", "0",
+          "--cpu", "--no-progress", "--warmup-steps", "1", "--lr", "1e-3", "--export-dtype", "float32"])
+    tuned = SpectrogramVAE.from_pretrained(tmp_path / "run" / "final")
+    before, after = init.state_dict(), tuned.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoder."))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))

@@ -1,0 +1,193 @@
+"""Shapes, the exact 128x ratio, lengths, long-audio chunking, bad input and loading of the spectrogram VAE."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from musicprod_common.checkpoint import save_pretrained
+from musicprod_common.errors import InputError
+from vae import PRESETS, SpectrogramVAE, VAEConfig, prepare_audio
+
+
+@pytest.fixture
+def tiny() -> SpectrogramVAE:
+    torch.manual_seed(0)
+    return SpectrogramVAE.from_preset("tiny").eval()
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_compresses_exactly_128x(name):
+    cfg = PRESETS[name]
+    assert 2 * cfg.latent_hop == 128 * cfg.latent_channels
+
+
+def test_small_preset_is_16_channels_at_43_hz():
+    cfg = PRESETS["small"]
+    assert cfg.latent_channels == 16 and cfg.latent_hop == 1024
+    assert 2**18 // cfg.latent_hop == 256  # 5.94 s -> 256 latent frames
+
+
+def test_config_refuses_a_wrong_ratio():
+    with pytest.raises(InputError, match="128x"):
+        VAEConfig(latent_channels=32)
+
+
+def test_encode_decode_shapes_and_ratio(tiny, seeded):
+    hop = tiny.latent_hop
+    audio = torch.randn(3, 2, 40 * hop, generator=seeded) * 0.1
+    with torch.no_grad():
+        post = tiny.encode(audio)
+        z = post.mode()
+        out = tiny.decode(z)
+    assert z.shape == (3, tiny.config.latent_channels, 40)
+    assert audio.numel() / z.numel() == 128
+    assert torch.equal(post.mean, z)
+    assert post.sample(generator=seeded).shape == z.shape
+    assert out.shape == audio.shape and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("length", [1, 17, 1001, 4097])
+def test_decode_returns_the_input_length(tiny, seeded, length):
+    audio = torch.randn(1, 2, length, generator=seeded) * 0.1
+    with torch.no_grad():
+        z = tiny.encode(audio).mode()
+        out = tiny.decode(z, length)
+    assert z.shape[-1] == math.ceil(length / tiny.latent_hop)
+    assert out.shape == (1, 2, length)
+
+
+def test_chunked_decode_matches_whole_decode(tiny, seeded):
+    frames = 5 * tiny.config.chunk_frames + 7  # several chunks, the last one partial
+    z = torch.randn(2, tiny.config.latent_channels, frames, generator=seeded)
+    with torch.no_grad():
+        whole = tiny.decode(z, chunked=False)
+        chunked = tiny.decode_long(z)
+    assert chunked.shape == whole.shape
+    rms = (chunked - whole).pow(2).mean().sqrt() / whole.pow(2).mean().sqrt()
+    assert rms < 1e-3
+
+
+@pytest.mark.parametrize("name", ["small", "paper"])
+def test_chunk_context_covers_the_receptive_field(name):
+    # every ConvNeXt block and the input conv widen the decoder's reach by kernel_size // 2 latent frames
+    # (blocks at the STFT rate and the iSTFT window reach less than one latent frame each)
+    cfg = PRESETS[name]
+    reach = (cfg.dec_blocks + 1) * (cfg.kernel_size // 2) + cfg.dec_stft_blocks + 1
+    assert cfg.context_frames >= reach
+
+
+def test_small_preset_chunked_decode_matches_whole_decode(seeded):
+    torch.manual_seed(0)
+    model = SpectrogramVAE.from_preset("small").eval()
+    z = torch.randn(1, 16, 100, generator=seeded)
+    with torch.no_grad():
+        whole = model.decode(z, chunked=False)
+        chunked = model.decode_long(z, chunk_frames=30)
+    rms = (chunked - whole).pow(2).mean().sqrt() / whole.pow(2).mean().sqrt()
+    assert rms < 1e-3
+
+
+def test_chunked_encode_matches_whole_encode(tiny, seeded):
+    frames = 3 * tiny.config.chunk_frames + 5
+    audio = torch.randn(1, 2, frames * tiny.latent_hop, generator=seeded) * 0.1
+    with torch.no_grad():
+        whole = tiny.encode(audio, chunked=False).mean
+        chunked = tiny.encode_long(audio).mean
+    assert chunked.shape == whole.shape
+    assert (chunked - whole).pow(2).mean().sqrt() < 1e-3 * whole.pow(2).mean().sqrt()
+
+
+def test_long_inputs_are_chunked_automatically_without_grad(tiny, seeded):
+    frames = 4 * tiny.config.chunk_frames
+    z = torch.randn(1, tiny.config.latent_channels, frames, generator=seeded)
+    with torch.no_grad():
+        auto = tiny.decode(z)
+        chunked = tiny.decode_long(z)
+    assert torch.equal(auto, chunked)
+
+
+def test_bad_waveforms_raise_input_error(tiny):
+    hop = tiny.latent_hop
+    with pytest.raises(InputError, match="3 channels"):
+        tiny.encode(torch.zeros(1, 3, hop))
+    bad = torch.zeros(1, 2, hop)
+    bad[0, 1, 5] = float("nan")
+    with pytest.raises(InputError, match="NaN"):
+        tiny.encode(bad)
+    with pytest.raises(InputError, match="latent"):
+        tiny.decode(torch.zeros(1, tiny.config.latent_channels + 1, 4))
+    with pytest.raises(InputError, match="length"):
+        tiny.decode(torch.zeros(1, tiny.config.latent_channels, 2), length=3 * hop)
+
+
+def test_encode_takes_mono_and_other_rates(tiny, seeded):
+    mono = torch.randn(1, 1, 10 * tiny.latent_hop, generator=seeded) * 0.1
+    with torch.no_grad():
+        assert torch.equal(tiny.encode(mono).mean, tiny.encode(mono.expand(1, 2, -1).contiguous()).mean)
+        assert tiny.encode(mono[0, 0]).mean.shape == (1, tiny.config.latent_channels, 10)
+        assert tiny.encode(mono, sample_rate=22050).mean.shape[-1] == 20  # resampled to twice the samples
+
+
+def test_prepare_audio_handles_mono_rates_and_channels(seeded):
+    mono = torch.randn(1, 22050, generator=seeded)
+    out = prepare_audio(mono, 22050)
+    assert out.shape == (1, 2, 44100)
+    assert torch.equal(out[0, 0], out[0, 1])
+    with pytest.raises(InputError, match="channels"):
+        prepare_audio(torch.zeros(4, 100), 44100)
+    with pytest.raises(InputError, match="NaN"):
+        prepare_audio(torch.full((2, 100), float("inf")), 44100)
+
+
+def test_from_pretrained_local_folder(tiny, tmp_path, seeded):
+    save_pretrained(tiny, tiny.config, tmp_path / "ckpt")
+    loaded = SpectrogramVAE.from_pretrained(tmp_path / "ckpt")
+    audio = torch.randn(1, 2, 8 * tiny.latent_hop, generator=seeded) * 0.1
+    with torch.no_grad():
+        assert torch.equal(loaded.encode(audio).mean, tiny.encode(audio).mean)
+    assert loaded.config == tiny.config
+
+
+def test_from_pretrained_hub_id_from_offline_cache(tiny, tmp_path, monkeypatch):
+    # The layout huggingface_hub uses: models--org--name/{refs/main, snapshots/<commit>/files}
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--musicprod--vae-test"
+    save_pretrained(tiny, tiny.config, repo / "snapshots" / commit)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    loaded = SpectrogramVAE.from_pretrained("musicprod/vae-test")
+    for (k, a), b in zip(tiny.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), k
+    with pytest.raises(InputError, match="musicprod/missing"):
+        SpectrogramVAE.from_pretrained("musicprod/missing")
+
+
+def test_fp16_weights_load_into_a_float32_model(tiny, tmp_path, seeded):
+    save_pretrained(tiny, tiny.config, tmp_path / "half", dtype=torch.float16)
+    loaded = SpectrogramVAE.from_pretrained(tmp_path / "half")
+    assert next(loaded.parameters()).dtype == torch.float32
+    audio = torch.randn(1, 2, 8 * tiny.latent_hop, generator=seeded) * 0.1
+    with torch.no_grad():
+        a, b = tiny.decode(tiny.encode(audio).mode()), loaded.decode(loaded.encode(audio).mode())
+    assert (a - b).abs().max() < 1e-2 * a.abs().max() + 1e-6
+
+
+def test_paper_preset_builds_on_meta_with_expected_size():
+    with torch.device("meta"):
+        model = SpectrogramVAE.from_preset("paper")
+    cfg = model.config
+    blocks = [m for m in model.modules() if type(m).__name__ == "ConvNeXtBlock1d"]
+    assert len(blocks) == 16  # 8 ConvNeXt layers on each side (Levy et al. 2023)
+    per_block = cfg.dim * cfg.kernel_size + cfg.dim + 2 * cfg.dim + 2 * int(cfg.dim * cfg.mlp_ratio) * cfg.dim + int(cfg.dim * cfg.mlp_ratio) + 2 * cfg.dim
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params > 16 * per_block  # blocks plus the projections
+    assert sum(p.numel() for b in blocks for p in b.parameters()) == 16 * per_block
+    assert cfg.time_down == 128

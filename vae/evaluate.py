@@ -1,0 +1,205 @@
+"""Evaluate a VAE checkpoint on held-out renders against a same-budget mel + Griffin-Lim baseline.
+
+    python -m musicprod_common.prerender --pop909 ../shared/data/pop909 --split test --styles mallets \\
+        --count 200 --seconds 6 --out data/vae_eval
+    python -m vae.evaluate --checkpoint runs/vae/final --data data/vae_eval --out runs/vae/eval.json
+
+Metrics (lower is better except SI-SDR), averaged over clips:
+* ``mel``: multi-scale log-mel L1 distance (the issue's target: at most half the baseline's);
+* ``si_sdr``: scale-invariant SDR in dB (Le Roux et al. 2019), per channel;
+* ``mrstft``: auraloss's multi-resolution STFT distance (spectral convergence + log magnitude);
+* ``level_db``: output minus input energy in dB, at the clip's own level and 24 dB quieter.
+
+The baseline spends the latent's budget (2 * 44100 / 128 ≈ 689 values per second) on a mel spectrogram
+and inverts it with torchaudio's InverseMelScale + GriffinLim; several (hop, mels) splits of that
+budget are tried and the best one is reported, so the VAE is compared with the strongest of them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from musicprod_common.errors import InputError
+from musicprod_common.files import atomic_path
+
+from .model import COMPRESSION_RATIO, SAMPLE_RATE, SpectrogramVAE
+
+MEL_SCALES = ((512, 32), (1024, 64), (2048, 128), (4096, 128))  # (n_fft, n_mels) of the distance
+BASELINE_SPLITS = ((1024, 8), (2048, 16), (4096, 32))  # (hop, mels per channel): 2 * mels * sr / hop = 2 sr / 128
+
+
+class Metrics:
+    """Distances between a reference and an estimate, both ``(B, 2, T)``; each returns ``(B,)``."""
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        import auraloss.freq
+        import torchaudio.transforms as T
+
+        self.mels = [T.MelSpectrogram(SAMPLE_RATE, n_fft=n, hop_length=n // 4, n_mels=m, power=1.0).to(device) for n, m in MEL_SCALES]
+        ffts = [512, 1024, 2048, 4096]
+        self.mrstft = auraloss.freq.MultiResolutionSTFTLoss(fft_sizes=ffts, hop_sizes=[n // 4 for n in ffts], win_lengths=ffts).to(device)
+
+    def mel(self, ref: torch.Tensor, est: torch.Tensor) -> torch.Tensor:
+        """Mean over scales of the L1 distance between log10 mel magnitudes (floored at -100 dB)."""
+        out = 0.0
+        for mel in self.mels:
+            a, b = torch.log10(mel(ref).clamp(min=1e-5)), torch.log10(mel(est).clamp(min=1e-5))
+            out = out + (a - b).abs().flatten(1).mean(1)
+        return out / len(self.mels)
+
+    @staticmethod
+    def si_sdr(ref: torch.Tensor, est: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+        """SI-SDR (Le Roux et al. 2019, "SDR - half-baked or well done?"): project ``est`` on ``ref``; mean over channels, in dB."""
+        ref = ref - ref.mean(-1, keepdim=True)
+        est = est - est.mean(-1, keepdim=True)
+        alpha = (est * ref).sum(-1, keepdim=True) / (ref.pow(2).sum(-1, keepdim=True) + eps)
+        target = alpha * ref
+        noise = est - target
+        ratio = (target.pow(2).sum(-1) + eps) / (noise.pow(2).sum(-1) + eps)
+        return (10 * torch.log10(ratio)).mean(-1)
+
+    def stft(self, ref: torch.Tensor, est: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.mrstft(est[i : i + 1], ref[i : i + 1]).mean() for i in range(ref.shape[0])])
+
+    @staticmethod
+    def level_db(ref: torch.Tensor, est: torch.Tensor) -> torch.Tensor:
+        return 10 * torch.log10((est.pow(2).flatten(1).mean(1) + 1e-12) / (ref.pow(2).flatten(1).mean(1) + 1e-12))
+
+    def all(self, ref: torch.Tensor, est: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"mel": self.mel(ref, est), "si_sdr": self.si_sdr(ref, est), "mrstft": self.stft(ref, est), "level_db": self.level_db(ref, est)}
+
+
+@dataclass
+class MelGriffinLim:
+    """Same-budget baseline: a ``mels``-band mel spectrogram per channel every ``hop`` samples, inverted
+    with a least-squares inverse mel filterbank and Griffin-Lim (Griffin & Lim 1984)."""
+
+    hop: int
+    mels: int
+    n_iter: int = 64
+
+    @property
+    def values_per_second(self) -> float:
+        return 2 * self.mels * SAMPLE_RATE / self.hop
+
+    def __call__(self, audio: torch.Tensor) -> torch.Tensor:  # (B, 2, T) -> (B, 2, T)
+        import torchaudio.transforms as T
+
+        n_fft = max(2048, 2 * self.hop)
+        mel = T.MelSpectrogram(SAMPLE_RATE, n_fft=n_fft, hop_length=self.hop, n_mels=self.mels, power=2.0).to(audio.device)
+        inverse = T.InverseMelScale(n_fft // 2 + 1, n_mels=self.mels, sample_rate=SAMPLE_RATE)
+        b, c, t = audio.shape
+        griffin_lim = T.GriffinLim(n_fft=n_fft, hop_length=self.hop, power=2.0, n_iter=self.n_iter, rand_init=False, length=t).to(audio.device)
+        # the least-squares inverse runs on the CPU: CUDA's lstsq refuses underdetermined systems (mels < bins)
+        spec = inverse(mel(audio.reshape(b * c, t)).cpu()).to(audio.device)
+        return griffin_lim(spec).reshape(b, c, t)
+
+
+def load_eval_clips(data: str | Path, seconds: float, max_clips: int | None) -> tuple[torch.Tensor, dict[str, int]]:
+    """Clips ``(N, 2, seconds * 44100)`` and a count of their styles (from the manifest, if any)."""
+    from musicprod_common.datasets import AudioFolderSegments
+    from musicprod_common.styles import STYLE_NAMES
+
+    dataset = AudioFolderSegments(data, seconds, seed=0)
+    n = len(dataset) if max_clips is None else min(max_clips, len(dataset))
+    items = [dataset[i] for i in range(n)]
+    styles = Counter(STYLE_NAMES[int(item["style"])] for item in items if "style" in item)
+    return torch.stack([item["audio"] for item in items]), dict(styles)
+
+
+@torch.inference_mode()
+def evaluate(model: SpectrogramVAE, clips: torch.Tensor, *, batch_size: int = 8, baselines: bool = True,
+             gl_iters: int = 64, quiet_db: float = -24.0, device: torch.device | str = "cpu") -> dict:
+    """Score ``model`` (and the baselines) on ``clips`` ``(N, 2, T)``; returns means and per-clip values."""
+    metrics = Metrics(device)
+    model = model.to(device)
+    systems: dict[str, object] = {"vae": lambda x: model.decode(model.encode(x).mode(), x.shape[-1])}
+    if baselines:
+        for hop, mels in BASELINE_SPLITS:
+            systems[f"mel_gl_hop{hop}_{mels}mels"] = MelGriffinLim(hop, mels, n_iter=gl_iters)
+    results: dict[str, dict[str, list[float]]] = {name: {} for name in systems}
+    for start in range(0, clips.shape[0], batch_size):
+        ref = clips[start : start + batch_size].float().to(device)
+        for name, system in systems.items():
+            for key, value in metrics.all(ref, system(ref)).items():
+                results[name].setdefault(key, []).extend(value.tolist())
+            if name == "vae":  # quiet inputs came back too loud in calibration: check the level explicitly
+                quiet = ref * 10 ** (quiet_db / 20)
+                results[name].setdefault("level_db_quiet", []).extend(metrics.level_db(quiet, system(quiet)).tolist())
+    summary = {name: {k: sum(v) / len(v) for k, v in r.items()} for name, r in results.items()}
+    out = {"clips": int(clips.shape[0]), "seconds_per_clip": clips.shape[-1] / SAMPLE_RATE,
+           "latent_values_per_second": 2 * SAMPLE_RATE / COMPRESSION_RATIO, "mean": summary, "per_clip": results}
+    base = {k: v for k, v in summary.items() if k != "vae"}
+    if base:
+        best = min(base, key=lambda k: base[k]["mel"])
+        out["best_baseline"] = best
+        out["mel_ratio_vs_best_baseline"] = summary["vae"]["mel"] / base[best]["mel"]
+        out["target_met"] = out["mel_ratio_vs_best_baseline"] <= 0.5
+    return out
+
+
+def format_table(result: dict) -> str:
+    keys = ["mel", "si_sdr", "mrstft", "level_db", "level_db_quiet"]
+    rows = [f"{'system':<28}" + "".join(f"{k:>15}" for k in keys)]
+    for name, values in result["mean"].items():
+        rows.append(f"{name:<28}" + "".join(f"{values[k]:>15.3f}" if k in values else f"{'-':>15}" for k in keys))
+    if "best_baseline" in result:
+        rows.append(f"mel distance / best baseline ({result['best_baseline']}): {result['mel_ratio_vs_best_baseline']:.3f} "
+                    f"(target <= 0.5: {'met' if result['target_met'] else 'NOT met'})")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vae.evaluate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder or hub id")
+    p.add_argument("--data", required=True, help="folder of held-out renders (prerender --split test --styles mallets)")
+    p.add_argument("--out", default=None, help="JSON file for the results (default: CHECKPOINT/eval.json if a folder)")
+    p.add_argument("--seconds", type=float, default=6.0)
+    p.add_argument("--max-clips", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--gl-iters", type=int, default=64)
+    p.add_argument("--no-baseline", action="store_true")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--fp32-state", default=None, help="also score the fp32 EMA weights in a training state.pt (fp16 check)")
+    args = p.parse_args(argv)
+    try:
+        from musicprod_common.styles import VAE_HELDOUT_STYLE
+
+        started = time.time()
+        model = SpectrogramVAE.from_pretrained(args.checkpoint)
+        clips, styles = load_eval_clips(args.data, args.seconds, args.max_clips)
+        if styles and set(styles) != {VAE_HELDOUT_STYLE}:
+            print(f"warning: clips are in styles {styles}, not only the held-out style {VAE_HELDOUT_STYLE!r}", file=sys.stderr)
+        result = evaluate(model, clips, batch_size=args.batch_size, baselines=not args.no_baseline, gl_iters=args.gl_iters,
+                          device=args.device)
+        result.update(checkpoint=str(args.checkpoint), data=str(args.data), styles=styles, heldout_style=VAE_HELDOUT_STYLE)
+        if args.fp32_state:
+            from musicprod_common.checkpoint import load_training_state
+
+            fp32 = SpectrogramVAE(model.config)
+            fp32.load_state_dict(load_training_state(args.fp32_state)["ema"])
+            result["fp32_ema"] = evaluate(fp32.eval(), clips, batch_size=args.batch_size, baselines=False, device=args.device)["mean"]["vae"]
+        result["device"] = args.device
+        result["wall_seconds"] = time.time() - started
+        out = Path(args.out) if args.out else (Path(args.checkpoint) / "eval.json" if Path(args.checkpoint).is_dir() else Path("vae_eval.json"))
+        with atomic_path(out) as tmp:
+            tmp.write_text(json.dumps(result, indent=1) + "\n")
+        print(format_table(result))
+        if "fp32_ema" in result:
+            print("fp32 EMA weights: " + ", ".join(f"{k} {v:.3f}" for k, v in result["fp32_ema"].items()))
+        print(f"{result['clips']} clips in {result['wall_seconds']:.0f} s; results in {out}")
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

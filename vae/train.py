@@ -1,0 +1,246 @@
+"""Train the spectrogram VAE with the shared loop.
+
+    python -m vae.train --preset small --data DIR --out runs/vae --max-minutes 9 --batch-size 64 --mixed-precision bf16
+    accelerate launch -m vae.train --preset small --data DIR --out runs/vae ...
+
+``DIR`` is a folder of audio clips (e.g. pre-rendered POP909 FLACs). Every clip is decoded once into
+memory (float16, in parallel worker processes); training examples are short random crops of those clips
+with a random gain, so the GPU never waits on audio decoding.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from musicprod_common.errors import InputError
+from musicprod_common.training import TrainConfig, example_randn, mix_seed, train
+
+from .model import SpectrogramVAE, VAEConfig, get_config
+
+
+@dataclasses.dataclass
+class LossConfig:
+    mrstft_ffts: tuple[int, ...] = (512, 1024, 2048, 4096, 8192)  # long windows resolve the low and mid bands
+    sum_diff_ffts: tuple[int, ...] = (1024, 2048, 4096)
+    w_mrstft: float = 1.0
+    w_sum_diff: float = 1.0  # stereo image: auraloss's sum-and-difference term
+    w_l1: float = 1.0
+    w_kl: float = 1e-4  # small: the latent should stay close to N(0, I) without blurring the reconstruction
+
+
+class VAELoss:
+    """auraloss multi-resolution STFT + sum-and-difference STFT + waveform L1 + KL (the losses of Levy et al. 2023, with the sum-and-difference term for stereo)."""
+
+    def __init__(self, cfg: LossConfig | None = None, *, crop_samples: int | None = None):
+        import auraloss.freq
+
+        self.cfg = cfg = cfg or LossConfig()
+
+        def res(ffts: tuple[int, ...]) -> dict[str, list[int]]:
+            # torch.stft's reflect padding needs n_fft / 2 < length: drop resolutions too long for the crop
+            fits = [n for n in ffts if crop_samples is None or n < crop_samples] or [min(ffts)]
+            return {"fft_sizes": fits, "hop_sizes": [n // 4 for n in fits], "win_lengths": fits}
+
+        self.mrstft = auraloss.freq.MultiResolutionSTFTLoss(**res(cfg.mrstft_ffts))
+        self.sum_diff = auraloss.freq.SumAndDifferenceSTFTLoss(**res(cfg.sum_diff_ffts))
+
+    def __call__(self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        x = batch["audio"].float()  # (B, 2, T)
+        core = model.module if hasattr(model, "module") else model  # DDP wraps the model
+        shape = (core.config.latent_channels, core.latent_length(x.shape[-1]))
+        noise = example_randn(batch["index"], shape, salt=0x5AE, device=x.device)  # per-example posterior noise
+        y, posterior = model(x, noise)
+        with torch.autocast(x.device.type, enabled=False):
+            recon, logs = self.terms(y, x)
+            l_kl = posterior.kl().mean()
+        loss = recon + self.cfg.w_kl * l_kl
+        logs["kl"] = l_kl
+        return loss, {k: float(v.detach()) for k, v in logs.items()}
+
+    def terms(self, y: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Weighted reconstruction loss of ``y`` against ``x`` (both ``(B, 2, T)``), in float32, and its parts."""
+        y, x = y.float(), x.float()
+        self.mrstft.to(x.device)
+        self.sum_diff.to(x.device)
+        c = self.cfg
+        parts = {"mrstft": self.mrstft(y, x), "sum_diff": self.sum_diff(y, x), "l1": (y - x).abs().mean()}
+        return c.w_mrstft * parts["mrstft"] + c.w_sum_diff * parts["sum_diff"] + c.w_l1 * parts["l1"], parts
+
+
+# ---- data ------------------------------------------------------------------------------------------
+
+def _clip_dataset(root: Path, seconds: float, seed: int) -> Dataset:
+    """The foundation's audio-folder dataset: items ``{"audio": (2, seconds * 44100)}``."""
+    from musicprod_common.datasets import AudioFolderSegments
+
+    return AudioFolderSegments(root, seconds, seed=seed)
+
+
+def load_clip_bank(root: str | os.PathLike, *, seconds: float = 6.0, seed: int = 0, workers: int | None = None) -> torch.Tensor:
+    """Decode every clip under ``root`` once: ``(N, 2, seconds * 44100)`` float16 (half the RAM, ample precision)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: data folder not found; pass a folder of audio clips with --data")
+    dataset = _clip_dataset(root, seconds, seed)
+    workers = min(16, os.cpu_count() or 1) if workers is None else workers
+    loader = DataLoader(dataset, batch_size=16, num_workers=workers, collate_fn=lambda items: torch.stack([i["audio"] for i in items]).half())
+    bank: torch.Tensor | None = None
+    filled = 0
+    for chunk in loader:  # fill one preallocated tensor: no second copy of a bank that may be tens of GB
+        if bank is None:
+            bank = torch.empty(len(dataset), *chunk.shape[1:], dtype=torch.float16)
+        bank[filled : filled + len(chunk)] = chunk
+        filled += len(chunk)
+    return bank
+
+
+class RandomCrops(Dataset):
+    """``crops_per_clip`` random crops of each clip in a bank, each a function of its index only.
+
+    Each item: ``{"audio": (2, crop_samples)}`` with its peak set to a random level in ``peak_db`` dBFS
+    (wide, so quiet and loud inputs are both seen in training: the calibration run sent quiet inputs back
+    too loud) and a random left/right swap.
+    """
+
+    def __init__(self, bank: torch.Tensor, crop_samples: int, crops_per_clip: int = 64, *,
+                 peak_db: tuple[float, float] = (-40.0, 0.0), seed: int = 0):
+        if bank.shape[-1] < crop_samples:
+            raise InputError(f"clips are {bank.shape[-1]} samples, shorter than the crop of {crop_samples}; use longer clips or --crop-frames smaller")
+        self.bank, self.crop, self.per_clip, self.peak_db, self.seed = bank, crop_samples, crops_per_clip, peak_db, seed
+
+    def __len__(self) -> int:
+        return self.bank.shape[0] * self.per_clip
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(mix_seed(self.seed, index))
+        clip = self.bank[index % self.bank.shape[0]]
+        start = int(torch.randint(0, clip.shape[-1] - self.crop + 1, (), generator=g))
+        lo, hi = self.peak_db
+        peak_db = lo + (hi - lo) * float(torch.rand((), generator=g))
+        audio = clip[:, start : start + self.crop].float()
+        # normalise the crop's peak to a random level; renders sit near -14 dBFS, real mixes near 0 dBFS
+        gain = 10.0 ** (peak_db / 20.0) / audio.abs().amax().clamp(min=10.0 ** (peak_db / 20.0 - 2.0))  # at most +40 dB
+        audio = audio * gain
+        if bool(torch.rand((), generator=g) < 0.5):
+            audio = audio.flip(0)
+        return {"audio": audio}
+
+
+# ---- CLI ---------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m vae.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", default="small", help="model preset: tiny, small, paper")
+    p.add_argument("--data", required=True, help="folder of audio clips (flac/wav/ogg/mp3)")
+    p.add_argument("--out", required=True, help="run folder: state.pt, losses.jsonl, tb/, final/")
+    p.add_argument("--steps", default="auto",
+                   help="total steps (the LR cosine decays over them), or 'auto': time a few steps first and pick what "
+                        "--max-minutes allows (kept in OUT/steps.json so a resume uses the same number)")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after this wall time and export final/")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=6e-4)
+    p.add_argument("--warmup-steps", type=int, default=300)
+    p.add_argument("--crop-frames", type=int, default=64, help="latent frames per training crop (64 x 1024 samples = 1.49 s)")
+    p.add_argument("--clip-seconds", type=float, default=6.0, help="length of the clips read from --data")
+    p.add_argument("--crops-per-clip", type=int, default=256)
+    p.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
+    p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (default: min(8, CPUs))")
+    p.add_argument("--export-dtype", default="float16", choices=["float16", "float32"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--checkpoint-every", type=int, default=1000)
+    p.add_argument("--cpu", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+DEFAULT_STEPS = 15000
+
+
+def resolve_steps(args: argparse.Namespace, model: SpectrogramVAE, loss_fn: VAELoss, dataset: Dataset) -> int:
+    """``--steps`` as a number; ``auto`` times a few steps so the LR schedule ends when ``--max-minutes`` does."""
+    if args.steps != "auto":
+        try:
+            return int(args.steps)
+        except ValueError:
+            raise InputError(f"--steps {args.steps!r}: pass a whole number or 'auto'") from None
+    record = Path(args.out) / "steps.json"
+    if record.is_file():  # a resumed run must keep its schedule
+        return int(json.loads(record.read_text())["steps"])
+    if args.max_minutes is None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        steps = DEFAULT_STEPS  # nothing to size it by, or several processes that would each time differently
+    else:
+        per_step = time_one_step(model, loss_fn, dataset, args.batch_size, args.mixed_precision, cpu=args.cpu)
+        # 0.85: the shared loop's logging, EMA and data hand-off cost a little more than the bare step
+        steps = max(100, int(0.85 * 60 * args.max_minutes / per_step))
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"steps": steps, "max_minutes": args.max_minutes, "batch_size": args.batch_size}) + "\n")
+    return steps
+
+
+def time_one_step(model: SpectrogramVAE, loss_fn: VAELoss, dataset: Dataset, batch_size: int, mixed_precision: str,
+                  *, cpu: bool = False, warmup: int = 5, measured: int = 15) -> float:
+    """Median seconds of a forward + backward + AdamW step on a throwaway copy of the model."""
+    device = torch.device("cuda" if torch.cuda.is_available() and not cpu else "cpu")
+    probe = copy.deepcopy(model).to(device).train()
+    optimizer = torch.optim.AdamW(probe.parameters(), lr=1e-6)
+    items = [dataset[i % len(dataset)] for i in range(batch_size)]
+    batch = {"audio": torch.stack([it["audio"] for it in items]).to(device), "index": torch.arange(batch_size)}
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed_precision)
+    times = []
+    for i in range(warmup + measured):
+        start = time.perf_counter()
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss, _ = loss_fn(probe, batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    del probe, optimizer
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    config: VAEConfig = get_config(args.preset)
+    model = SpectrogramVAE(config)
+    bank = load_clip_bank(args.data, seconds=args.clip_seconds, seed=args.seed)
+    dataset = RandomCrops(bank, args.crop_frames * config.latent_hop, args.crops_per_clip, seed=args.seed)
+    workers = min(8, os.cpu_count() or 1) if args.num_workers is None else args.num_workers
+    loss_fn = VAELoss(crop_samples=dataset.crop)
+    steps = resolve_steps(args, model, loss_fn, dataset)
+    cfg = TrainConfig(
+        steps=steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
+        mixed_precision=args.mixed_precision, seed=args.seed, log_every=args.log_every,
+        checkpoint_every=args.checkpoint_every, num_workers=workers, max_minutes=args.max_minutes, cpu=args.cpu,
+    )
+    dtype = torch.float16 if args.export_dtype == "float16" else None
+    summary = train(model, loss_fn, dataset, cfg, args.out, model_config=config, export_dtype=dtype,
+                    progress=not args.no_progress)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"trained {summary['steps']} steps in {summary['wall_seconds']:.0f} s on {len(bank)} clips; "
+              f"last losses {summary['last']}; weights in {Path(args.out) / 'final'}")
+    return summary
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
