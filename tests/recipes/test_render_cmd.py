@@ -36,12 +36,6 @@ def test_render_midi_file_24bit(tmp_path):
     assert sorted(p.stem for p in (out / "stems").iterdir()) == ["BRIDGE", "MELODY", "PIANO"]
 
 
-def test_demo(tmp_path, capsys):
-    assert main(["demo", "--seconds", "1", "-o", str(tmp_path / "demo")]) == 0
-    assert (tmp_path / "demo" / "mix.wav").is_file()
-    assert "mix.wav" in capsys.readouterr().out
-
-
 def _bad_inputs(tmp: Path) -> dict[str, list[str]]:
     (tmp / "bad.mid").write_bytes(b"not a midi file")
     import pretty_midi
