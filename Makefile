@@ -1,6 +1,8 @@
 # The two Quickstart commands. Each installs what it needs first, so both work on a fresh machine.
+# PYTHON picks the interpreter (e.g. a venv's python); setup installs into it.
 PYTHON ?= python3
 PYTEST_ARGS ?= -m "not slow"
+export PYTHON
 
 .PHONY: setup demo test test-all
 
@@ -8,7 +10,7 @@ setup:
 	bash scripts/setup.sh
 
 demo: setup
-	musicprod demo
+	$(PYTHON) -m recipes.cli demo
 
 test: setup
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)

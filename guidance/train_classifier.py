@@ -28,7 +28,7 @@ from musicprod_common.datasets import SAMPLE_RATE, AudioFolderSegments
 from musicprod_common.errors import InputError
 from musicprod_common.files import atomic_path
 from musicprod_common.styles import STYLES, STYLE_NAMES
-from musicprod_common.training import TrainConfig, example_rand, train
+from musicprod_common.training import TrainConfig, add_train_args, example_rand, train, train_config_from_args
 
 from .passt import GM_FAMILIES, PaSST, PasstConfig, passt_config
 
@@ -36,8 +36,8 @@ MANIFEST = "manifest.jsonl"
 
 # Defaults per preset: (steps, global batch size, learning rate). Decoding the 6 s FLAC clips is the
 # bottleneck, not the GPU: ~25-50 ms per clip per core (measured here, 2 busy cores), so ~14 loader workers
-# feed roughly 5-10 steps/s of batch 64, i.e. 2400-4800 steps in 8 minutes. --max-minutes stops earlier
-# if the loader is slower; pass --steps ≈ 60 · minutes · (steps/s seen in the first minute) to decay fully.
+# feed roughly 5-10 steps/s of batch 64, i.e. 2400-4800 steps in 8 minutes. With --max-minutes the LR anneals
+# over whichever ends first, steps or budget, so a budgeted run can pass a large --steps.
 TRAIN_DEFAULTS: dict[str, tuple[int, int, float]] = {"tiny": (20, 4, 1e-3), "small": (4000, 64, 3e-4), "passt-s": (20000, 32, 1e-4)}
 DEFAULT_WORKERS = max(0, min(14, (os.cpu_count() or 1) - 2))
 
@@ -166,31 +166,36 @@ def make_loss(sample_rate: int, aug: Augment):
     return loss_fn
 
 
-def build_parser() -> argparse.ArgumentParser:
+def train_defaults(preset: str) -> TrainConfig:
+    """The preset's TrainConfig defaults (steps, batch and LR from TRAIN_DEFAULTS)."""
+    steps, batch, lr = TRAIN_DEFAULTS.get(preset, TRAIN_DEFAULTS["small"])
+    return TrainConfig(steps=steps, batch_size=batch, lr=lr, weight_decay=0.05, warmup_steps=200,
+                       num_workers=DEFAULT_WORKERS, checkpoint_every=500, log_every=25)
+
+
+def build_parser(preset: str = "small") -> argparse.ArgumentParser:
+    """Flags; the TrainConfig defaults are those of ``preset``."""
     p = argparse.ArgumentParser(prog="python -m guidance.train_classifier", description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", default="small", help="PaSST preset: tiny, small, passt-s")
+    p.add_argument("--preset", default="small", help="PaSST preset: tiny, small, passt-s (sets the default steps, batch and LR)")
     p.add_argument("--data", required=True, help="folder of training clips with manifest.jsonl")
     p.add_argument("--valid", help="folder of validation clips (accuracy written to OUT/valid_metrics.json)")
     p.add_argument("--out", required=True, help="run folder (resumes if it holds state.pt)")
-    p.add_argument("--steps", type=int, help="optimizer steps (default per preset)")
-    p.add_argument("--batch-size", type=int, help="global batch size (default per preset)")
-    p.add_argument("--lr", type=float, help="peak learning rate (default per preset)")
-    p.add_argument("--weight-decay", type=float, default=0.05)
-    p.add_argument("--warmup-steps", type=int, default=200)
-    p.add_argument("--max-minutes", type=float, help="wall-clock budget; stops, checkpoints and exports")
-    p.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
-    p.add_argument("--num-workers", type=int, default=DEFAULT_WORKERS, help=f"data loader processes (default {DEFAULT_WORKERS})")
     p.add_argument("--crop-seconds", type=float, default=Augment.crop_seconds)
     p.add_argument("--gain-db", type=float, default=Augment.gain_db)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=int, default=500)
-    p.add_argument("--cpu", action="store_true", help="force the CPU")
     p.add_argument("--no-progress", action="store_true")
+    add_train_args(p, train_defaults(preset))
     return p
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", default="small")
+    preset = pre.parse_known_args(argv)[0].preset
+    return build_parser(preset).parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         summary = run(args)
     except InputError as err:
@@ -206,13 +211,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.valid:
         StyleClips(args.valid)  # a bad validation folder fails now, not after the training run
     cfg: PasstConfig = passt_config(args.preset, input_sample_rate=dataset.sample_rate)
-    steps, batch, lr = TRAIN_DEFAULTS.get(args.preset, TRAIN_DEFAULTS["small"])
-    train_cfg = TrainConfig(
-        steps=args.steps or steps, batch_size=args.batch_size or batch, lr=args.lr or lr, weight_decay=args.weight_decay,
-        warmup_steps=min(args.warmup_steps, max(1, (args.steps or steps) // 10)), mixed_precision=args.mixed_precision,
-        seed=args.seed, num_workers=args.num_workers, max_minutes=args.max_minutes, cpu=args.cpu,
-        checkpoint_every=args.checkpoint_every, log_every=25,
-    )
+    train_cfg = train_config_from_args(args)
+    train_cfg = dataclasses.replace(train_cfg, warmup_steps=min(train_cfg.warmup_steps, max(1, train_cfg.steps // 10)))
     model = PaSST(cfg)
     model.head_dist.requires_grad_(False)  # official-layout head the forward pass never uses; keeps DDP happy
     aug = Augment(crop_seconds=args.crop_seconds, gain_db=args.gain_db)

@@ -18,14 +18,15 @@ import torch
 
 from guidance.objective import v_objective_loss
 from musicprod_common.errors import InputError
-from musicprod_common.training import train
+from musicprod_common.training import TrainConfig, train
 
 from .config import PRESETS, dit_preset
 from .dit import DiT
 from .latent_cache import LatentCache, build_latent_cache
-from .train_cli import OneLineParser, add_training_args, export_dtype, resolve_steps, run_main, train_config_from_args
+from .train_cli import OneLineParser, add_training_args, export_dtype, run_main, train_config
 
 PAPER_BATCH = 96  # Levy et al. 2023, latent model global batch
+DEFAULTS = TrainConfig(steps=100_000, batch_size=PAPER_BATCH, lr=3e-4, warmup_steps=1000, mixed_precision="auto", checkpoint_every=500)
 
 
 def dit_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vae", default=None, help="VAE checkpoint folder or hub id, to build the cache")
     p.add_argument("--data", default=None, help="audio folder (clips + manifest.jsonl), to build the cache")
     p.add_argument("--encode-batch", type=int, default=16)
-    add_training_args(p, batch_size=PAPER_BATCH, lr=3e-4)
+    add_training_args(p, DEFAULTS)
     return p
 
 
@@ -79,8 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         raise InputError(f"{data.path}: {config.frames} latent frames is not a multiple of the patch size {config.patch_size}")
     torch.manual_seed(args.seed)  # initial weights: a function of the seed
     model = DiT(config)
-    steps = resolve_steps(args, model, dit_loss, data)
-    cfg = train_config_from_args(args, steps)
+    cfg = train_config(args)
     train(model, dit_loss, data, cfg, args.out, model_config=config, export_dtype=export_dtype(args), progress=not args.no_progress)
 
 

@@ -53,18 +53,35 @@ class TrainConfig:
     cpu: bool = False
 
 
+MIXED_PRECISION = ("no", "bf16", "fp16")
+TRAIN_ARG_HELP = {
+    "steps": "optimizer steps; with --max-minutes the LR anneals over whichever ends first, so --steps can be set "
+             "large for a budgeted run",
+    "max_minutes": "wall-clock budget: the LR cosine anneals over it; the run stops, checkpoints and exports in time",
+    "batch_size": "global batch (over processes and accumulation micro-steps)",
+}
+
+
 def add_train_args(parser: "argparse.ArgumentParser", defaults: TrainConfig) -> None:
-    """Expose every TrainConfig field as ``--field-name`` so all training scripts share one vocabulary."""
+    """Expose every TrainConfig field as ``--field-name`` so all training scripts share one vocabulary.
+
+    ``defaults`` is the script's own TrainConfig of default values. A ``mixed_precision`` default of
+    ``"auto"`` adds that choice; the script resolves it before calling :func:`train`.
+    """
+    group = parser.add_argument_group("training")
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         default = getattr(defaults, field.name)
+        extra: dict[str, Any] = {"default": default, "help": TRAIN_ARG_HELP.get(field.name)}
         if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **extra)
         elif isinstance(default, tuple):
-            parser.add_argument(flag, type=float, nargs=len(default), default=default)
+            group.add_argument(flag, type=float, nargs=len(default), **extra)
+        elif field.name == "mixed_precision":
+            group.add_argument(flag, choices=(("auto",) if default == "auto" else ()) + MIXED_PRECISION, **extra)
         else:
             kind = float if field.name in {"max_minutes", "grad_clip", "ema_decay"} else type(default)
-            parser.add_argument(flag, type=kind, default=default)
+            group.add_argument(flag, type=kind, **extra)
 
 
 def train_config_from_args(args: "argparse.Namespace") -> TrainConfig:

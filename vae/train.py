@@ -10,13 +10,9 @@ with a random gain, so the GPU never waits on audio decoding.
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
-import json
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Mapping
 
@@ -24,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from musicprod_common.errors import InputError
-from musicprod_common.training import TrainConfig, example_randn, mix_seed, train
+from musicprod_common.training import TrainConfig, add_train_args, example_randn, mix_seed, train, train_config_from_args
 
 from .model import SpectrogramVAE, VAEConfig, get_config
 
@@ -140,79 +136,24 @@ class RandomCrops(Dataset):
 # ---- CLI ---------------------------------------------------------------------------------------------
 
 
+DEFAULTS = TrainConfig(
+    steps=15000, batch_size=32, lr=6e-4, warmup_steps=300, log_every=50, checkpoint_every=1000,
+    num_workers=min(8, os.cpu_count() or 1),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m vae.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default="small", help="model preset: tiny, small, paper")
     p.add_argument("--data", required=True, help="folder of audio clips (flac/wav/ogg/mp3)")
     p.add_argument("--out", required=True, help="run folder: state.pt, losses.jsonl, tb/, final/")
-    p.add_argument("--steps", default="auto",
-                   help="total steps (the LR cosine decays over them), or 'auto': time a few steps first and pick what "
-                        "--max-minutes allows (kept in OUT/steps.json so a resume uses the same number)")
-    p.add_argument("--max-minutes", type=float, default=None, help="stop after this wall time and export final/")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=6e-4)
-    p.add_argument("--warmup-steps", type=int, default=300)
     p.add_argument("--crop-frames", type=int, default=64, help="latent frames per training crop (64 x 1024 samples = 1.49 s)")
     p.add_argument("--clip-seconds", type=float, default=6.0, help="length of the clips read from --data")
     p.add_argument("--crops-per-clip", type=int, default=256)
-    p.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
-    p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (default: min(8, CPUs))")
     p.add_argument("--export-dtype", default="float16", choices=["float16", "float32"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--checkpoint-every", type=int, default=1000)
-    p.add_argument("--cpu", action="store_true")
     p.add_argument("--no-progress", action="store_true")
+    add_train_args(p, DEFAULTS)
     return p
-
-
-DEFAULT_STEPS = 15000
-
-
-def resolve_steps(args: argparse.Namespace, model: SpectrogramVAE, loss_fn: VAELoss, dataset: Dataset) -> int:
-    """``--steps`` as a number; ``auto`` times a few steps so the LR schedule ends when ``--max-minutes`` does."""
-    if args.steps != "auto":
-        try:
-            return int(args.steps)
-        except ValueError:
-            raise InputError(f"--steps {args.steps!r}: pass a whole number or 'auto'") from None
-    record = Path(args.out) / "steps.json"
-    if record.is_file():  # a resumed run must keep its schedule
-        return int(json.loads(record.read_text())["steps"])
-    if args.max_minutes is None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        steps = DEFAULT_STEPS  # nothing to size it by, or several processes that would each time differently
-    else:
-        per_step = time_one_step(model, loss_fn, dataset, args.batch_size, args.mixed_precision, cpu=args.cpu)
-        # 0.85: the shared loop's logging, EMA and data hand-off cost a little more than the bare step
-        steps = max(100, int(0.85 * 60 * args.max_minutes / per_step))
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"steps": steps, "max_minutes": args.max_minutes, "batch_size": args.batch_size}) + "\n")
-    return steps
-
-
-def time_one_step(model: SpectrogramVAE, loss_fn: VAELoss, dataset: Dataset, batch_size: int, mixed_precision: str,
-                  *, cpu: bool = False, warmup: int = 5, measured: int = 15) -> float:
-    """Median seconds of a forward + backward + AdamW step on a throwaway copy of the model."""
-    device = torch.device("cuda" if torch.cuda.is_available() and not cpu else "cpu")
-    probe = copy.deepcopy(model).to(device).train()
-    optimizer = torch.optim.AdamW(probe.parameters(), lr=1e-6)
-    items = [dataset[i % len(dataset)] for i in range(batch_size)]
-    batch = {"audio": torch.stack([it["audio"] for it in items]).to(device), "index": torch.arange(batch_size)}
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed_precision)
-    times = []
-    for i in range(warmup + measured):
-        start = time.perf_counter()
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            loss, _ = loss_fn(probe, batch)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    del probe, optimizer
-    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -221,14 +162,8 @@ def main(argv: list[str] | None = None) -> dict:
     model = SpectrogramVAE(config)
     bank = load_clip_bank(args.data, seconds=args.clip_seconds, seed=args.seed)
     dataset = RandomCrops(bank, args.crop_frames * config.latent_hop, args.crops_per_clip, seed=args.seed)
-    workers = min(8, os.cpu_count() or 1) if args.num_workers is None else args.num_workers
     loss_fn = VAELoss(crop_samples=dataset.crop)
-    steps = resolve_steps(args, model, loss_fn, dataset)
-    cfg = TrainConfig(
-        steps=steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
-        mixed_precision=args.mixed_precision, seed=args.seed, log_every=args.log_every,
-        checkpoint_every=args.checkpoint_every, num_workers=workers, max_minutes=args.max_minutes, cpu=args.cpu,
-    )
+    cfg = train_config_from_args(args)
     dtype = torch.float16 if args.export_dtype == "float16" else None
     summary = train(model, loss_fn, dataset, cfg, args.out, model_config=config, export_dtype=dtype,
                     progress=not args.no_progress)

@@ -15,13 +15,15 @@ import argparse
 import torch
 
 from guidance.objective import v_objective_loss
-from latent_diffusion.train_cli import OneLineParser, add_training_args, export_dtype, resolve_steps, run_main, train_config_from_args
-from musicprod_common.training import example_rand, train
+from latent_diffusion.train_cli import OneLineParser, add_training_args, export_dtype, run_main, train_config
+from musicprod_common.training import TrainConfig, example_rand, train
 
 from .config import PRESETS, unet_preset
 from .unet import WaveformUNet
 
 PAPER_BATCH = 384  # Levy et al. 2023, waveform model global batch
+DEFAULTS = TrainConfig(steps=100_000, batch_size=PAPER_BATCH, lr=3e-4, warmup_steps=1000, mixed_precision="auto",
+                       checkpoint_every=500, num_workers=8)  # 8 workers: decoding FLAC windows every step would otherwise starve the GPU
 SWAP_SALT = 3  # salt of the per-example channel-swap draw (the objective uses salts 1 and 2)
 
 
@@ -42,8 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="small", choices=sorted(PRESETS))
     p.add_argument("--data", required=True, help="audio folder (clips + optional manifest.jsonl)")
     p.add_argument("--window", type=int, default=None, help="training window in samples (default: the preset's)")
-    add_training_args(p, batch_size=PAPER_BATCH, lr=3e-4)
-    p.set_defaults(num_workers=8)  # decoding FLAC windows every step would otherwise starve the GPU
+    add_training_args(p, DEFAULTS)
     return p
 
 
@@ -63,8 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     data = AudioFolderSegments(args.data, config.window / config.sample_rate, seed=args.seed)
     torch.manual_seed(args.seed)  # initial weights: a function of the seed
     model = WaveformUNet(config)
-    steps = resolve_steps(args, model, unet_loss, data)
-    cfg = train_config_from_args(args, steps)
+    cfg = train_config(args)
     train(model, unet_loss, data, cfg, args.out, model_config=config, export_dtype=export_dtype(args), progress=not args.no_progress)
 
 

@@ -11,7 +11,7 @@ from guidance.objective import v_objective_loss
 from latent_diffusion import DiT, dit_preset
 from latent_diffusion.latent_cache import LatentCache, save_latent_cache
 from latent_diffusion.train import main
-from latent_diffusion.train_cli import SCHEDULE_NAME, run_main
+from latent_diffusion.train_cli import run_main
 
 
 @pytest.fixture
@@ -48,17 +48,13 @@ def test_twenty_steps_learn_and_export(cache, tmp_path):
     assert _eval_loss(trained, data) < 0.95 * _eval_loss(fresh, data)
 
 
-def test_auto_steps_fit_the_budget_and_are_kept_for_resume(cache, tmp_path):
+def test_budget_anneals_and_stops_with_large_steps(cache, tmp_path):
+    """``--steps`` large + ``--max-minutes``: the shared loop stops on the budget and exports."""
     out = tmp_path / "run"
-    args = ["--preset", "tiny", "--latents", str(cache), "--out", str(out), "--max-minutes", "0.01",
-            "--batch-size", "8", "--cpu", "--no-progress"]
-    main(args)
-    steps = json.loads((out / SCHEDULE_NAME).read_text())["steps"]
-    assert steps >= 1 and (out / "final" / "model.safetensors").is_file()
-    (out / SCHEDULE_NAME).write_text(json.dumps({"steps": steps + 3}))
-    main(args)  # resumes from state.pt with the saved schedule rather than re-timing
+    main(["--preset", "tiny", "--latents", str(cache), "--out", str(out), "--steps", "1000000", "--max-minutes", "0.01",
+          "--batch-size", "8", "--cpu", "--no-progress"])
     state = torch.load(out / "state.pt", weights_only=True)
-    assert state["train_config"]["steps"] == steps + 3
+    assert 1 <= state["step"] < 1000000 and (out / "final" / "model.safetensors").is_file()
 
 
 @pytest.mark.parametrize("argv", [
@@ -66,13 +62,19 @@ def test_auto_steps_fit_the_budget_and_are_kept_for_resume(cache, tmp_path):
     ["--out", "x", "--latents", "missing.safetensors", "--steps", "3"],
     ["--out", "x", "--vae", "some/vae"],  # --vae without --data
     ["--out", "x", "--latents", "CACHE", "--steps", "0"],
-    ["--out", "x", "--latents", "CACHE"],  # --steps auto without --max-minutes
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, cache, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     argv = [str(cache) if a == "CACHE" else a for a in argv]
     assert run_main(main, argv, prog="latent_diffusion.train") == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_steps_auto_is_gone(cache, capsys):
+    """``--steps`` is a plain number: ``auto`` is a one-line usage error, exit 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--latents", str(cache), "--out", "x", "--steps", "auto"])
+    assert exit_info.value.code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
 def test_builds_the_cache_from_a_vae_and_an_audio_folder(tmp_path):

@@ -105,3 +105,22 @@ def test_truncated_state_names_the_file(tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(InputError, match=str(path)):
         load_training_state(path)
+
+
+def test_train_args_round_trip_with_script_defaults():
+    """``add_train_args`` exposes every TrainConfig field with the script's defaults; flags override them."""
+    import argparse
+
+    from musicprod_common.training import add_train_args, train_config_from_args
+
+    defaults = TrainConfig(steps=123, batch_size=16, lr=3e-4, num_workers=2)
+    parser = argparse.ArgumentParser()
+    add_train_args(parser, defaults)
+    assert train_config_from_args(parser.parse_args([])) == defaults
+    cfg = train_config_from_args(parser.parse_args(["--steps", "1000000", "--max-minutes", "8", "--mixed-precision", "bf16",
+                                                    "--grad-accum", "2", "--cpu", "--betas", "0.8", "0.99"]))
+    assert (cfg.steps, cfg.max_minutes, cfg.mixed_precision, cfg.grad_accum, cfg.cpu, cfg.betas) == (1000000, 8.0, "bf16", 2, True, (0.8, 0.99))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--mixed-precision", "auto"])  # only where the script's default is "auto"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--steps", "auto"])

@@ -1,0 +1,44 @@
+"""Command line shared by ``symbolic.train_fgg`` and ``symbolic.train_binomial``: flags, config, error handling."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Any, Callable
+
+from musicprod_common.errors import InputError
+from musicprod_common.training import TrainConfig, add_train_args, train, train_config_from_args
+
+from .data import PianoRollDataset
+
+DEFAULTS = TrainConfig(steps=20000, batch_size=64, lr=2e-4, warmup_steps=500, num_workers=6, checkpoint_every=1000)
+
+# setup(args, dataset) -> (model, loss_fn, model_config, note for the summary line)
+Setup = Callable[[argparse.Namespace, PianoRollDataset], tuple[Any, Callable, Any, str]]
+
+
+def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--preset", default="small", help="tiny | small | paper")
+    parser.add_argument("--data", required=True, help="file from `python -m symbolic.data`")
+    parser.add_argument("--out", required=True, help="run folder (resumes from OUT/state.pt)")
+    parser.add_argument("--no-progress", action="store_true")
+    add_train_args(parser, DEFAULTS)
+    return parser
+
+
+def run(prog: str, description: str, setup: Setup, argv: list[str] | None = None) -> int:
+    """Parse the flags, build model and loss with ``setup``, train; bad input is one line and exit code 2."""
+    args = build_parser(prog, description).parse_args(argv)
+    cfg = train_config_from_args(args)
+    cfg = dataclasses.replace(cfg, warmup_steps=min(cfg.warmup_steps, max(1, cfg.steps // 10)))
+    try:
+        dataset = PianoRollDataset(args.data, "train")
+        model, loss_fn, model_config, note = setup(args, dataset)
+        summary = train(model, loss_fn, dataset, cfg, args.out,
+                        model_config=model_config, progress=not args.no_progress)
+    except InputError as err:
+        sys.stderr.write(f"error: {err}\n")
+        return 2
+    print(f"trained {summary['steps']} steps in {summary['wall_seconds'] / 60:.1f} min;{note} last {summary['last']}; weights in {args.out}/final")
+    return 0
