@@ -27,7 +27,7 @@ from torch import nn
 
 from musicprod_common.checkpoint import WEIGHTS_NAME, load_weights, save_pretrained
 from musicprod_common.errors import InputError
-from musicprod_common.training import TrainConfig, example_randn, train
+from musicprod_common.training import TrainConfig, add_train_args, example_randn, train, train_config_from_args
 
 from .model import SpectrogramVAE
 from .train import RandomCrops, VAELoss, load_clip_bank
@@ -136,41 +136,31 @@ def export_vae(out_dir: Path, config) -> Path:
     return final
 
 
+# Discriminator training wants Adam's β = (0.5, 0.9) (the usual GAN setting), not the diffusion (0.9, 0.999).
+DEFAULTS = TrainConfig(steps=3000, batch_size=32, lr=1e-4, warmup_steps=100, betas=(0.5, 0.9), log_every=50,
+                       checkpoint_every=500, num_workers=min(8, os.cpu_count() or 1))
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m vae.adversarial", description=__doc__.split("\n\n")[0])
     p.add_argument("--init", required=True, help="stage-1 checkpoint folder (e.g. runs/vae/final)")
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--max-minutes", type=float, default=None)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--warmup-steps", type=int, default=100)
     p.add_argument("--crop-frames", type=int, default=64)
     p.add_argument("--clip-seconds", type=float, default=6.0)
     p.add_argument("--crops-per-clip", type=int, default=256)
     p.add_argument("--w-adv", type=float, default=1.0)
     p.add_argument("--w-feat", type=float, default=2.0)
-    p.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
-    p.add_argument("--num-workers", type=int, default=None)
     p.add_argument("--export-dtype", default="float16", choices=["float16", "float32"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--checkpoint-every", type=int, default=500)
-    p.add_argument("--cpu", action="store_true")
     p.add_argument("--no-progress", action="store_true")
+    add_train_args(p, DEFAULTS)
     args = p.parse_args(argv)
 
     vae = SpectrogramVAE.from_pretrained(args.init).train()
     bank = load_clip_bank(args.data, seconds=args.clip_seconds, seed=args.seed)
     dataset = RandomCrops(bank, args.crop_frames * vae.latent_hop, args.crops_per_clip, seed=args.seed + 1)
     model = AdversarialVAE(vae, AdversarialConfig(w_adv=args.w_adv, w_feat=args.w_feat), VAELoss(crop_samples=dataset.crop))
-    cfg = TrainConfig(
-        steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, betas=(0.5, 0.9),
-        mixed_precision=args.mixed_precision, seed=args.seed, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
-        num_workers=min(8, os.cpu_count() or 1) if args.num_workers is None else args.num_workers,
-        max_minutes=args.max_minutes, cpu=args.cpu,
-    )
+    cfg = train_config_from_args(args)
     dtype = torch.float16 if args.export_dtype == "float16" else None
     summary = train(model, adversarial_loss, dataset, cfg, args.out, model_config=vae.config, export_dtype=dtype,
                     parameters=lambda m: [*m.vae.decoder.parameters(), *m.disc.parameters()], progress=not args.no_progress)
