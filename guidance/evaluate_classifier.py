@@ -62,12 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         sys.stderr.write(f"evaluate_classifier: error: {err}\n")
         return 2
-    text = json.dumps(metrics, indent=2)
     if args.out:
-        from musicprod_common.files import atomic_path
+        from musicprod_common.files import write_json
 
-        with atomic_path(args.out) as tmp:
-            tmp.write_text(text + "\n")
+        write_json(args.out, metrics)
     print(f"n={metrics['n']} accuracy={metrics['accuracy']:.4f}")
     print(json.dumps(metrics["per_class"]))
     return 0

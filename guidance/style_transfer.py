@@ -179,13 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         sys.stderr.write(f"style_transfer: error: {err}\n")
         return 2
-    text = json.dumps(report, indent=2)
     if args.out:
-        from musicprod_common.files import atomic_path
+        from musicprod_common.files import write_json
 
-        with atomic_path(args.out) as tmp:
-            tmp.write_text(text + "\n")
-    print(text)
+        write_json(args.out, report)
+    print(json.dumps(report, indent=2))
     return 0
 
 

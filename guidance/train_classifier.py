@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from musicprod_common.datasets import SAMPLE_RATE, AudioFolderSegments
 from musicprod_common.errors import InputError
-from musicprod_common.files import atomic_path
+from musicprod_common.files import write_json
 from musicprod_common.styles import STYLES, STYLE_NAMES
 from musicprod_common.training import TrainConfig, add_train_args, example_rand, train, train_config_from_args
 
@@ -230,8 +230,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             classifier = from_pretrained(out / "final")
             device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
             metrics = evaluate_folder(classifier.to(device), args.valid, batch_size=32, num_workers=args.num_workers)
-            with atomic_path(out / "valid_metrics.json") as tmp:
-                tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+            write_json(out / "valid_metrics.json", metrics)
             summary["valid"] = metrics
     return summary
 

@@ -42,10 +42,9 @@ def config_from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
 
 
 def save_config(config: Any, path: str | Path) -> None:
-    from .files import atomic_path
+    from .files import write_json
 
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
+    write_json(path, config_to_dict(config))
 
 
 def load_config(cls: type[C], path: str | Path) -> C:

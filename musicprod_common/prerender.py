@@ -24,7 +24,7 @@ import torch
 
 from .datasets import STEM_NAMES, Pop909Segments, training_styles
 from .errors import InputError
-from .files import atomic_path
+from .files import atomic_path, write_json
 from .styles import STYLE_NAMES, get_style, parse_style_list
 
 _DATASET: Pop909Segments | None = None
@@ -104,8 +104,7 @@ def prerender(pop909: str | os.PathLike, out: str | os.PathLike, *, split: str, 
     settings_path = out / "prerender.json"
     if settings_path.is_file() and json.loads(settings_path.read_text()) != settings:
         raise InputError(f"{out}: holds segments rendered with other settings ({settings_path}); use an empty folder")
-    with atomic_path(settings_path) as tmp:
-        tmp.write_text(json.dumps(settings, indent=1))
+    write_json(settings_path, settings)
     manifest = out / "manifest.jsonl"
     done = {i: r for i, r in _read_manifest(manifest).items() if i < count and (out / r["file"]).is_file()}
     todo = [(i, str(out), stems, audio_format) for i in range(count) if i not in done]

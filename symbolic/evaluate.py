@@ -14,11 +14,11 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from musicprod_common.errors import InputError
+from musicprod_common.files import write_json
 
 from .data import PianoRollDataset
 from .fgg import load_fgg
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result["checkpoint"] = str(args.checkpoint)
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.out, result)
     print(markdown(result))
     print(json.dumps(result["targets_met"]))
     return 0

@@ -17,7 +17,6 @@ budget are tried and the best one is reported, so the VAE is compared with the s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections import Counter
@@ -27,7 +26,7 @@ from pathlib import Path
 import torch
 
 from musicprod_common.errors import InputError
-from musicprod_common.files import atomic_path
+from musicprod_common.files import write_json
 
 from .model import COMPRESSION_RATIO, SAMPLE_RATE, SpectrogramVAE
 
@@ -189,8 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         result["device"] = args.device
         result["wall_seconds"] = time.time() - started
         out = Path(args.out) if args.out else (Path(args.checkpoint) / "eval.json" if Path(args.checkpoint).is_dir() else Path("vae_eval.json"))
-        with atomic_path(out) as tmp:
-            tmp.write_text(json.dumps(result, indent=1) + "\n")
+        write_json(out, result)
         print(format_table(result))
         if "fp32_ema" in result:
             print("fp32 EMA weights: " + ", ".join(f"{k} {v:.3f}" for k, v in result["fp32_ema"].items()))
