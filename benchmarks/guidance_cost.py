@@ -25,9 +25,7 @@ import time
 import torch
 
 from guidance import infill_problem, latent_edit_model, solve
-from latent_diffusion.config import dit_preset
-from latent_diffusion.dit import DiT, build_dit
-from vae.model import SpectrogramVAE
+from latent_models import load_latent_models
 
 BAND_S = 0.5  # known audio each side of the gap for the band-limited audio measurement (solve's default)
 VARIANTS = {
@@ -41,16 +39,6 @@ VARIANTS = {
 }
 
 
-def build(args: argparse.Namespace) -> tuple[DiT, SpectrogramVAE, str]:
-    vae = SpectrogramVAE.from_pretrained(args.vae) if args.vae else SpectrogramVAE.from_preset("small")
-    if args.dit:
-        dit = DiT.from_pretrained(args.dit)
-    else:
-        dit = build_dit(dit_preset("small", in_channels=vae.config.latent_channels, hop_samples=vae.latent_hop))
-    source = "checkpoints" if args.dit and args.vae else "random-init small presets"
-    return dit.eval(), vae.eval(), source
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dit", help="DiT checkpoint folder (default: random-init small preset)")
@@ -61,7 +49,7 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    dit, vae, source = build(args)
+    dit, vae, source = load_latent_models(args.vae, args.dit)
     model = latent_edit_model(dit, vae)
     audio = 0.1 * torch.randn(1, 2, model.window, generator=torch.Generator().manual_seed(0))
     gap = 2 * model.sample_rate

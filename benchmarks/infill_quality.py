@@ -23,10 +23,8 @@ import torch
 
 from guidance import infill_problem, latent_edit_model, solve
 from guidance.metrics import MelDistance
-from latent_diffusion.config import dit_preset
-from latent_diffusion.dit import DiT, build_dit
+from latent_models import load_latent_models
 from musicprod_common.datasets import Pop909Segments
-from vae.model import SpectrogramVAE
 
 GAP_S = 2.0  # Levy et al. 2023: the middle two seconds
 
@@ -57,10 +55,8 @@ def main() -> None:
     p.add_argument("--paper", action="store_true", help="also run Algorithm 2 verbatim (slow)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    vae = (SpectrogramVAE.from_pretrained(args.vae) if args.vae else SpectrogramVAE.from_preset("small")).eval()
-    dit = DiT.from_pretrained(args.dit) if args.dit else build_dit(
-        dit_preset("small", in_channels=vae.config.latent_channels, hop_samples=vae.latent_hop))
-    model = latent_edit_model(dit.eval(), vae)
+    dit, vae, _ = load_latent_models(args.vae, args.dit)
+    model = latent_edit_model(dit, vae)
     clips = Pop909Segments(args.data, "test", model.window / model.sample_rate, items_per_song=1, seed=args.seed)
     gap = int(GAP_S * model.sample_rate)
     start = (model.window - gap) // 2

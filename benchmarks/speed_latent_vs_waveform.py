@@ -27,19 +27,16 @@ import torch
 from guidance.denoiser import Denoiser
 from guidance.sampler import sample
 from guidance.schedule import uniform_timesteps
-from latent_diffusion import DiT, dit_preset
+from latent_diffusion import DiT
+from latent_models import load_latent_models
 from vae import SpectrogramVAE
 from waveform_diffusion import WaveformUNet, unet_preset
 
 
 def build(args: argparse.Namespace) -> tuple[DiT, SpectrogramVAE, WaveformUNet]:
-    vae = SpectrogramVAE.from_pretrained(args.vae) if args.vae else SpectrogramVAE.from_preset("small")
-    if args.dit:
-        dit = DiT.from_pretrained(args.dit)
-    else:
-        dit = DiT(dit_preset("small", in_channels=vae.config.latent_channels, hop_samples=vae.latent_hop))
+    dit, vae, _ = load_latent_models(args.vae, args.dit)
     unet = WaveformUNet.from_pretrained(args.unet) if args.unet else WaveformUNet(unet_preset("small"))
-    return dit.eval(), vae.eval(), unet.eval()
+    return dit, vae, unet.eval()
 
 
 def best_time(fn: Callable[[], torch.Tensor], repeats: int) -> float:
