@@ -54,6 +54,8 @@ def transfer_style(
 
     if source.ndim != 3 or source.shape[1] != 2 or source.shape[-1] != model.window:
         raise InputError(f"source must be (B, 2, {model.window}) (one model window), got {tuple(source.shape)}")
+    if not 0.0 < k <= 1.0:
+        raise InputError(f"k = {k}: the noise share of the start must be in (0, 1]; 0.85 is the paper's")
     terms, weights = [EmbeddingGuidance.from_audio(embedder, reference)], [weight]
     if classifier_weight:
         if target_class is None:
@@ -121,7 +123,8 @@ def _predictions(classifier: PaSST, audio: torch.Tensor) -> list[int]:
 
 def evaluate_style_transfer(
     model: Any, classifier: PaSST, pop909: str | Path, *, style_a: str, style_b: str, n: int = 8, seed: int = 0,
-    weight: float = 1.0, steps: int = 50, xi: float | None = None, progress: Callable[[int], None] | None = None,
+    weight: float = 1.0, steps: int = 50, xi: float | None = None, k: float = 0.85,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Transfer ``n`` test-split clips from ``style_a`` to ``style_b``; accuracies and chroma correlations."""
     pop909 = Path(pop909)
@@ -135,7 +138,7 @@ def evaluate_style_transfer(
     for i in range(n):
         gen = torch.Generator().manual_seed(seed * 1000 + i)
         results.append(transfer_style(model, classifier, source[i : i + 1], reference[i : i + 1], weight=weight, steps=steps,
-                                      xi=xi, generator=gen))
+                                      xi=xi, k=k, generator=gen))
         if progress is not None:
             progress(i + 1)
     result = torch.cat(results)
@@ -145,7 +148,7 @@ def evaluate_style_transfer(
         return {"to_b": float(np.mean([p == b_idx for p in pred])), "still_a": float(np.mean([p == a_idx for p in pred])),
                 "chroma_corr": float(chroma_correlation(audio, source).mean())}
 
-    return {"n": n, "style_a": style_a, "style_b": style_b, "weight": weight, "steps": steps,
+    return {"n": n, "style_a": style_a, "style_b": style_b, "weight": weight, "steps": steps, "k": k,
             "result": summary(result), "source": summary(source), "oracle": summary(oracle),
             "segments": [{"song": s, "start": round(t, 3)} for s, t in segments[:n]]}
 
@@ -162,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--weight", type=float, default=1.0, help="weight of the embedding-guidance term")
     p.add_argument("--xi", type=float)
+    p.add_argument("--k", type=float, default=0.85, help="noise share of the start, x_T = k z + (1 - k) source; "
+                   "lower keeps more of the source's notes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the results JSON here")
     args = p.parse_args(argv)
@@ -174,8 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         classifier = from_pretrained(args.classifier)
         if classifier.cfg.input_sample_rate != 44100:
             raise InputError(f"{args.classifier}: classifier expects {classifier.cfg.input_sample_rate} Hz input; the models make 44100 Hz")
-        report = evaluate_style_transfer(model, classifier, args.pop909, style_a=args.style_a, style_b=args.style_b, n=args.n,
-                                         seed=args.seed, weight=args.weight, steps=args.steps, xi=args.xi)
+        from tqdm.auto import tqdm
+
+        with tqdm(total=args.n, desc=f"{args.style_a} → {args.style_b}", unit="clip") as bar:
+            report = evaluate_style_transfer(model, classifier, args.pop909, style_a=args.style_a, style_b=args.style_b,
+                                             n=args.n, seed=args.seed, weight=args.weight, steps=args.steps, xi=args.xi, k=args.k,
+                                             progress=lambda done: bar.update(done - bar.n))
     except InputError as err:
         sys.stderr.write(f"style_transfer: error: {err}\n")
         return 2

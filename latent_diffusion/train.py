@@ -23,7 +23,7 @@ from musicprod_common.training import TrainConfig, train
 from .config import PRESETS, dit_preset
 from .dit import DiT
 from .latent_cache import LatentCache, build_latent_cache
-from .train_cli import OneLineParser, add_training_args, export_dtype, run_main, train_config
+from .train_cli import OneLineParser, add_training_args, run_main, train_config
 
 PAPER_BATCH = 96  # Levy et al. 2023, latent model global batch
 DEFAULTS = TrainConfig(steps=100_000, batch_size=PAPER_BATCH, lr=3e-4, warmup_steps=1000, mixed_precision="auto", checkpoint_every=500)
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)  # initial weights: a function of the seed
     model = DiT(config)
     cfg = train_config(args)
-    train(model, dit_loss, data, cfg, args.out, model_config=config, export_dtype=export_dtype(args), progress=not args.no_progress)
+    train(model, dit_loss, data, cfg, args.out, model_config=config, progress=not args.no_progress)
 
 
 if __name__ == "__main__":

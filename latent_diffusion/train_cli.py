@@ -26,10 +26,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def add_training_args(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
-    """``--out``, ``--export-dtype``, ``--no-progress`` and every TrainConfig flag (``mixed_precision`` may default to "auto")."""
+    """``--out``, ``--no-progress`` and every TrainConfig flag (``mixed_precision`` may default to "auto")."""
     parser.add_argument("--out", required=True, help="run folder: state.pt, losses.jsonl, tb/, final/ (resumes if state.pt exists)")
-    parser.add_argument("--export-dtype", choices=["float16", "float32"], default="float16",
-                        help="dtype of final/model.safetensors (fp16 halves the shipped size)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_train_args(parser, defaults)
 
@@ -49,10 +47,6 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         raise InputError(f"--steps {cfg.steps}: must be at least 1")
     return dataclasses.replace(cfg, mixed_precision=resolve_mixed_precision(cfg.mixed_precision, cfg.cpu),
                                warmup_steps=min(cfg.warmup_steps, max(1, cfg.steps // 20)), ema_decay=cfg.ema_decay or None)
-
-
-def export_dtype(args: argparse.Namespace) -> torch.dtype:
-    return torch.float16 if args.export_dtype == "float16" else torch.float32
 
 
 def run_main(main: Callable[[list[str] | None], None], argv: list[str] | None = None, prog: str = "") -> int:

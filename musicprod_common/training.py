@@ -51,6 +51,10 @@ class TrainConfig:
     num_workers: int = 0
     max_minutes: float | None = None  # wall-clock budget: the LR anneals over it; stop, checkpoint, export
     cpu: bool = False
+    export_dtype: str = "float16"  # of final/model.safetensors: shipped checkpoints are fp16, half the size
+
+
+EXPORT_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
@@ -59,6 +63,7 @@ TRAIN_ARG_HELP = {
              "large for a budgeted run",
     "max_minutes": "wall-clock budget: the LR cosine anneals over it; the run stops, checkpoints and exports in time",
     "batch_size": "global batch (over processes and accumulation micro-steps)",
+    "export_dtype": "dtype of final/model.safetensors (fp16 halves the shipped size)",
 }
 
 
@@ -77,6 +82,8 @@ def add_train_args(parser: "argparse.ArgumentParser", defaults: TrainConfig) -> 
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **extra)
         elif isinstance(default, tuple):
             group.add_argument(flag, type=float, nargs=len(default), **extra)
+        elif field.name == "export_dtype":
+            group.add_argument(flag, choices=tuple(EXPORT_DTYPES), **extra)
         elif field.name == "mixed_precision":
             group.add_argument(flag, choices=(("auto",) if default == "auto" else ()) + MIXED_PRECISION, **extra)
         else:
@@ -179,7 +186,6 @@ def train(
     *,
     model_config: Any = None,
     parameters: Callable[[torch.nn.Module], Any] | None = None,
-    export_dtype: torch.dtype | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train ``model`` to ``cfg.steps``, resuming from ``out_dir/state.pt`` if it is there.
@@ -301,7 +307,7 @@ def train(
     if main:
         final = ema if ema is not None else accelerator.unwrap_model(model)
         if model_config is not None:
-            save_pretrained(final, model_config, out_dir / "final", dtype=export_dtype)
+            save_pretrained(final, model_config, out_dir / "final", dtype=EXPORT_DTYPES[cfg.export_dtype])
         writer.close()
     accelerator.wait_for_everyone()
     return {"steps": step, "wall_seconds": time.monotonic() - started, "last": last, "world_size": world}

@@ -151,7 +151,6 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--crops-per-clip", type=int, default=256)
     p.add_argument("--w-adv", type=float, default=1.0)
     p.add_argument("--w-feat", type=float, default=2.0)
-    p.add_argument("--export-dtype", default="float16", choices=["float16", "float32"])
     p.add_argument("--no-progress", action="store_true")
     add_train_args(p, DEFAULTS)
     args = p.parse_args(argv)
@@ -161,8 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
     dataset = RandomCrops(bank, args.crop_frames * vae.latent_hop, args.crops_per_clip, seed=args.seed + 1)
     model = AdversarialVAE(vae, AdversarialConfig(w_adv=args.w_adv, w_feat=args.w_feat), VAELoss(crop_samples=dataset.crop))
     cfg = train_config_from_args(args)
-    dtype = torch.float16 if args.export_dtype == "float16" else None
-    summary = train(model, adversarial_loss, dataset, cfg, args.out, model_config=vae.config, export_dtype=dtype,
+    summary = train(model, adversarial_loss, dataset, cfg, args.out, model_config=vae.config,
                     parameters=lambda m: [*m.vae.decoder.parameters(), *m.disc.parameters()], progress=not args.no_progress)
     if int(os.environ.get("RANK", "0")) == 0:
         final = export_vae(Path(args.out), vae.config)

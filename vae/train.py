@@ -150,7 +150,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-frames", type=int, default=64, help="latent frames per training crop (64 x 1024 samples = 1.49 s)")
     p.add_argument("--clip-seconds", type=float, default=6.0, help="length of the clips read from --data")
     p.add_argument("--crops-per-clip", type=int, default=256)
-    p.add_argument("--export-dtype", default="float16", choices=["float16", "float32"])
     p.add_argument("--no-progress", action="store_true")
     add_train_args(p, DEFAULTS)
     return p
@@ -164,8 +163,7 @@ def main(argv: list[str] | None = None) -> dict:
     dataset = RandomCrops(bank, args.crop_frames * config.latent_hop, args.crops_per_clip, seed=args.seed)
     loss_fn = VAELoss(crop_samples=dataset.crop)
     cfg = train_config_from_args(args)
-    dtype = torch.float16 if args.export_dtype == "float16" else None
-    summary = train(model, loss_fn, dataset, cfg, args.out, model_config=config, export_dtype=dtype,
+    summary = train(model, loss_fn, dataset, cfg, args.out, model_config=config,
                     progress=not args.no_progress)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"trained {summary['steps']} steps in {summary['wall_seconds']:.0f} s on {len(bank)} clips; "

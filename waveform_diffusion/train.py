@@ -15,7 +15,7 @@ import argparse
 import torch
 
 from guidance.objective import v_objective_loss
-from latent_diffusion.train_cli import OneLineParser, add_training_args, export_dtype, run_main, train_config
+from latent_diffusion.train_cli import OneLineParser, add_training_args, run_main, train_config
 from musicprod_common.training import TrainConfig, example_rand, train
 
 from .config import PRESETS, unet_preset
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)  # initial weights: a function of the seed
     model = WaveformUNet(config)
     cfg = train_config(args)
-    train(model, unet_loss, data, cfg, args.out, model_config=config, export_dtype=export_dtype(args), progress=not args.no_progress)
+    train(model, unet_loss, data, cfg, args.out, model_config=config, progress=not args.no_progress)
 
 
 if __name__ == "__main__":

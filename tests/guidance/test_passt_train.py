@@ -64,13 +64,15 @@ def test_tiny_training_run_20_steps(tmp_path):
     assert len(StyleClips(data)) == 12
     out = tmp_path / "run"
     rc = main(["--preset", "tiny", "--data", str(data), "--valid", str(valid), "--out", str(out), "--steps", "20",
-               "--batch-size", "4", "--crop-seconds", "1.0", "--num-workers", "0", "--cpu", "--no-progress"])
+               "--batch-size", "4", "--crop-seconds", "1.0", "--num-workers", "0", "--cpu", "--no-progress",
+               "--preload", "--patchout-time", "3", "--patchout-freq", "1"])
     assert rc == 0
     losses = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
     assert [r["step"] for r in losses] == list(range(1, 21))
     assert all(math.isfinite(r["loss"]) for r in losses)
     model = from_pretrained(out / "final")
     assert model.cfg.input_sample_rate == SR and not model.training
+    assert (model.cfg.patchout_time, model.cfg.patchout_freq) == (3, 1)  # the flags override the preset
     metrics = json.loads((out / "valid_metrics.json").read_text())
     assert metrics["n"] == 6 and 0.0 <= metrics["accuracy"] <= 1.0
     again = evaluate_folder(model, valid)
@@ -79,6 +81,16 @@ def test_tiny_training_run_20_steps(tmp_path):
     report = tmp_path / "test_metrics.json"
     assert evaluate_main(["--model", str(out / "final"), "--data", str(valid), "--out", str(report), "--cpu", "--num-workers", "0"]) == 0
     assert json.loads(report.read_text())["accuracy"] == metrics["accuracy"]
+
+
+def test_preloaded_clips_match_decoded_clips(tmp_path):
+    data = make_clip_folder(tmp_path / "train", n_per_style=2)
+    decoded, preloaded = StyleClips(data), StyleClips(data, preload=True)
+    assert preloaded.cache is not None and preloaded.cache.dtype == torch.int16
+    for i in range(len(decoded)):
+        a, b = decoded[i], preloaded[i]
+        assert a["style"] == b["style"] and torch.equal(a["families"], b["families"])
+        assert (a["audio"] - b["audio"]).abs().max() <= 1 / 32768  # the clips are 16-bit FLAC already
 
 
 def test_missing_manifest_is_one_line_error(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """The shared training loop: process-count invariance, exact resume after kill -9, safe state files."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -118,9 +119,40 @@ def test_train_args_round_trip_with_script_defaults():
     add_train_args(parser, defaults)
     assert train_config_from_args(parser.parse_args([])) == defaults
     cfg = train_config_from_args(parser.parse_args(["--steps", "1000000", "--max-minutes", "8", "--mixed-precision", "bf16",
-                                                    "--grad-accum", "2", "--cpu", "--betas", "0.8", "0.99"]))
-    assert (cfg.steps, cfg.max_minutes, cfg.mixed_precision, cfg.grad_accum, cfg.cpu, cfg.betas) == (1000000, 8.0, "bf16", 2, True, (0.8, 0.99))
+                                                    "--grad-accum", "2", "--cpu", "--betas", "0.8", "0.99",
+                                                    "--export-dtype", "float32"]))
+    assert (cfg.steps, cfg.max_minutes, cfg.mixed_precision, cfg.grad_accum, cfg.cpu, cfg.betas, cfg.export_dtype) == \
+        (1000000, 8.0, "bf16", 2, True, (0.8, 0.99), "float32")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--export-dtype", "int8"])
     with pytest.raises(SystemExit):
         parser.parse_args(["--mixed-precision", "auto"])  # only where the script's default is "auto"
     with pytest.raises(SystemExit):
         parser.parse_args(["--steps", "auto"])
+
+
+@pytest.mark.parametrize("export_dtype", ["float16", "float32"])
+def test_final_weights_are_exported_in_the_configured_dtype(tmp_path, export_dtype):
+    from safetensors.torch import load_file
+
+    from musicprod_common.training import train
+
+    class Ramp(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 8
+
+        def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+            return {"x": torch.full((4,), float(index))}
+
+    def loss_fn(model, batch):
+        return model(batch["x"]).square().mean(), {}
+
+    @dataclasses.dataclass
+    class LinearConfig:
+        width: int = 4
+
+    model = torch.nn.Linear(4, 4)
+    cfg = TrainConfig(steps=2, batch_size=4, warmup_steps=1, cpu=True, export_dtype=export_dtype)
+    train(model, loss_fn, Ramp(), cfg, tmp_path, model_config=LinearConfig(), progress=False)
+    weights = load_file(tmp_path / "final" / "model.safetensors")
+    assert {t.dtype for t in weights.values()} == {getattr(torch, export_dtype)}
