@@ -67,3 +67,28 @@ def test_evaluate_script(pop909_root, tmp_path):
     result = json.loads(out.read_text())
     assert result["samples"] == 4 and result["with/out_of_key"] == 0.0 < result["without/out_of_key"]
     assert result["ground_truth/iou"] == 1.0 and result["ground_truth/chord_accuracy"] > result["without/chord_accuracy"]
+
+
+def test_evaluate_binomial_script(pop909_root, tmp_path, capsys):
+    import dataclasses
+    import json
+
+    from musicprod_common.checkpoint import save_pretrained
+    from symbolic.binomial import binomial_config, build_binomial
+    from symbolic.data import build_dataset_file
+    from symbolic.evaluate_binomial import main
+
+    data = tmp_path / "data.safetensors"
+    build_dataset_file(pop909_root, data, limit=3)  # song 003 is in the test split
+    cfg = dataclasses.replace(binomial_config("tiny"), num_timesteps=4, density=(0.05, 0.1, 0.02, 0.03))
+    torch.manual_seed(0)
+    save_pretrained(build_binomial(cfg), cfg, tmp_path / "ck")
+    out = tmp_path / "eval.json"
+    assert main(["--checkpoint", str(tmp_path / "ck"), "--data", str(data), "--num-samples", "3", "--batch-size", "2",
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["samples"] == 3 and result["tasks"] == ["harmonize", "infill"] and result["num_timesteps"] == 4
+    assert result["ground_truth/iou"] == 1.0
+    assert 0.0 < result["infill/iou"] < 1.0  # the known first and last bars are exact, the middle is generated
+    assert main(["--checkpoint", str(tmp_path / "ck"), "--data", str(data), "--tasks", "harmonise"]) == 2
+    assert "--tasks" in capsys.readouterr().err
