@@ -23,7 +23,7 @@ from musicprod_common.files import write_json
 from .data import PianoRollDataset
 from .fgg import load_fgg
 from .generate import SamplingConfig, sample_fgg
-from .metrics import chord_accuracy, chord_similarity, out_of_key_rate, roll_iou
+from .metrics import metrics_table, score_slices
 
 TARGETS = {"out_of_key_corrected": 0.0, "chord_accuracy_min": 0.485, "correction_overhead_max": 0.10}
 
@@ -67,11 +67,8 @@ def evaluate(model, dataset: PianoRollDataset, *, num_samples: int, batch_size: 
             times[mode] += time.perf_counter() - start
             outs[mode] = (x0.float().cpu() > 0.5).float()
         for mode, roll in [*outs.items(), ("ground_truth", batch["x0"])]:
-            add(f"{mode}/out_of_key", out_of_key_rate(roll, allowed), b)
-            add(f"{mode}/chord_accuracy", chord_accuracy(roll, batch["root"], batch["minor"]), b)
-            add(f"{mode}/chord_similarity", chord_similarity(roll, batch["chroma"]), b)
-            add(f"{mode}/iou", roll_iou(roll, batch["x0"]), b)
-            add(f"{mode}/notes_per_sample", float((roll[:, 0] > 0.5).sum()) / b, b)
+            for key, value in score_slices(roll, batch).items():
+                add(f"{mode}/{key}", value, b)
         done += b
         if progress is not None:
             progress(done, n)
@@ -91,10 +88,8 @@ def evaluate(model, dataset: PianoRollDataset, *, num_samples: int, batch_size: 
 
 
 def markdown(result: dict) -> str:
-    rows = ["| run | out-of-key rate | chord accuracy | chord similarity | IoU vs truth | onsets/sample |", "|---|---|---|---|---|---|"]
-    for mode, label in (("without", "FGG, no correction"), ("with", "FGG + fine-grained correction"), ("ground_truth", "ground truth")):
-        rows.append(f"| {label} | {100 * result[f'{mode}/out_of_key']:.2f}% | {result[f'{mode}/chord_accuracy']:.3f} | "
-                    f"{result[f'{mode}/chord_similarity']:.3f} | {result[f'{mode}/iou']:.3f} | {result[f'{mode}/notes_per_sample']:.1f} |")
+    rows = metrics_table(result, [("without", "FGG, no correction"), ("with", "FGG + fine-grained correction"),
+                                  ("ground_truth", "ground truth")])
     rows.append(f"\n{result['samples']} test-split 4-bar samples, {result['steps']} DDIM steps, conditions {result['conditions']}, "
                 f"CFG {result['guidance_scale']} (rescale {result['rescale']}), {result['device']}; correction overhead "
                 f"{100 * result['correction_overhead']:+.1f}% ({result['seconds_with_correction']:.1f} s vs {result['seconds_without_correction']:.1f} s).")

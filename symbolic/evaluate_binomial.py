@@ -21,18 +21,9 @@ from musicprod_common.files import write_json
 
 from .binomial import ACCOMPANIMENT, load_binomial, sample_binomial, task_mask
 from .data import PianoRollDataset
-from .metrics import chord_accuracy, chord_similarity, out_of_key_rate, roll_iou
+from .metrics import metrics_table, score_slices
 
 TASKS = ("harmonize", "infill")
-
-
-def score(roll: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-    """FGG's metrics for an accompaniment roll ``(B, 2, T, P)`` of a batch of test slices."""
-    return {"out_of_key": out_of_key_rate(roll, batch["allowed"].bool()),
-            "chord_accuracy": chord_accuracy(roll, batch["root"], batch["minor"]),
-            "chord_similarity": chord_similarity(roll, batch["chroma"]),
-            "iou": roll_iou(roll, batch["x0"]),
-            "notes_per_sample": float((roll[:, 0] > 0.5).sum()) / roll.shape[0]}
 
 
 @torch.no_grad()
@@ -54,7 +45,7 @@ def evaluate(model, dataset: PianoRollDataset, *, num_samples: int, batch_size: 
                                   generator=torch.Generator().manual_seed(seed + first))
             rolls[task] = out[:, list(ACCOMPANIMENT)].float().cpu()
         for name, roll in rolls.items():
-            for key, value in score(roll, batch).items():
+            for key, value in score_slices(roll, batch).items():
                 sums[f"{name}/{key}"] = sums.get(f"{name}/{key}", 0.0) + value * len(items)
         done += len(items)
         if progress is not None:
@@ -65,10 +56,7 @@ def evaluate(model, dataset: PianoRollDataset, *, num_samples: int, batch_size: 
 
 
 def markdown(result: dict) -> str:
-    rows = ["| run | out-of-key rate | chord accuracy | chord similarity | IoU vs truth | onsets/sample |", "|---|---|---|---|---|---|"]
-    for name in [*result["tasks"], "ground_truth"]:
-        rows.append(f"| {name} | {100 * result[f'{name}/out_of_key']:.2f}% | {result[f'{name}/chord_accuracy']:.3f} | "
-                    f"{result[f'{name}/chord_similarity']:.3f} | {result[f'{name}/iou']:.3f} | {result[f'{name}/notes_per_sample']:.1f} |")
+    rows = metrics_table(result, [(name, name) for name in [*result["tasks"], "ground_truth"]])
     rows.append(f"\n{result['samples']} test-split 4-bar slices, {result['num_timesteps']} reverse steps each.")
     return "\n".join(rows)
 
