@@ -90,7 +90,7 @@ def evaluate(model, dataset: PianoRollDataset, *, num_samples: int, batch_size: 
 def markdown(result: dict) -> str:
     rows = metrics_table(result, [("without", "FGG, no correction"), ("with", "FGG + fine-grained correction"),
                                   ("ground_truth", "ground truth")])
-    rows.append(f"\n{result['samples']} test-split 4-bar samples, {result['steps']} DDIM steps, conditions {result['conditions']}, "
+    rows.append(f"\n{result['samples']} {result.get('split', 'test')}-split 4-bar samples, {result['steps']} DDIM steps, conditions {result['conditions']}, "
                 f"CFG {result['guidance_scale']} (rescale {result['rescale']}), {result['device']}; correction overhead "
                 f"{100 * result['correction_overhead']:+.1f}% ({result['seconds_with_correction']:.1f} s vs {result['seconds_without_correction']:.1f} s).")
     return "\n".join(rows)
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         sys.stderr.write(f"error: {err}\n")
         return 2
-    result["checkpoint"] = str(args.checkpoint)
+    result["checkpoint"], result["split"] = str(args.checkpoint), args.split
     if args.out:
         write_json(args.out, result)
     print(markdown(result))

@@ -8,6 +8,9 @@ accompaniment it returns is scored with the FGG metrics against the slice's chor
 accompaniment: out-of-key rate, chord accuracy, chord similarity, IoU and onsets per sample. The true
 accompaniment is scored the same way as a reference. Infill scores the whole slice, known bars included,
 so its IoU is not comparable with harmonisation's.
+
+``--untrained`` scores the checkpoint's network with its residual at zero instead: the exact denoiser of
+notes scattered independently at the data's density, the floor a trained model has to beat.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import torch
 from musicprod_common.errors import InputError
 from musicprod_common.files import write_json
 
-from .binomial import ACCOMPANIMENT, load_binomial, sample_binomial, task_mask
+from .binomial import ACCOMPANIMENT, build_binomial, load_binomial, sample_binomial, task_mask
 from .data import PianoRollDataset
 from .metrics import metrics_table, score_slices
 
@@ -57,7 +60,7 @@ def evaluate(model, dataset: PianoRollDataset, *, num_samples: int, batch_size: 
 
 def markdown(result: dict) -> str:
     rows = metrics_table(result, [(name, name) for name in [*result["tasks"], "ground_truth"]])
-    rows.append(f"\n{result['samples']} test-split 4-bar slices, {result['num_timesteps']} reverse steps each.")
+    rows.append(f"\n{result['samples']} {result.get('split', 'test')}-split 4-bar slices, {result['num_timesteps']} reverse steps each.")
     return "\n".join(rows)
 
 
@@ -70,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=25)
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: " + ", ".join(TASKS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--untrained", action="store_true",
+                        help="baseline: the checkpoint's config with the residual at zero (independent notes at density r)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -81,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         if unknown or not tasks:
             raise InputError(f"--tasks {args.tasks!r}: choose from {', '.join(TASKS)}")
         model = load_binomial(args.checkpoint).eval()
+        if args.untrained:
+            model = build_binomial(model.cfg).eval()  # its output layer starts at zero
         dataset = PianoRollDataset(args.data, args.split, transpose=False, hop_bars=4)
         from tqdm.auto import tqdm
 
@@ -90,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         sys.stderr.write(f"error: {err}\n")
         return 2
-    result["checkpoint"] = str(args.checkpoint)
+    result["checkpoint"], result["split"] = str(args.checkpoint) + (" (untrained)" if args.untrained else ""), args.split
     if args.out:
         write_json(args.out, result)
     print(markdown(result))

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from symbolic.binomial import (BinomialConfig, betas, binomial_config, binomial_loss, build_binomial, load_binomial,
-                               q_sample, sample_binomial, task_mask)
+from symbolic.binomial import (BinomialConfig, betas, binomial_config, binomial_loss, build_binomial,
+                               independent_bit_logit, load_binomial, q_sample, sample_binomial, task_mask)
 from symbolic.data import build_dataset_file
 
 
@@ -28,6 +28,35 @@ def test_forward_marginals(t):
     # each cell's mean of n Bernoulli draws: within 5 standard errors
     se = (want * (1 - want) / n).sqrt().clamp(min=1e-6)
     assert torch.all((mean - want).abs() <= 5 * se + 1e-6)
+
+
+@pytest.mark.parametrize("t", [0, 50, 99])
+def test_independent_bit_logit_is_the_posterior_of_the_forward_process(t):
+    """Monte Carlo of q_sample against Bayes' rule: P(x0 = 1 | x_t) for independent Bernoulli(r) bits."""
+    g = torch.Generator().manual_seed(t)
+    r, n = torch.tensor(0.1), 2_000_000
+    beta = betas(100)[t]
+    x0 = (torch.rand(n, generator=g) < r).float()
+    x_t = q_sample(x0, beta, (torch.rand(n, generator=g) < r).float(), torch.rand(n, generator=g))
+    for bit in (0.0, 1.0):
+        sel = x_t == bit
+        empirical = x0[sel].mean()
+        exact = torch.sigmoid(independent_bit_logit(torch.tensor(bit), beta, r))
+        se = (exact * (1 - exact) / sel.sum()).sqrt()
+        assert abs(empirical - exact) <= 5 * se + 1e-6, (bit, float(empirical), float(exact))
+
+
+def test_untrained_model_samples_at_the_data_density():
+    """The U-Net's output layer starts at zero, so a fresh model is the exact denoiser of independent
+    Bernoulli(r) bits, and the reverse process must then hand back bits at density r (not silence)."""
+    torch.manual_seed(0)
+    r = (0.05, 0.1, 0.02, 0.03)
+    model = build_binomial(BinomialConfig(**{**binomial_config("tiny").__dict__, "density": r, "num_timesteps": 10})).eval()
+    out = sample_binomial(model, shape=(8, 4, 64, 64), generator=torch.Generator().manual_seed(0))
+    density = out.mean(dim=(0, 2, 3))
+    for got, want in zip(density.tolist(), r):
+        se = (want * (1 - want) / (8 * 64 * 64)) ** 0.5
+        assert abs(got - want) <= 5 * se, (density.tolist(), r)
 
 
 def _model(seed=0):

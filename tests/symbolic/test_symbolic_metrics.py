@@ -90,5 +90,10 @@ def test_evaluate_binomial_script(pop909_root, tmp_path, capsys):
     assert result["samples"] == 3 and result["tasks"] == ["harmonize", "infill"] and result["num_timesteps"] == 4
     assert result["ground_truth/iou"] == 1.0
     assert 0.0 < result["infill/iou"] < 1.0  # the known first and last bars are exact, the middle is generated
+    # the floor: independent notes at the config's density, so harmonisation has notes whatever the weights
+    assert main(["--checkpoint", str(tmp_path / "ck"), "--data", str(data), "--num-samples", "2", "--tasks", "harmonize",
+                 "--untrained", "--out", str(out)]) == 0
+    floor = json.loads(out.read_text())
+    assert floor["checkpoint"].endswith("(untrained)") and floor["harmonize/notes_per_sample"] > 0
     assert main(["--checkpoint", str(tmp_path / "ck"), "--data", str(data), "--tasks", "harmonise"]) == 2
     assert "--tasks" in capsys.readouterr().err
