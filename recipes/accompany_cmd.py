@@ -62,7 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bars", type=positive_int, default=8, help="length in bars: 4, 6, 8, ... (default 8)")
     p.add_argument("--bpm", type=float, default=100.0, help="tempo of the output without --melody (default 100)")
     p.add_argument("--steps", type=positive_int, default=25, help="DDIM steps, 10-50 (default 25)")
-    p.add_argument("--guidance-scale", type=non_negative_float, default=7.5, help="classifier-free guidance scale on the melody (default 7.5)")
+    p.add_argument("--guidance-scale", type=non_negative_float, default=None,
+                   help="classifier-free guidance scale on the melody (default: symbolic.generate.SamplingConfig's, 1 = no CFG, "
+                        "which suits the shipped checkpoint best; the FGG paper uses 7.5)")
     p.add_argument("--rescale", type=non_negative_float, default=0.7, help="CFG rescale (default 0.7)")
     p.add_argument("--no-correction", action="store_true", help="turn the fine-grained correction off")
     p.add_argument("--strength", type=non_negative_float, default=1.0, help="correction strength λ in [0, 1]; 1 = hard (default)")
@@ -84,7 +86,8 @@ def run(args: argparse.Namespace) -> None:
         raise InputError(f"--strength {args.strength}: must be between 0 and 1")
     if not 20 <= args.bpm <= 400:
         raise InputError(f"--bpm {args.bpm}: use a tempo between 20 and 400")
-    sampling = SamplingConfig(steps=args.steps, guidance_scale=args.guidance_scale, rescale=args.rescale,
+    cfg_scale = SamplingConfig.guidance_scale if args.guidance_scale is None else args.guidance_scale
+    sampling = SamplingConfig(steps=args.steps, guidance_scale=cfg_scale, rescale=args.rescale,
                               correction=not args.no_correction, strength=args.strength, top_k_onsets=args.top_k_onsets)
     tracks, steps, melody_bpm = accompany(args.chords, bars=args.bars, chords_per_bar=args.chords_per_bar, melody_path=args.melody,
                                           scale=args.scale, sampling=sampling, checkpoint=args.checkpoint, seed=args.seed,

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-.carry/round1/symbolic.safetensors}  # python -m symbolic.data --pop909 ../shared/data/pop909 --out ...
-mkdir -p runs
+mkdir -p runs runs/explore
 python -m symbolic.train_binomial --preset small --data $DATA --out runs/binomial3 --steps 1000000 \
     --max-minutes 40 --batch-size 32 --lr 5e-4 --warmup-steps 50 --ema-decay 0.995 --num-workers 0 --no-progress --cpu > runs/binomial3.log 2>&1
 python -m symbolic.evaluate_binomial --checkpoint runs/binomial3/final --data $DATA --num-samples 100 --batch-size 25 \
@@ -15,3 +15,15 @@ python -m symbolic.evaluate_binomial --checkpoint runs/binomial3/final --data $D
 [ -e runs/fgg3/state.pt ] || { mkdir -p runs/fgg3 && cp runs/fgg2/state.pt runs/fgg2/losses.jsonl runs/fgg3/; }
 python -m symbolic.train_fgg --preset small --data $DATA --out runs/fgg3 --steps 1000000 \
     --max-minutes 50 --batch-size 32 --lr 4e-4 --warmup-steps 100 --ema-decay 0.995 --num-workers 0 --no-progress --cpu > runs/fgg3.log 2>&1
+# the binomial floor: the same network with its residual at zero (independent notes at the data's density)
+python -m symbolic.evaluate_binomial --checkpoint runs/binomial3/final --data $DATA --num-samples 100 --batch-size 25 \
+    --tasks harmonize --untrained --threads 2 --out runs/binomial_untrained_eval.json
+# FGG: pick the CFG scale on 50 valid-split slices, then score the test split once at the chosen scale (and at the paper's)
+for g in 1.0 2.0 3.0 7.5; do
+    python -m symbolic.evaluate --checkpoint runs/fgg3/final --data $DATA --split valid --num-samples 50 --batch-size 25 \
+        --steps 10 --guidance-scale $g --threads 2 --out runs/explore/fgg3_valid_g$g.json
+done
+for g in 1.0 7.5; do
+    python -m symbolic.evaluate --checkpoint runs/fgg3/final --data $DATA --num-samples 500 --batch-size 50 --steps 10 \
+        --guidance-scale $g --threads 2 --out runs/fgg3/eval_test_g$g.json
+done

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-samples", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--guidance-scale", type=float, default=7.5)
+    parser.add_argument("--guidance-scale", type=float, default=SamplingConfig.guidance_scale)
     parser.add_argument("--rescale", type=float, default=0.7)
     parser.add_argument("--rhythm", action="store_true", help="also condition on the rhythm")
     parser.add_argument("--no-melody", action="store_true", help="condition on the chords only")

@@ -31,7 +31,9 @@ OVERLAP_BARS = 2
 class SamplingConfig:
     steps: int = 50  # DDIM steps (10–50)
     eta: float = 0.0  # 0 = deterministic DDIM
-    guidance_scale: float = 7.5  # CFG scale on rhythm / melody (Zhu et al. 2024 reference); 1 disables CFG
+    # CFG scale on rhythm / melody; 1 disables CFG. Zhu et al. 2024 use 7.5, but the shipped CPU-trained `small`
+    # checkpoint follows the chords best without it (valid-split chord accuracy 0.519 at 1, 0.378 at 7.5).
+    guidance_scale: float = 1.0
     rescale: float = 0.7  # Lin et al. 2024 CFG rescale
     correction: bool = True  # fine-grained correction at every step
     strength: float = 1.0  # λ of the soft variant; 1 = the paper's hard clamp
