@@ -10,7 +10,6 @@ same metrics as a reference.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -18,12 +17,11 @@ import time
 import torch
 
 from musicprod_common.errors import InputError
-from musicprod_common.files import write_json
 
 from .data import PianoRollDataset
+from .evaluation import add_scores, evaluation_batches, evaluation_parser, evaluation_slices, metrics_table, write_report
 from .fgg import load_fgg
 from .generate import SamplingConfig, sample_fgg
-from .metrics import metrics_table, score_slices
 
 TARGETS = {"out_of_key_corrected": 0.0, "chord_accuracy_min": 0.485, "correction_overhead_max": 0.10}
 
@@ -38,18 +36,10 @@ def evaluate(model, dataset: PianoRollDataset, *, num_samples: int, batch_size: 
     """Generate ``num_samples`` 4-bar samples twice (with / without correction) and score them."""
     device = next(model.parameters()).device
     n = min(num_samples, len(dataset))
-    picks = torch.linspace(0, len(dataset) - 1, n).round().long().tolist()
     sums: dict[str, float] = {}
     times = {"with": 0.0, "without": 0.0}
     done = 0
-
-    def add(key: str, value: float, weight: int) -> None:
-        sums[key] = sums.get(key, 0.0) + value * weight
-
-    for first in range(0, n, batch_size):
-        items = [dataset[i] for i in picks[first : first + batch_size]]
-        batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}
-        b = len(items)
+    for first, batch in evaluation_batches(dataset, num_samples, batch_size):
         allowed = batch["allowed"].bool()
         kwargs = dict(rhythm=batch["rhythm"] if use_rhythm else None, melody=batch["melody"] if use_melody else None)
         outs = {}
@@ -67,9 +57,8 @@ def evaluate(model, dataset: PianoRollDataset, *, num_samples: int, batch_size: 
             times[mode] += time.perf_counter() - start
             outs[mode] = (x0.float().cpu() > 0.5).float()
         for mode, roll in [*outs.items(), ("ground_truth", batch["x0"])]:
-            for key, value in score_slices(roll, batch).items():
-                add(f"{mode}/{key}", value, b)
-        done += b
+            add_scores(sums, mode, roll, batch)
+        done += len(batch["x0"])
         if progress is not None:
             progress(done, n)
     result = {k: v / done for k, v in sums.items()}
@@ -97,27 +86,17 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m symbolic.evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True, help="trained FGG folder (e.g. runs/fgg/final or checkpoints/fgg)")
-    parser.add_argument("--data", required=True, help="file from `python -m symbolic.data`")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--num-samples", type=int, default=500)
-    parser.add_argument("--batch-size", type=int, default=50)
+    parser = evaluation_parser("python -m symbolic.evaluate", __doc__.splitlines()[0], model="fgg", num_samples=500, batch_size=50)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--guidance-scale", type=float, default=SamplingConfig.guidance_scale)
     parser.add_argument("--rescale", type=float, default=0.7)
     parser.add_argument("--rhythm", action="store_true", help="also condition on the rhythm")
     parser.add_argument("--no-melody", action="store_true", help="condition on the chords only")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch.set_num_threads)")
-    parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     try:
         model = load_fgg(args.checkpoint).to(args.device)
-        dataset = PianoRollDataset(args.data, args.split, transpose=False, hop_bars=4)
+        dataset = evaluation_slices(args)
         from tqdm.auto import tqdm
 
         bar = tqdm(total=min(args.num_samples, len(dataset)), desc="evaluate", unit="sample", file=sys.stderr)
@@ -129,10 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         sys.stderr.write(f"error: {err}\n")
         return 2
-    result["checkpoint"], result["split"] = str(args.checkpoint), args.split
-    if args.out:
-        write_json(args.out, result)
-    print(markdown(result))
+    write_report(result, args, markdown)
     print(json.dumps(result["targets_met"]))
     return 0
 

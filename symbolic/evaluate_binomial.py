@@ -14,17 +14,15 @@ notes scattered independently at the data's density, the floor a trained model h
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 import torch
 
 from musicprod_common.errors import InputError
-from musicprod_common.files import write_json
 
 from .binomial import ACCOMPANIMENT, build_binomial, load_binomial, sample_binomial, task_mask
 from .data import PianoRollDataset
-from .metrics import metrics_table, score_slices
+from .evaluation import add_scores, evaluation_batches, evaluation_parser, evaluation_slices, metrics_table, write_report
 
 TASKS = ("harmonize", "infill")
 
@@ -35,12 +33,9 @@ def evaluate(model, dataset: PianoRollDataset, *, num_samples: int, batch_size: 
     n = min(num_samples, len(dataset))
     if n < 1:
         raise InputError("no test slices to evaluate; pass the file from `python -m symbolic.data` built on all of POP909")
-    picks = torch.linspace(0, len(dataset) - 1, n).round().long().tolist()
     sums: dict[str, float] = {}
     done = 0
-    for first in range(0, n, batch_size):
-        items = [dataset[i] for i in picks[first : first + batch_size]]
-        batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}
+    for first, batch in evaluation_batches(dataset, num_samples, batch_size):
         known = torch.cat([batch["x0"], batch["melody"]], dim=1)  # (B, 4, T, P) in the model's channel order
         rolls = {"ground_truth": batch["x0"]}
         for task in tasks:
@@ -48,9 +43,8 @@ def evaluate(model, dataset: PianoRollDataset, *, num_samples: int, batch_size: 
                                   generator=torch.Generator().manual_seed(seed + first))
             rolls[task] = out[:, list(ACCOMPANIMENT)].float().cpu()
         for name, roll in rolls.items():
-            for key, value in score_slices(roll, batch).items():
-                sums[f"{name}/{key}"] = sums.get(f"{name}/{key}", 0.0) + value * len(items)
-        done += len(items)
+            add_scores(sums, name, roll, batch)
+        done += len(known)
         if progress is not None:
             progress(done, n)
     result = {k: v / done for k, v in sums.items()}
@@ -65,21 +59,12 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m symbolic.evaluate_binomial", description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True, help="trained binomial folder (e.g. checkpoints/binomial)")
-    parser.add_argument("--data", required=True, help="file from `python -m symbolic.data`")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--num-samples", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=25)
+    parser = evaluation_parser("python -m symbolic.evaluate_binomial", __doc__.splitlines()[0], model="binomial",
+                               num_samples=100, batch_size=25)
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: " + ", ".join(TASKS))
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--untrained", action="store_true",
                         help="baseline: the checkpoint's config with the residual at zero (independent notes at density r)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch.set_num_threads)")
-    parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     tasks = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
     try:
         unknown = [t for t in tasks if t not in TASKS]
@@ -88,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         model = load_binomial(args.checkpoint).eval()
         if args.untrained:
             model = build_binomial(model.cfg).eval()  # its output layer starts at zero
-        dataset = PianoRollDataset(args.data, args.split, transpose=False, hop_bars=4)
+        dataset = evaluation_slices(args)
         from tqdm.auto import tqdm
 
         with tqdm(total=min(args.num_samples, len(dataset)), desc="evaluate", unit="slice", file=sys.stderr) as bar:
@@ -97,10 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         sys.stderr.write(f"error: {err}\n")
         return 2
-    result["checkpoint"], result["split"] = str(args.checkpoint) + (" (untrained)" if args.untrained else ""), args.split
-    if args.out:
-        write_json(args.out, result)
-    print(markdown(result))
+    write_report(result, args, markdown, checkpoint=str(args.checkpoint) + (" (untrained)" if args.untrained else ""))
     return 0
 
 

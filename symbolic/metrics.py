@@ -80,21 +80,3 @@ def roll_iou(roll: torch.Tensor, target: torch.Tensor) -> float:
     union = int((a | b).sum())
     return float((a & b).sum()) / union if union else 1.0
 
-
-def score_slices(roll: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-    """All the metrics above for an accompaniment roll ``(B, 2, T, P)`` of a batch of dataset slices."""
-    return {"out_of_key": out_of_key_rate(roll, batch["allowed"].bool()),
-            "chord_accuracy": chord_accuracy(roll, batch["root"], batch["minor"]),
-            "chord_similarity": chord_similarity(roll, batch["chroma"]),
-            "iou": roll_iou(roll, batch["x0"]),
-            "notes_per_sample": float((roll[:, 0] > 0.5).sum()) / roll.shape[0]}
-
-
-def metrics_table(result: dict, runs: list[tuple[str, str]]) -> list[str]:
-    """Markdown rows of :func:`score_slices` means stored as ``result["RUN/metric"]``, one row per ``(RUN, label)``."""
-    rows = ["| run | out-of-key rate | chord accuracy | chord similarity | IoU vs truth | onsets/sample |", "|---|---|---|---|---|---|"]
-    for run, label in runs:
-        rows.append(f"| {label} | {100 * result[f'{run}/out_of_key']:.2f}% | {result[f'{run}/chord_accuracy']:.3f} | "
-                    f"{result[f'{run}/chord_similarity']:.3f} | {result[f'{run}/iou']:.3f} | {result[f'{run}/notes_per_sample']:.1f} |")
-    return rows
-
