@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vae", default=None, help="VAE checkpoint folder or hub id, to build the cache")
     p.add_argument("--data", default=None, help="audio folder (clips + manifest.jsonl), to build the cache")
     p.add_argument("--encode-batch", type=int, default=16)
+    p.add_argument("--cache-only", action="store_true", help="build the latent cache and stop (e.g. encode here, train on a GPU machine)")
     add_training_args(p, DEFAULTS)
     return p
 
@@ -75,6 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     torch.backends.cuda.matmul.allow_tf32 = True  # an entry point, not library code: fp32 matmuls on tensor cores
     data = LatentCache(ensure_cache(args))
+    if args.cache_only:
+        print(f"{data.path}: {len(data)} windows of {data.frames} latent frames x {data.channels} channels")
+        return
     config = dit_preset(args.preset, **data.dit_overrides())
     if config.frames % config.patch_size:
         raise InputError(f"{data.path}: {config.frames} latent frames is not a multiple of the patch size {config.patch_size}")

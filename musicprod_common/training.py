@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import json
 import math
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,7 @@ class TrainConfig:
     log_every: int = 25
     checkpoint_every: int = 250
     num_workers: int = 0
-    max_minutes: float | None = None  # wall-clock budget: the LR anneals over it; stop, checkpoint, export
+    max_minutes: float | None = None  # wall-clock budget of the whole run, resumes included: the LR anneals over it
     cpu: bool = False
     export_dtype: str = "float16"  # of final/model.safetensors: shipped checkpoints are fp16, half the size
 
@@ -61,7 +62,8 @@ MIXED_PRECISION = ("no", "bf16", "fp16")
 TRAIN_ARG_HELP = {
     "steps": "optimizer steps; with --max-minutes the LR anneals over whichever ends first, so --steps can be set "
              "large for a budgeted run",
-    "max_minutes": "wall-clock budget: the LR cosine anneals over it; the run stops, checkpoints and exports in time",
+    "max_minutes": "wall-clock budget of the whole run, summed over resumes: the LR cosine anneals over it; the run "
+                   "stops, checkpoints and exports in time (SIGTERM also checkpoints, exports and stops)",
     "batch_size": "global batch (over processes and accumulation micro-steps)",
     "export_dtype": "dtype of final/model.safetensors (fp16 halves the shipped size)",
 }
@@ -171,8 +173,9 @@ def cosine_with_warmup(step: int, warmup: int, total: int) -> float:
 
 @torch.no_grad()
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    for p_ema, p in zip(ema.parameters(), model.parameters()):
-        p_ema.lerp_(p.detach().to(p_ema.dtype), 1.0 - decay)
+    ema_params = list(ema.parameters())
+    params = [p.detach().to(p_ema.dtype) for p_ema, p in zip(ema_params, model.parameters())]
+    torch._foreach_lerp_(ema_params, params, 1.0 - decay)  # one fused launch instead of one per tensor (GPU)
     for b_ema, b in zip(ema.buffers(), model.buffers()):
         b_ema.copy_(b)
 
@@ -192,6 +195,9 @@ def train(
 
     Writes ``state.pt`` (atomic), ``losses.jsonl``, TensorBoard logs under ``tb/`` and, at the end, the
     EMA weights (or the raw ones without EMA) as ``final/`` via :func:`save_pretrained`.
+    SIGTERM (a scheduler's preemption, ``timeout``) ends the run after the current step the same way:
+    checkpoint, export. The state records the training time used, so ``max_minutes`` is the budget of the
+    whole run and a resumed run continues the same LR cosine instead of restarting it.
     ``parameters`` picks what the optimizer trains (default: all), e.g. a decoder-only fine-tune.
     Returns a summary: steps done, wall time, last losses.
     """
@@ -217,7 +223,7 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier)
     ema = copy.deepcopy(model).float().eval().requires_grad_(False) if cfg.ema_decay else None
 
-    start_step = 0
+    start_step, elapsed_before = 0, 0.0
     state_path = out_dir / STATE_NAME
     if state_path.exists():
         state = load_training_state(state_path)
@@ -227,6 +233,7 @@ def train(
         if ema is not None:
             ema.load_state_dict(state["ema"])
         start_step = int(state["step"])
+        elapsed_before = float(state.get("elapsed_seconds", 0.0))
 
     model, optimizer = accelerator.prepare(model, optimizer)
     if ema is not None:
@@ -251,12 +258,15 @@ def train(
             unwrapped = accelerator.unwrap_model(model)
             save_training_state(
                 {"model": unwrapped.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                 "ema": ema.state_dict() if ema is not None else {}, "step": step, "train_config": dataclasses.asdict(cfg)},
+                 "ema": ema.state_dict() if ema is not None else {}, "step": step, "train_config": dataclasses.asdict(cfg),
+                 "elapsed_seconds": time.monotonic() - started},
                 state_path,
             )
         accelerator.wait_for_everyone()
 
-    started = time.monotonic()
+    started = time.monotonic() - elapsed_before
+    terminated = {"flag": False}
+    previous_handler = signal.signal(signal.SIGTERM, lambda *_: terminated.update(flag=True))
     bar = tqdm(total=cfg.steps, initial=start_step, disable=not (main and progress), desc="train", unit="step")
     batches = iter(loader)
     step = start_step
@@ -294,15 +304,17 @@ def train(
                 writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
             bar.set_postfix(loss=f"{last['loss']:.4f}")
         bar.update(1)
-        if cfg.max_minutes is not None:  # every rank must see the same fraction, or their LRs would differ
-            fraction = torch.tensor((time.monotonic() - started) / (60 * cfg.max_minutes), device=accelerator.device)
-            budget_used["fraction"] = float(accelerator.reduce(fraction, reduction="sum")) / world
-        out_of_time = budget_used["fraction"] >= 1.0
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
+        # every rank must see the same budget fraction (or their LRs would differ) and the same stop decision
+        fraction = (time.monotonic() - started) / (60 * cfg.max_minutes) if cfg.max_minutes is not None else 0.0
+        shared = accelerator.reduce(torch.tensor([fraction, float(terminated["flag"])], device=accelerator.device), reduction="sum")
+        budget_used["fraction"] = float(shared[0]) / world
+        stop = budget_used["fraction"] >= 1.0 or float(shared[1]) > 0
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop:
             checkpoint(step)
-        if out_of_time:
+        if stop:
             break
     bar.close()
+    signal.signal(signal.SIGTERM, previous_handler)
 
     if main:
         final = ema if ema is not None else accelerator.unwrap_model(model)

@@ -156,3 +156,51 @@ def test_final_weights_are_exported_in_the_configured_dtype(tmp_path, export_dty
     train(model, loss_fn, Ramp(), cfg, tmp_path, model_config=LinearConfig(), progress=False)
     weights = load_file(tmp_path / "final" / "model.safetensors")
     assert {t.dtype for t in weights.values()} == {getattr(torch, export_dtype)}
+
+
+def _linear_run(tmp_path, cfg: TrainConfig, on_step=None):
+    from musicprod_common.training import train
+
+    class Ramp(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 8
+
+        def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+            return {"x": torch.full((4,), float(index))}
+
+    calls = {"n": 0}
+
+    def loss_fn(model, batch):
+        calls["n"] += 1
+        if on_step is not None:
+            on_step(calls["n"])
+        return model(batch["x"]).square().mean(), {}
+
+    @dataclasses.dataclass
+    class LinearConfig:
+        width: int = 4
+
+    torch.manual_seed(0)
+    return train(torch.nn.Linear(4, 4), loss_fn, Ramp(), cfg, tmp_path, model_config=LinearConfig(), progress=False)
+
+
+def test_sigterm_checkpoints_exports_and_stops(tmp_path):
+    """A preempted run (SIGTERM) stops after the current step with its state and final weights written."""
+    cfg = TrainConfig(steps=50, batch_size=4, warmup_steps=1, cpu=True, checkpoint_every=1000)
+    summary = _linear_run(tmp_path, cfg, on_step=lambda n: n == 3 and os.kill(os.getpid(), signal.SIGTERM))
+    assert summary["steps"] == 3
+    state = load_training_state(tmp_path / "state.pt")
+    assert state["step"] == 3 and state["elapsed_seconds"] > 0
+    assert (tmp_path / "final" / "model.safetensors").is_file()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is the loop's only while it runs
+
+
+def test_max_minutes_is_the_budget_of_the_whole_run_across_resumes(tmp_path):
+    """The time used before a resume counts: a run whose state has used its budget stops after one step."""
+    cfg = TrainConfig(steps=50, batch_size=4, warmup_steps=1, cpu=True, checkpoint_every=1000, max_minutes=10.0)
+    _linear_run(tmp_path, cfg, on_step=lambda n: n == 2 and os.kill(os.getpid(), signal.SIGTERM))
+    state = load_training_state(tmp_path / "state.pt")
+    assert state["step"] == 2
+    state["elapsed_seconds"] = 10.0 * 60  # as if the first part had run for the whole budget
+    torch.save(state, tmp_path / "state.pt")
+    assert _linear_run(tmp_path, cfg)["steps"] == 3
