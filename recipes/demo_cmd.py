@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> None:
 
     from .cli_common import check_writable_dir, models_from_args, read_audio
     from .pipeline import DEFAULT_MARGIN, inpaint
-    from .plot import plot_before_after
+    from musicprod_common.plot import plot_before_after
 
     out_dir: Path = args.output
     if out_dir.exists() and not out_dir.is_dir():

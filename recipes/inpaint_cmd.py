@@ -49,7 +49,7 @@ def run_region(args: argparse.Namespace, task: Callable, verb: str, done: str) -
     print(f"{done} {args.start:g}-{args.end:g} s of {args.song} ({audio.shape[-1] / sr:.1f} s, {audio.shape[0]} ch, "
           f"{sr} Hz) with the {args.model} model, {args.steps} steps, seed {args.seed} -> {args.output}")
     if args.plot is not None:
-        from .plot import plot_before_after
+        from musicprod_common.plot import plot_before_after
 
         plot_before_after(args.plot, audio, out, sr, [(args.start, args.end)],
                           title=f"{args.song.name}: {args.start:g}-{args.end:g} s {done} ({args.model} model)")

@@ -8,6 +8,7 @@ Metrics (lower is better except SI-SDR), averaged over clips:
 * ``mel``: multi-scale log-mel L1 distance (the issue's target: at most half the baseline's);
 * ``si_sdr``: scale-invariant SDR in dB (Le Roux et al. 2019), per channel;
 * ``mrstft``: auraloss's multi-resolution STFT distance (spectral convergence + log magnitude);
+* ``chroma``: CQT-chroma correlation with the input (higher is better; 1 = the pitches survive, ~0 = unrelated);
 * ``level_db``: output minus input energy in dB, at the clip's own level and 24 dB quieter.
 
 The baseline spends the latent's budget (2 * 44100 / 128 ≈ 689 values per second) on a mel spectrogram
@@ -71,8 +72,16 @@ class Metrics:
     def level_db(ref: torch.Tensor, est: torch.Tensor) -> torch.Tensor:
         return 10 * torch.log10((est.pow(2).flatten(1).mean(1) + 1e-12) / (ref.pow(2).flatten(1).mean(1) + 1e-12))
 
+    @staticmethod
+    def chroma(ref: torch.Tensor, est: torch.Tensor) -> torch.Tensor:
+        """CQT-chroma correlation: do the pitches survive? The mel distance barely notices lost partials."""
+        from musicprod_common.audio import chroma_correlation
+
+        return chroma_correlation(est, ref, SAMPLE_RATE)
+
     def all(self, ref: torch.Tensor, est: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"mel": self.mel(ref, est), "si_sdr": self.si_sdr(ref, est), "mrstft": self.stft(ref, est), "level_db": self.level_db(ref, est)}
+        return {"mel": self.mel(ref, est), "si_sdr": self.si_sdr(ref, est), "mrstft": self.stft(ref, est),
+                "level_db": self.level_db(ref, est), "chroma": self.chroma(ref, est)}
 
 
 @dataclass
@@ -145,7 +154,7 @@ def evaluate(model: SpectrogramVAE, clips: torch.Tensor, *, batch_size: int = 8,
 
 
 def format_table(result: dict) -> str:
-    keys = ["mel", "si_sdr", "mrstft", "level_db", "level_db_quiet"]
+    keys = ["mel", "si_sdr", "mrstft", "chroma", "level_db", "level_db_quiet"]
     rows = [f"{'system':<28}" + "".join(f"{k:>15}" for k in keys)]
     for name, values in result["mean"].items():
         rows.append(f"{name:<28}" + "".join(f"{values[k]:>15.3f}" if k in values else f"{'-':>15}" for k in keys))
@@ -167,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--fp32-state", default=None, help="also score the fp32 EMA weights in a training state.pt (fp16 check)")
+    p.add_argument("--plot", default=None, help="PNG of the first clip's log-mel spectrogram, input over reconstruction")
     args = p.parse_args(argv)
     try:
         from musicprod_common.styles import VAE_HELDOUT_STYLE
@@ -185,6 +195,14 @@ def main(argv: list[str] | None = None) -> int:
             fp32 = SpectrogramVAE(model.config)
             fp32.load_state_dict(load_training_state(args.fp32_state)["ema"])
             result["fp32_ema"] = evaluate(fp32.eval(), clips, batch_size=args.batch_size, baselines=False, device=args.device)["mean"]["vae"]
+        if args.plot:
+            from musicprod_common.plot import plot_before_after
+
+            with torch.no_grad():
+                first = clips[:1].to(args.device)
+                recon = model.to(args.device).decode(model.encode(first).mode(), first.shape[-1])
+            plot_before_after(args.plot, first[0].cpu(), recon[0].cpu(), SAMPLE_RATE, [], labels=("input", "VAE"),
+                              title=f"{Path(args.data).name}: first clip, {args.checkpoint}")
         result["device"] = args.device
         result["wall_seconds"] = time.time() - started
         out = Path(args.out) if args.out else (Path(args.checkpoint) / "eval.json" if Path(args.checkpoint).is_dir() else Path("vae_eval.json"))

@@ -9,7 +9,8 @@ import torch
 from guidance import Denoiser, EditModel, IdentityCodec
 from guidance.passt import PaSST, passt_config
 from guidance.style_guidance import ClassifierGuidance, EmbeddingGuidance, style_target
-from guidance.style_transfer import chroma_correlation, transfer_style
+from guidance.style_transfer import transfer_style
+from musicprod_common.audio import chroma_correlation
 from musicprod_common.errors import InputError
 
 SR = 44100
@@ -133,5 +134,5 @@ def test_style_transfer_cli_end_to_end_with_untrained_tiny_models(tmp_path, pop9
     assert rc == 0
     report = json.loads(out.read_text())
     assert report["n"] == 1 and report["source"]["chroma_corr"] == pytest.approx(1.0)
-    for key in ("result", "source", "oracle"):
+    for key in ("result", "source", "oracle", "codec_ceiling"):
         assert 0.0 <= report[key]["to_b"] <= 1.0 and -1.0 <= report[key]["chroma_corr"] <= 1.0

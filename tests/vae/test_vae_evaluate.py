@@ -50,11 +50,14 @@ def test_evaluate_cli_writes_json(clips, tmp_path, capsys):
     for i, clip in enumerate(clips):
         sf.write(str(tmp_path / "data" / f"{i}.wav"), clip.T.numpy(), SAMPLE_RATE, subtype="FLOAT")
     assert main(["--checkpoint", str(tmp_path / "ckpt"), "--data", str(tmp_path / "data"), "--seconds", "0.5",
-                 "--gl-iters", "4", "--out", str(tmp_path / "eval.json"), "--device", "cpu"]) == 0
+                 "--gl-iters", "4", "--out", str(tmp_path / "eval.json"), "--device", "cpu",
+                 "--plot", str(tmp_path / "first.png")]) == 0
+    assert (tmp_path / "first.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     result = json.loads((tmp_path / "eval.json").read_text())
     assert result["clips"] == 2
     assert set(result["mean"]) == {"vae"} | {f"mel_gl_hop{h}_{m}mels" for h, m in BASELINE_SPLITS}
     assert result["best_baseline"] in result["mean"]
+    assert -1.0 <= result["mean"]["vae"]["chroma"] <= 1.0
     assert "mel distance / best baseline" in capsys.readouterr().out
     direct = evaluate(model, clips, baselines=False)["mean"]["vae"]["mel"]
     assert direct == pytest.approx(result["mean"]["vae"]["mel"], rel=1e-4)

@@ -1,4 +1,4 @@
-"""Before/after log-mel spectrograms with the edited region marked (``--plot out.png``)."""
+"""Before/after log-mel spectrograms, edited regions marked: ``musicprod ... --plot out.png``, ``vae.evaluate --plot``."""
 from __future__ import annotations
 
 import os
@@ -33,8 +33,10 @@ def plot_before_after(
     *,
     title: str = "",
     context: float = 3.0,
+    labels: tuple[str, str] = ("before", "after"),
 ) -> Path:
-    """Write a PNG of ``before`` over ``after`` (both ``(channels, T)``), zoomed to the regions ± ``context`` s.
+    """Write a PNG of ``before`` over ``after`` (both ``(channels, T)``), zoomed to the regions ± ``context`` s
+    (the whole signal without regions).
 
     Each region (seconds) is shaded; the colour scale is shared so a level change shows as a change in colour.
     """
@@ -44,14 +46,14 @@ def plot_before_after(
     import matplotlib.pyplot as plt
 
     duration = before.shape[-1] / sample_rate
-    lo = max(0.0, min(a for a, _ in regions) - context)
-    hi = min(duration, max(b for _, b in regions) + context)
+    lo = max(0.0, min(a for a, _ in regions) - context) if regions else 0.0
+    hi = min(duration, max(b for _, b in regions) + context) if regions else duration
     i0, i1 = int(lo * sample_rate), max(int(lo * sample_rate) + 1, int(np.ceil(hi * sample_rate)))
     mels = [log_mel(x[..., i0:i1], sample_rate) for x in (before, after[..., : before.shape[-1]])]
     vmax = max(m.max() for m in mels)
     vmin = vmax - 80.0
     fig, axes = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True, constrained_layout=True)
-    for ax, mel, label in zip(axes, mels, ("before", "after")):
+    for ax, mel, label in zip(axes, mels, labels):
         im = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
                        extent=(lo, lo + (i1 - i0) / sample_rate, 0, mel.shape[0]))
         for a, b in regions:
