@@ -19,6 +19,7 @@ import dataclasses
 import json
 import math
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,7 +267,9 @@ def train(
 
     started = time.monotonic() - elapsed_before
     terminated = {"flag": False}
-    previous_handler = signal.signal(signal.SIGTERM, lambda *_: terminated.update(flag=True))
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there only
+    if in_main_thread:
+        previous_handler = signal.signal(signal.SIGTERM, lambda *_: terminated.update(flag=True))
     bar = tqdm(total=cfg.steps, initial=start_step, disable=not (main and progress), desc="train", unit="step")
     batches = iter(loader)
     step = start_step
@@ -314,7 +317,8 @@ def train(
         if stop:
             break
     bar.close()
-    signal.signal(signal.SIGTERM, previous_handler)
+    if in_main_thread:
+        signal.signal(signal.SIGTERM, previous_handler)
 
     if main:
         final = ema if ema is not None else accelerator.unwrap_model(model)
