@@ -29,7 +29,7 @@ TASKS = ("harmonize", "infill")
 
 @torch.no_grad()
 def evaluate(model, dataset: PianoRollDataset, *, num_samples: int, batch_size: int, tasks=TASKS, seed: int = 0,
-             progress=None) -> dict:
+             noise_known: bool = False, progress=None) -> dict:
     n = min(num_samples, len(dataset))
     if n < 1:
         raise InputError("no test slices to evaluate; pass the file from `python -m symbolic.data` built on all of POP909")
@@ -39,7 +39,7 @@ def evaluate(model, dataset: PianoRollDataset, *, num_samples: int, batch_size: 
         known = torch.cat([batch["x0"], batch["melody"]], dim=1)  # (B, 4, T, P) in the model's channel order
         rolls = {"ground_truth": batch["x0"]}
         for task in tasks:
-            out = sample_binomial(model, known=known, known_mask=task_mask(task, tuple(known.shape)),
+            out = sample_binomial(model, known=known, known_mask=task_mask(task, tuple(known.shape)), noise_known=noise_known,
                                   generator=torch.Generator().manual_seed(seed + first))
             rolls[task] = out[:, list(ACCOMPANIMENT)].float().cpu()
         for name, roll in rolls.items():
@@ -48,7 +48,7 @@ def evaluate(model, dataset: PianoRollDataset, *, num_samples: int, batch_size: 
         if progress is not None:
             progress(done, n)
     result = {k: v / done for k, v in sums.items()}
-    result.update({"samples": done, "tasks": list(tasks), "num_timesteps": model.cfg.num_timesteps})
+    result.update({"samples": done, "tasks": list(tasks), "num_timesteps": model.cfg.num_timesteps, "noise_known": noise_known})
     return result
 
 
@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = evaluation_parser("python -m symbolic.evaluate_binomial", __doc__.splitlines()[0], model="binomial",
                                num_samples=100, batch_size=25)
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: " + ", ".join(TASKS))
+    parser.add_argument("--noise-known", action="store_true",
+                        help="noise the known bits to each level (RePaint-style) instead of showing them clean")
     parser.add_argument("--untrained", action="store_true",
                         help="baseline: the checkpoint's config with the residual at zero (independent notes at density r)")
     args = parser.parse_args(argv)
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
         with tqdm(total=min(args.num_samples, len(dataset)), desc="evaluate", unit="slice", file=sys.stderr) as bar:
             result = evaluate(model, dataset, num_samples=args.num_samples, batch_size=args.batch_size, tasks=tasks,
-                              seed=args.seed, progress=lambda done, total: bar.update(done - bar.n))
+                              seed=args.seed, noise_known=args.noise_known, progress=lambda done, total: bar.update(done - bar.n))
     except InputError as err:
         sys.stderr.write(f"error: {err}\n")
         return 2

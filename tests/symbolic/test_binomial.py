@@ -81,6 +81,21 @@ def test_tasks_keep_known_bits(task):
     assert not torch.equal(out[~mask], known[~mask])
 
 
+@pytest.mark.parametrize("noise_known", [False, True])
+def test_known_bits_are_clean_at_every_level_unless_noised(noise_known):
+    """By default the network sees the condition (e.g. the melody) exactly at every step; noise_known hides part of it."""
+    model = _model()
+    model.cfg.num_timesteps = 6
+    g = torch.Generator().manual_seed(3)
+    known = (torch.rand(2, 4, 64, 64, generator=g) < 0.1).float()
+    mask = task_mask("harmonize", known.shape)
+    seen = []
+    sample_binomial(model, known=known, known_mask=mask, noise_known=noise_known, generator=g,
+                    callback=lambda d: seen.append(torch.equal(d["x"][mask], known[mask])))
+    assert seen[-1]  # the output keeps the known bits either way
+    assert all(seen) != noise_known  # noised: the known bits differ at the early (high-β) levels
+
+
 def test_reverting_rule_and_variation():
     model = _model()
     model.cfg.num_timesteps = 4
