@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=positive_int, default=25, help="DDIM steps, 10-50 (default 25)")
     p.add_argument("--guidance-scale", type=non_negative_float, default=None,
                    help="classifier-free guidance scale on the melody (default: symbolic.generate.SamplingConfig's, 1 = no CFG, "
-                        "which suits the shipped checkpoint best; the FGG paper uses 7.5)")
+                        "as good as 7.5 for the shipped checkpoint at half the cost; the FGG paper uses 7.5)")
     p.add_argument("--rescale", type=non_negative_float, default=0.7, help="CFG rescale (default 0.7)")
     p.add_argument("--no-correction", action="store_true", help="turn the fine-grained correction off")
     p.add_argument("--strength", type=non_negative_float, default=1.0, help="correction strength λ in [0, 1]; 1 = hard (default)")

@@ -131,34 +131,8 @@ def test_train_args_round_trip_with_script_defaults():
         parser.parse_args(["--steps", "auto"])
 
 
-@pytest.mark.parametrize("export_dtype", ["float16", "float32"])
-def test_final_weights_are_exported_in_the_configured_dtype(tmp_path, export_dtype):
-    from safetensors.torch import load_file
-
-    from musicprod_common.training import train
-
-    class Ramp(torch.utils.data.Dataset):
-        def __len__(self) -> int:
-            return 8
-
-        def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-            return {"x": torch.full((4,), float(index))}
-
-    def loss_fn(model, batch):
-        return model(batch["x"]).square().mean(), {}
-
-    @dataclasses.dataclass
-    class LinearConfig:
-        width: int = 4
-
-    model = torch.nn.Linear(4, 4)
-    cfg = TrainConfig(steps=2, batch_size=4, warmup_steps=1, cpu=True, export_dtype=export_dtype)
-    train(model, loss_fn, Ramp(), cfg, tmp_path, model_config=LinearConfig(), progress=False)
-    weights = load_file(tmp_path / "final" / "model.safetensors")
-    assert {t.dtype for t in weights.values()} == {getattr(torch, export_dtype)}
-
-
 def _linear_run(tmp_path, cfg: TrainConfig, on_step=None):
+    """Train a 4×4 linear map on a ramp with the shared loop; ``on_step(n)`` runs inside the n-th loss call."""
     from musicprod_common.training import train
 
     class Ramp(torch.utils.data.Dataset):
@@ -182,6 +156,16 @@ def _linear_run(tmp_path, cfg: TrainConfig, on_step=None):
 
     torch.manual_seed(0)
     return train(torch.nn.Linear(4, 4), loss_fn, Ramp(), cfg, tmp_path, model_config=LinearConfig(), progress=False)
+
+
+@pytest.mark.parametrize("export_dtype", ["float16", "float32"])
+def test_final_weights_are_exported_in_the_configured_dtype(tmp_path, export_dtype):
+    from safetensors.torch import load_file
+
+    cfg = TrainConfig(steps=2, batch_size=4, warmup_steps=1, cpu=True, export_dtype=export_dtype)
+    _linear_run(tmp_path, cfg)
+    weights = load_file(tmp_path / "final" / "model.safetensors")
+    assert {t.dtype for t in weights.values()} == {getattr(torch, export_dtype)}
 
 
 def test_sigterm_checkpoints_exports_and_stops(tmp_path):
