@@ -4,8 +4,8 @@
 # Results come back as one tarball per model under $OUT.
 set -uo pipefail
 MINUTES=${MINUTES:-8}
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
+source scripts/gpu/device_env.sh
+export OMP_NUM_THREADS=4
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import torch, torchaudio, auraloss, soundfile; print('torch', torch.__version__, torch.cuda.is_available())"
 D=.carry/round1; R=/tmp/runs; mkdir -p $R

@@ -13,8 +13,8 @@
 set -uo pipefail
 BUDGET=${BUDGET:-15.5}   # minutes of training per model, over both calls
 SEGMENT=${SEGMENT:-500}  # seconds before SIGTERM in this call
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
+source scripts/gpu/device_env.sh
+export OMP_NUM_THREADS=2
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 R=runs/gpu4; mkdir -p $R
 
@@ -37,15 +37,9 @@ EOF
 [ -f $R/symbolic.safetensors ] || gunzip -c .carry/s4a/symbolic.safetensors.gz > $R/symbolic.safetensors
 
 COMMON="--steps 1000000 --max-minutes $BUDGET --mixed-precision bf16 --no-progress"
-run() {  # name, module, args...: SIGTERM to the trainer alone at the segment's end (checkpoint + export)
-    # (not `timeout`: it signals the whole process group, and dead DataLoader workers end the run unsaved)
+run() {  # name, module, args...: this call's segment of a trainer's run
     local name=$1; shift
-    python3 -m "$@" --out $R/$name $COMMON >> $R/$name.log 2>&1 &
-    local pid=$!
-    (sleep $SEGMENT; kill -TERM $pid 2>/dev/null; sleep 60; kill -KILL $pid 2>/dev/null) &
-    local watchdog=$!
-    wait $pid; echo "== $name exit $?" >> $R/$name.log
-    kill $watchdog 2>/dev/null
+    run_until $SEGMENT $R/$name.log python3 -m "$@" --out $R/$name $COMMON
 }
 run vae vae.train --preset small --data $R/audio --batch-size 64 --num-workers 6 &
 run unet waveform_diffusion.train --preset small --data $R/audio --batch-size 32 --num-workers 4 &

@@ -6,16 +6,13 @@
 # (build/gpu4/dit_flac: prerender --split train --seconds 12 --count 2000 --seed 42, i.e. 4000 windows).
 set -uo pipefail
 BUDGET=${BUDGET:-7.5}
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=4
+source scripts/gpu/device_env.sh
+export OMP_NUM_THREADS=4
 R=runs/gpu4; mkdir -p $R
-python3 -m latent_diffusion.train --preset small --latents .carry/s4c/latents.safetensors --out $R/dit --steps 1000000 \
-    --max-minutes $BUDGET --batch-size 96 --num-workers 2 --mixed-precision bf16 --no-progress > $R/dit.log 2>&1 &
-pid=$!
-(sleep $(python3 -c "print(int($BUDGET * 60 + 90))"); kill -TERM $pid) &  # a stuck run still checkpoints and exports
-watchdog=$!
-wait $pid; echo "== dit exit $?" >> $R/dit.log
-kill $watchdog  # or the call would wait for its sleep
+# the budget ends the run; the deadline 90 s later only makes a stuck run checkpoint and export
+run_until $(python3 -c "print(int($BUDGET * 60 + 90))") $R/dit.log python3 -m latent_diffusion.train --preset small \
+    --latents .carry/s4c/latents.safetensors --out $R/dit --steps 1000000 --max-minutes $BUDGET --batch-size 96 \
+    --num-workers 2 --mixed-precision bf16 --no-progress
 echo "== dit: $(wc -l < $R/dit/losses.jsonl) steps; last: $(tail -n 1 $R/dit/losses.jsonl)"; tail -n 3 $R/dit.log
 # the fp16 weights are 20 MB and one returned file may be at most 16 MiB: split, then `cat dit.tar.part_* | tar x`
 tar cf - -C $R dit.log dit/final dit/losses.jsonl | split -b 12m - $OUT/dit.tar.part_
