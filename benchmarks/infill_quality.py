@@ -50,7 +50,8 @@ def main() -> None:
     p.add_argument("--dit")
     p.add_argument("--vae")
     p.add_argument("--data", default="/work/shared/data/pop909")
-    p.add_argument("--n", type=int, default=16, help="number of test clips")
+    p.add_argument("--split", default="test", choices=("valid", "test"), help="valid: for choosing settings; test: for reporting")
+    p.add_argument("--n", type=int, default=16, help="number of clips")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
@@ -59,7 +60,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     dit, vae, _ = load_latent_models(args.vae, args.dit)
     model = latent_edit_model(dit, vae)
-    clips = Pop909Segments(args.data, "test", model.window / model.sample_rate, items_per_song=1, seed=args.seed)
+    clips = Pop909Segments(args.data, args.split, model.window / model.sample_rate, items_per_song=1, seed=args.seed)
     gap = int(GAP_S * model.sample_rate)
     start = (model.window - gap) // 2
     mel = MelDistance(model.sample_rate)

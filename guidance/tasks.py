@@ -26,24 +26,29 @@ from .terms import XI_LATENT, XI_WAVEFORM, CroppedAudioL1, Guidance, L1Distance
 from .windowing import distance_to_unknown, edit_long, paste_known
 
 K_PRIOR = 0.85  # Levy et al. 2023: weight of fresh noise against the prior x̄ in x_T
+# DDPM-like ancestral sampling for the latent model: on 16 POP909 valid-split windows (2 s infill, 50 steps,
+# session-4 checkpoints) the gap mel distance was 1.27 (replacement only) and 1.27 (guided) against 1.34 and
+# 1.35 for deterministic DDIM (η = 0). The waveform model keeps η = 0: nothing was measured for it.
+ETA_LATENT = 1.0
 
 
 @dataclass
 class EditModel:
-    """Everything a task needs from a trained model: its denoiser, codec, window and default ξ."""
+    """Everything a task needs from a trained model: its denoiser, codec, window, default ξ and default η."""
 
     denoiser: DenoiserLike
     codec: Codec
     window: int  # audio samples per model window, e.g. 2^18 for the latent model
     sample_rate: int = 44100
     xi: float = XI_LATENT
+    eta: float = 0.0
 
 
-def latent_edit_model(dit: Any, vae: Any, *, xi: float = XI_LATENT) -> EditModel:
+def latent_edit_model(dit: Any, vae: Any, *, xi: float = XI_LATENT, eta: float = ETA_LATENT) -> EditModel:
     """The latent model for the tasks: a v-prediction DiT (``dit.config.window_samples``, ``sample_rate``,
     ``normalize_latents``) over a SpectrogramVAE (``encode(audio).mode()``, ``decode(z, length)``)."""
     codec = VAECodec(vae, normalize=dit.normalize_latents, denormalize=dit.denormalize_latents)
-    return EditModel(Denoiser(dit, CosineSchedule(), "v"), codec, dit.config.window_samples, dit.config.sample_rate, xi)
+    return EditModel(Denoiser(dit, CosineSchedule(), "v"), codec, dit.config.window_samples, dit.config.sample_rate, xi, eta)
 
 
 def waveform_edit_model(unet: Any, *, xi: float = XI_WAVEFORM) -> EditModel:
@@ -150,7 +155,7 @@ def solve(
     model: EditModel,
     *,
     steps: int = 50,
-    eta: float = 0.0,
+    eta: float | None = None,
     xi: float | None = None,
     space: Literal["audio", "latent"] = "audio",
     through_net: bool = False,
@@ -183,6 +188,7 @@ def solve(
     recon = reconstruction_term(problem, codec, y, mask, space, band)
     weights = [1.0] + list(extra_weights if extra_weights is not None else [1.0] * len(extra_terms))
     xi = model.xi if xi is None else xi
+    eta = model.eta if eta is None else eta
     guidance = None if xi == 0 else Guidance(  # ξ = 0: replacement-only (RePaint-style), no gradients at all
         [recon, *extra_terms], weights, xi=xi, decode=lambda x0: codec.decode(x0, length), through_net=through_net,
     )

@@ -33,6 +33,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def unit_float(text: str) -> float:
+    value = non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1")
+    return value
+
+
 def non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -44,7 +51,7 @@ def non_negative_float(text: str) -> float:
 
 
 def add_model_args(parser: argparse.ArgumentParser, *, default_steps: int = 50, default_threads: int | None = None) -> None:
-    """``--model``, ``--checkpoints``, ``--steps``, ``--seed``, ``--guidance``, ``--threads``: every model-driven command."""
+    """``--model``, ``--checkpoints``, ``--steps``, ``--seed``, ``--guidance``, ``--eta``, ``--threads``: every model-driven command."""
     parser.add_argument("--model", choices=MODEL_KINDS, default="latent",
                         help="latent: DiT over VAE latents (default, fast); waveform: U-Net on raw audio (baseline)")
     parser.add_argument("--checkpoints", type=Path, default=None,
@@ -53,6 +60,8 @@ def add_model_args(parser: argparse.ArgumentParser, *, default_steps: int = 50, 
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same output on the CPU")
     parser.add_argument("--guidance", type=non_negative_float, default=None, metavar="XI",
                         help="guidance strength ξ (default: the paper's, 3e-2 latent / 3e-3 waveform; 0 = projection only)")
+    parser.add_argument("--eta", type=unit_float, default=None,
+                        help="sampler η: 0 = deterministic DDIM, 1 = DDPM-like (default: 1 latent, 0 waveform)")
     parser.add_argument("--threads", type=positive_int, default=default_threads,
                         help="CPU threads for torch (default: " + ("torch's own" if default_threads is None else str(default_threads))
                              + "; 1 is fastest on a busy 2-core machine)")
@@ -66,7 +75,9 @@ def models_from_args(args: argparse.Namespace) -> "Models":
 
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
-    return load_models(args.model, args.checkpoints)
+    models = load_models(args.model, args.checkpoints)
+    models.eta = getattr(args, "eta", None)
+    return models
 
 
 def check_input_file(path: str | os.PathLike, what: str = "a file") -> Path:

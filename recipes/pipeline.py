@@ -43,6 +43,7 @@ class Models:
     kind: str
     net: torch.nn.Module
     vae: torch.nn.Module | None = None
+    eta: float | None = None  # sampler η; None: the model family's default (guidance.tasks)
 
     @property
     def window_samples(self) -> int:
@@ -86,12 +87,16 @@ def load_models(kind: str = "latent", checkpoints: str | os.PathLike | None = No
 
 
 def edit_model(models: Models) -> "EditModel":
-    """The guidance tasks' view of ``models`` (denoiser, codec, window, default ξ), built by guidance itself."""
+    """The guidance tasks' view of ``models`` (denoiser, codec, window, default ξ and η), built by guidance itself."""
     from guidance.tasks import latent_edit_model, waveform_edit_model
 
     if models.kind == "latent":
-        return latent_edit_model(models.net, models.vae)
-    return waveform_edit_model(models.net)
+        model = latent_edit_model(models.net, models.vae)
+    else:
+        model = waveform_edit_model(models.net)
+    if models.eta is not None:
+        model.eta = models.eta
+    return model
 
 
 def _sampler_kwargs(steps: int, seed: int, xi: float | None, progress: Progress | None) -> dict:

@@ -1,6 +1,6 @@
 """Spectrogram VAE: 44.1 kHz stereo ↔ a latent with exactly 128× fewer values.
 
-The encoder reads the complex STFT of both channels, folds frequency into channels (a learned
+The encoder reads the complex STFT of both channels and its magnitude, folds frequency into channels (a learned
 projection over the frequency axis is the frequency downsampling) and downsamples time with a strided
 convolution to ``hop_length * time_down`` samples per latent frame. The decoder mirrors it and predicts
 log-magnitude and phase per STFT bin, then ``torch.istft`` makes the waveform (Siuzdak 2023, "Vocos"),
@@ -42,7 +42,10 @@ class VAEConfig:
     dec_stft_blocks: int = 1
     mlp_ratio: float = 3.0
     kernel_size: int = 7
-    magnitude_power: float = 0.3  # encoder input |X|^p e^{i∠X}: compresses the dynamic range, keeps phase
+    magnitude_power: float = 0.3  # encoder input |X|^p e^{i∠X} (and |X|^p): compresses the dynamic range, keeps phase
+    # The two fixes found in session 4, off in that session's shipped checkpoint (its config.json says so):
+    encoder_magnitude: bool = True  # the encoder also reads |X|^p per bin (see Encoder)
+    encoder_out_norm: bool = False  # a per-frame LayerNorm after the encoder's last block (see Encoder)
     logvar_min: float = -30.0
     logvar_max: float = 20.0
     chunk_frames: int = 1024  # long audio: latent frames per chunk (1024 at hop 1024 ≈ 24 s)
@@ -138,27 +141,39 @@ class ChannelNorm(nn.LayerNorm):
 
 
 class Encoder(nn.Module):
-    """STFT features at the STFT frame rate → posterior parameters ``(B, 2C, N / time_down)``."""
+    """STFT features at the STFT frame rate → posterior parameters ``(B, 2C, N / time_down)``.
+
+    Two choices decide what can reach the latent (both measured on the session-4 checkpoint, which had
+    ``encoder_magnitude=False, encoder_out_norm=True``):
+
+    * ``encoder_magnitude``: the first layer is linear, and from re/im alone a linear map cannot tell
+      which bins hold energy (a partial's phase turns from frame to frame); that checkpoint lost the
+      partials (chroma correlation 0.05). With the magnitude as an input a linear map is a filterbank.
+    * ``encoder_out_norm``: a per-frame LayerNorm after the last block divides out the frame's level; that
+      checkpoint decoded inputs at 0, -24 and +12 dB all to about -25 dB RMS. Without it the level reaches
+      the latent through the blocks' residual path, which is linear in the input's scale.
+    """
 
     def __init__(self, cfg: VAEConfig):
         super().__init__()
         bins = cfg.n_fft // 2 + 1
-        self.proj = nn.Conv1d(4 * bins, cfg.stft_dim, 1)  # folds frequency into channels
+        self.parts = 3 if cfg.encoder_magnitude else 2  # re, im (, magnitude) per bin
+        self.proj = nn.Conv1d(2 * self.parts * bins, cfg.stft_dim, 1)  # folds frequency into channels
         self.stft_blocks = _blocks(cfg.enc_stft_blocks, cfg.stft_dim, cfg)
         self.down = nn.Conv1d(cfg.stft_dim, cfg.dim, cfg.time_down, stride=cfg.time_down)
         self.blocks = _blocks(cfg.enc_blocks, cfg.dim, cfg)
-        self.norm = ChannelNorm(cfg.dim, eps=1e-6)
+        self.norm = ChannelNorm(cfg.dim, eps=1e-6) if cfg.encoder_out_norm else nn.Identity()
         self.out = nn.Conv1d(cfg.dim, 2 * cfg.latent_channels, 1)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        """``feats``: ``(B, N, 2, F, 2)`` = (batch, frame, channel, bin, re/im), the STFT's own memory order."""
-        b, n, _, bins, _ = feats.shape
-        # self.proj is a 1x1 conv over channels ordered (channel, re/im, bin); applying it as a linear map
-        # on the frame-major layout (weights reordered to (channel, bin, re/im)) avoids transposing the
-        # large (B, 4F, N) input, which dominated the CPU time of encoding
+        """``feats``: ``(B, N, 2, F, P)`` = (batch, frame, channel, bin, re/im(/magnitude)), the STFT's own memory order."""
+        b, n, _, bins, parts = feats.shape
+        # self.proj is a 1x1 conv over channels ordered (channel, part, bin); applying it as a linear map
+        # on the frame-major layout (weights reordered to (channel, bin, part)) avoids transposing the
+        # large (B, 2PF, N) input, which dominated the CPU time of encoding
         d = self.proj.out_channels
-        weight = self.proj.weight.reshape(d, 2, 2, bins).transpose(2, 3).reshape(d, 4 * bins)
-        h = F.linear(feats.reshape(b, n, 4 * bins), weight, self.proj.bias).transpose(1, 2)  # (B, stft_dim, N)
+        weight = self.proj.weight.reshape(d, 2, parts, bins).transpose(2, 3).reshape(d, 2 * parts * bins)
+        h = F.linear(feats.reshape(b, n, -1), weight, self.proj.bias).transpose(1, 2)  # (B, stft_dim, N)
         h = self.stft_blocks(h)
         h = self.blocks(self.down(h))
         return self.out(self.norm(h))
@@ -217,9 +232,10 @@ class SpectrogramVAE(nn.Module):
 
     # ---- spectral front and back ends ---------------------------------------------------------
     def _features(self, audio: torch.Tensor) -> torch.Tensor:
-        """``(B, 2, T)`` with ``T`` a multiple of H → compressed complex STFT ``(B, T / hop, 2, F, 2)``.
+        """``(B, 2, T)`` with ``T`` a multiple of H → compressed STFT features ``(B, T / hop, 2, F, P)``.
 
-        Each bin is ``X |X|^(p - 1)``: magnitude compressed to ``|X|^p``, phase kept.
+        Per bin: ``X |X|^(p - 1)`` (re, im: magnitude compressed to ``|X|^p``, phase kept) and, with
+        ``encoder_magnitude``, ``|X|^p`` itself.
         """
         cfg = self.config
         b, ch, t = audio.shape
@@ -227,10 +243,16 @@ class SpectrogramVAE(nn.Module):
             spec = torch.stft(audio.float().reshape(b * ch, t), cfg.n_fft, cfg.hop_length, window=self.window,
                               center=True, pad_mode="constant", return_complex=True)  # (B*2, F, N + 1), F-contiguous
             ri = torch.view_as_real(spec.transpose(1, 2)[:, :-1])  # (B*2, N, F, 2): drop the extra centre frame
-            scale = torch.hypot(ri[..., 0], ri[..., 1]).add_(1e-5).pow_(cfg.magnitude_power - 1.0)
-            feats = ri * scale.unsqueeze(-1)
-        n, bins = feats.shape[1], feats.shape[2]
-        return feats.reshape(b, ch, n, bins, 2).transpose(1, 2)  # (B, N, 2, F, 2)
+            modulus = torch.hypot(ri[..., 0], ri[..., 1])
+            scale = (modulus + 1e-5).pow_(cfg.magnitude_power - 1.0)
+            if cfg.encoder_magnitude:  # one preallocated tensor: no concatenation copy of the largest tensor here
+                feats = torch.empty(*ri.shape[:-1], 3, dtype=ri.dtype, device=ri.device)
+                torch.mul(ri, scale.unsqueeze(-1), out=feats[..., :2])
+                torch.mul(modulus, scale, out=feats[..., 2])  # the modulus of the re/im parts
+            else:
+                feats = ri * scale.unsqueeze(-1)
+        n, bins, parts = feats.shape[1:]
+        return feats.reshape(b, ch, n, bins, parts).transpose(1, 2)  # (B, N, 2, F, P)
 
     def _synthesise(self, out: torch.Tensor, length: int) -> torch.Tensor:
         """Decoder output ``(B, N + 1, 4F)`` (channel, log-magnitude/phase, bin) → waveform ``(B, 2, length)``."""

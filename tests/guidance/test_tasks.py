@@ -237,3 +237,17 @@ def test_cropped_audio_l1_matches_full_decode_loss_and_gradient():
     (g_full,) = torch.autograd.grad(full(z, codec.decode(z, WINDOW)), z)
     torch.testing.assert_close(g_crop, g_full)  # the fold codec has no receptive field, so they agree exactly
     assert g_full.abs().sum() > 0
+
+
+def test_solve_takes_the_model_default_eta_unless_given():
+    from guidance.tasks import ETA_LATENT
+
+    problem = infill_problem(audio(WINDOW), WINDOW // 4, WINDOW // 2)
+    run = lambda model, **kw: solve(problem, model, steps=4, xi=0.0, generator=torch.Generator().manual_seed(0), **kw)
+    model = latent_model()
+    assert model.eta == 0.0 and ETA_LATENT == 1.0
+    deterministic = run(model)
+    assert torch.equal(deterministic, run(model, eta=0.0))
+    model.eta = 1.0
+    assert torch.equal(run(model), run(model, eta=1.0))
+    assert not torch.equal(run(model), deterministic)

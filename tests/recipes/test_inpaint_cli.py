@@ -207,3 +207,15 @@ def synth_song_tensor(seconds: float, sr: int) -> np.ndarray:
     from recipes_testutils import synth_song
 
     return np.ascontiguousarray(synth_song(seconds, sr).T)
+
+
+def test_eta_flag_changes_the_output_and_is_range_checked(tmp_path, ckpt_env, capsys):
+    song = write_song(tmp_path / "song.wav", 5.0)
+    outs = {eta: tmp_path / f"eta{eta}.wav" for eta in ("0", "1")}
+    for eta, out in outs.items():
+        assert main(["inpaint", str(song), "--start", "2", "--end", "2.2", "-o", str(out), "--steps", STEPS, "--eta", eta]) == 0
+    assert sha(outs["0"]) != sha(outs["1"])
+    with pytest.raises(SystemExit) as exc:
+        main(["inpaint", str(song), "--start", "2", "--end", "2.2", "-o", str(tmp_path / "bad.wav"), "--eta", "1.5"])
+    assert exc.value.code == 2 and not (tmp_path / "bad.wav").exists()
+    assert "between 0 and 1" in capsys.readouterr().err

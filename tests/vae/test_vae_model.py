@@ -191,3 +191,23 @@ def test_paper_preset_builds_on_meta_with_expected_size():
     assert n_params > 16 * per_block  # blocks plus the projections
     assert sum(p.numel() for b in blocks for p in b.parameters()) == 16 * per_block
     assert cfg.time_down == 128
+
+
+def test_encoder_features_carry_the_compressed_magnitude(tiny, seeded):
+    feats = tiny._features(torch.randn(2, 2, 4 * tiny.latent_hop))
+    assert feats.shape[-1] == 3  # re, im, magnitude
+    # re/im are X |X|^(p-1), so their modulus is |X|^p: exactly the magnitude part
+    assert torch.allclose(torch.hypot(feats[..., 0], feats[..., 1]), feats[..., 2], atol=1e-4)
+
+
+@pytest.mark.parametrize("out_norm", [False, True])
+def test_the_latent_follows_the_input_level_only_without_the_output_norm(seeded, out_norm):
+    # The session-4 checkpoint (encoder_out_norm=True) decoded every input level to about -25 dB: its
+    # per-frame LayerNorm divides the level out of the latent. Without it, 24 dB louder moves the latent.
+    cfg = VAEConfig(**{**PRESETS["tiny"].__dict__, "encoder_out_norm": out_norm})
+    model = SpectrogramVAE(cfg).eval()
+    x = 0.05 * torch.randn(1, 2, 16 * model.latent_hop)
+    with torch.no_grad():
+        quiet, loud = model.encode(x).mean, model.encode(16.0 * x).mean
+    change = float((loud - quiet).norm() / quiet.norm())
+    assert (change > 0.5) if not out_norm else (change < 0.5), change
