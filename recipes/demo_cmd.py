@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> None:
     from musicprod_common.errors import InputError
 
     from .cli_common import check_writable_dir, models_from_args, read_audio
-    from .pipeline import DEFAULT_MARGIN, inpaint
+    from .pipeline import DEFAULT_MARGIN, edit_model, inpaint
     from musicprod_common.plot import plot_before_after
 
     out_dir: Path = args.output
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> None:
         raise
     print(f"demo: regenerated the {GAP[1] - GAP[0]:g} s gap {GAP[0]:g}-{GAP[1]:g} s of the bundled clip {EXAMPLE_CLIP.name} "
           f"({audio.shape[-1] / sr:g} s, POP909 song 001, band style) from the audio around it")
-    print(f"      {args.model} model from {models_source(args)}, {args.steps} guided DDIM steps, seed {args.seed}, "
+    print(f"      {args.model} model from {models_source(args)}, {args.steps} guided steps (η {edit_model(models).eta:g}), seed {args.seed}, "
           f"{seconds:.1f} s on {args.threads or 'default'} CPU thread(s)")
     print(f"      original  -> {paths['original']}")
     print(f"      inpainted -> {paths['inpainted']}  (identical outside {GAP[0] - DEFAULT_MARGIN:g}-{GAP[1] + DEFAULT_MARGIN:g} s)")
