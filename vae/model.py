@@ -157,8 +157,8 @@ class Encoder(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
         bins = cfg.n_fft // 2 + 1
-        self.parts = 3 if cfg.encoder_magnitude else 2  # re, im (, magnitude) per bin
-        self.proj = nn.Conv1d(2 * self.parts * bins, cfg.stft_dim, 1)  # folds frequency into channels
+        parts = 3 if cfg.encoder_magnitude else 2  # re, im (, magnitude) per bin
+        self.proj = nn.Conv1d(2 * parts * bins, cfg.stft_dim, 1)  # folds frequency into channels
         self.stft_blocks = _blocks(cfg.enc_stft_blocks, cfg.stft_dim, cfg)
         self.down = nn.Conv1d(cfg.stft_dim, cfg.dim, cfg.time_down, stride=cfg.time_down)
         self.blocks = _blocks(cfg.enc_blocks, cfg.dim, cfg)
