@@ -66,6 +66,11 @@ class VAEConfig:
         return self.hop_length * self.time_down
 
     @property
+    def encoder_parts(self) -> int:
+        """Encoder input values per STFT bin and channel: re, im (and the magnitude)."""
+        return 3 if self.encoder_magnitude else 2
+
+    @property
     def latent_rate(self) -> float:
         return self.sample_rate / self.latent_hop
 
@@ -157,8 +162,7 @@ class Encoder(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
         bins = cfg.n_fft // 2 + 1
-        parts = 3 if cfg.encoder_magnitude else 2  # re, im (, magnitude) per bin
-        self.proj = nn.Conv1d(2 * parts * bins, cfg.stft_dim, 1)  # folds frequency into channels
+        self.proj = nn.Conv1d(2 * cfg.encoder_parts * bins, cfg.stft_dim, 1)  # folds frequency into channels
         self.stft_blocks = _blocks(cfg.enc_stft_blocks, cfg.stft_dim, cfg)
         self.down = nn.Conv1d(cfg.stft_dim, cfg.dim, cfg.time_down, stride=cfg.time_down)
         self.blocks = _blocks(cfg.enc_blocks, cfg.dim, cfg)
@@ -245,12 +249,11 @@ class SpectrogramVAE(nn.Module):
             ri = torch.view_as_real(spec.transpose(1, 2)[:, :-1])  # (B*2, N, F, 2): drop the extra centre frame
             modulus = torch.hypot(ri[..., 0], ri[..., 1])
             scale = (modulus + 1e-5).pow_(cfg.magnitude_power - 1.0)
-            if cfg.encoder_magnitude:  # one preallocated tensor: no concatenation copy of the largest tensor here
-                feats = torch.empty(*ri.shape[:-1], 3, dtype=ri.dtype, device=ri.device)
-                torch.mul(ri, scale.unsqueeze(-1), out=feats[..., :2])
+            # one preallocated tensor: no concatenation copy of the largest tensor here
+            feats = torch.empty(*ri.shape[:-1], cfg.encoder_parts, dtype=ri.dtype, device=ri.device)
+            torch.mul(ri, scale.unsqueeze(-1), out=feats[..., :2])
+            if cfg.encoder_magnitude:
                 torch.mul(modulus, scale, out=feats[..., 2])  # the modulus of the re/im parts
-            else:
-                feats = ri * scale.unsqueeze(-1)
         n, bins, parts = feats.shape[1:]
         return feats.reshape(b, ch, n, bins, parts).transpose(1, 2)  # (B, N, 2, F, P)
 
