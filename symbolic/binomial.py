@@ -124,8 +124,31 @@ def q_sample(x0: torch.Tensor, beta: torch.Tensor, z: torch.Tensor, u: torch.Ten
     return torch.where(u < beta, z, x0)
 
 
-def binomial_loss(model: nn.Module, batch: dict[str, torch.Tensor], cfg: BinomialConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    """BCE of the x0 logits against the clean bits (Atassi: the network predicts x0)."""
+# Known regions drawn for --known-prob training: the tasks the sampler serves, plus a long-form
+# harmonisation window (melody known everywhere, the first two bars known from the previous window).
+TRAINING_TASKS = ("harmonize", "completion", "infill", "harmonize+completion")
+
+
+def training_known_mask(index: torch.Tensor, shape: tuple[int, ...], known_prob: float, device) -> torch.Tensor:
+    """Per-example known-bit mask ``(B, 4, T, P)``: with probability ``known_prob`` one of :data:`TRAINING_TASKS`."""
+    draw = example_rand(index, (2,), salt=24, device="cpu")
+    mask = torch.zeros((len(index), *shape), dtype=torch.bool)
+    for row, (use, which) in enumerate(draw.tolist()):
+        if use < known_prob:
+            for task in TRAINING_TASKS[min(int(which * len(TRAINING_TASKS)), len(TRAINING_TASKS) - 1)].split("+"):
+                mask[row] |= task_mask(task, (1, *shape))[0]
+    return mask.to(device)
+
+
+def binomial_loss(model: nn.Module, batch: dict[str, torch.Tensor], cfg: BinomialConfig,
+                  known_prob: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """BCE of the x0 logits against the clean bits (Atassi: the network predicts x0).
+
+    ``known_prob`` > 0 trains the conditional the sampler uses: for that share of the examples a task's known
+    region is shown clean at every level (as :func:`sample_binomial` shows it) and left out of the loss. Trained
+    only on fully noised rolls, the network never saw a clean condition, and an exactly empty melody at a high
+    noise level (a song's intro) made it write three times the data's note density.
+    """
     x0 = torch.cat([batch["x0"], batch["melody"]], 1)  # (B, 4, T, P)
     index, device = batch["index"], x0.device
     shape = tuple(x0.shape[1:])
@@ -133,8 +156,13 @@ def binomial_loss(model: nn.Module, batch: dict[str, torch.Tensor], cfg: Binomia
     z = (example_rand(index, shape, salt=22, device=device) < density_like(cfg, x0)[0]).to(x0.dtype)
     u = example_rand(index, shape, salt=23, device=device)
     x_t = q_sample(x0, betas(cfg.num_timesteps).to(device)[t][:, None, None, None], z, u)
-    logits = model(x_t, t)
-    loss = F.binary_cross_entropy_with_logits(logits.float(), x0.float())
+    if known_prob > 0:
+        known = training_known_mask(index, shape, known_prob, device)
+        x_t = torch.where(known, x0, x_t)
+        bce = F.binary_cross_entropy_with_logits(model(x_t, t).float(), x0.float(), reduction="none")
+        loss = (bce * ~known).sum() / (~known).sum().clamp_min(1)
+    else:
+        loss = F.binary_cross_entropy_with_logits(model(x_t, t).float(), x0.float())
     return loss, {"bce": float(loss.detach())}
 
 
@@ -226,7 +254,8 @@ def task_mask(task: str, shape: tuple[int, ...]) -> torch.Tensor:
 
 @torch.no_grad()
 def sample_binomial_long(
-    model: nn.Module, known: torch.Tensor, known_mask: torch.Tensor, *, generator: torch.Generator | None = None, progress=None,
+    model: nn.Module, known: torch.Tensor, known_mask: torch.Tensor, *, generator: torch.Generator | None = None,
+    noise_known: bool = False, progress=None,
 ) -> torch.Tensor:
     """Any length (a multiple of 2 bars, ≥ 4 bars): ``known`` ``(4, T, P)`` bits with ``known_mask`` ``(4, T, P)``.
 
@@ -245,7 +274,8 @@ def sample_binomial_long(
         mask = known_mask[:, a:b].clone().bool()
         if n > 0:
             mask[:, :overlap] = True
-        window = sample_binomial(model, known=out[None, :, a:b], known_mask=mask[None], generator=generator)[0].cpu()
+        window = sample_binomial(model, known=out[None, :, a:b], known_mask=mask[None], noise_known=noise_known,
+                                 generator=generator)[0].cpu()
         out[:, a:b] = torch.where(mask, out[:, a:b], window)
         if progress is not None:
             progress(n + 1, len(starts))

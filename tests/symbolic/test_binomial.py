@@ -109,6 +109,49 @@ def test_reverting_rule_and_variation():
     assert steps[2:] == [3, 2, 1, 0] and out_full.shape == (1, 4, 64, 64)
 
 
+def test_known_region_training_shows_the_condition_clean_and_leaves_it_out_of_the_loss():
+    from symbolic.binomial import TRAINING_TASKS, training_known_mask
+
+    shape = (4, 64, 64)
+    index = torch.arange(400)
+    assert not training_known_mask(index, shape, 0.0, "cpu").any()
+    masks = training_known_mask(index, shape, 1.0, "cpu")
+    # every example gets one of the tasks' regions, and each task turns up
+    patterns = {tuple(m.any(-1).flatten().tolist()) for m in masks}
+    want = set()
+    for name in TRAINING_TASKS:
+        union = torch.zeros(1, *shape, dtype=torch.bool)
+        for task in name.split("+"):
+            union |= task_mask(task, (1, *shape))
+        want.add(tuple(union[0].any(-1).flatten().tolist()))
+    assert patterns == want
+    half = training_known_mask(index, shape, 0.5, "cpu").flatten(1).any(1).float().mean()
+    assert 0.4 < half < 0.6
+
+    class Recorder(torch.nn.Module):
+        """Returns a learnable logit per bit and keeps the input it was shown."""
+        def __init__(self, logits):
+            super().__init__()
+            self.logits = torch.nn.Parameter(logits)
+
+        def forward(self, x_t, t):
+            self.seen, self.t = x_t, t
+            return self.logits
+
+    cfg = BinomialConfig(**{**binomial_config("tiny").__dict__, "density": (0.05, 0.1, 0.02, 0.03)})
+    batch = {"x0": (torch.rand(2, 2, 64, 64) < 0.3).float(), "melody": (torch.rand(2, 2, 64, 64) < 0.3).float(),
+             "index": torch.arange(2)}
+    known = training_known_mask(batch["index"], shape, 1.0, "cpu")
+    model = Recorder(30.0 * known.float())  # confidently wrong about every known 0, undecided elsewhere
+    loss, _ = binomial_loss(model, batch, cfg, known_prob=1.0)
+    loss.backward()
+    x0 = torch.cat([batch["x0"], batch["melody"]], 1)
+    assert torch.equal(model.seen[known], x0[known])  # clean at whatever level t was drawn
+    assert (model.logits.grad[known] == 0).all() and (model.logits.grad[~known] != 0).all()
+    # log 2 per unknown bit, averaged over the unknown bits only: the known ones add nothing
+    assert float(loss.detach()) == pytest.approx(float(torch.log(torch.tensor(2.0))), rel=1e-5)
+
+
 def test_loss_and_train_script(pop909_root, tmp_path):
     model = _model()
     batch = {"x0": torch.zeros(2, 2, 64, 64), "melody": torch.ones(2, 2, 64, 64), "index": torch.arange(2)}
@@ -124,3 +167,14 @@ def test_loss_and_train_script(pop909_root, tmp_path):
     assert len((out / "losses.jsonl").read_text().splitlines()) == 20
     trained = load_binomial(str(out / "final"))
     assert all(0 < r < 0.5 for r in trained.cfg.density) and trained.cfg.density != binomial_config("tiny").density
+    # a fine-tune from those weights with known-region training; zero steps of learning rate keep them exactly
+    tuned = tmp_path / "tuned"
+    assert main(["--preset", "tiny", "--data", str(data), "--out", str(tuned), "--init", str(out / "final"),
+                 "--known-prob", "0.5", "--steps", "2", "--batch-size", "2", "--lr", "0", "--num-workers", "0",
+                 "--cpu", "--no-progress"]) == 0
+    before, after = trained.state_dict(), load_binomial(str(tuned / "final")).state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert main(["--preset", "small", "--data", str(data), "--out", str(tmp_path / "bad"), "--init", str(out / "final"),
+                 "--steps", "1", "--cpu", "--no-progress"]) == 2
+    assert main(["--preset", "tiny", "--data", str(data), "--out", str(tmp_path / "bad"), "--known-prob", "1.5",
+                 "--steps", "1", "--cpu", "--no-progress"]) == 2

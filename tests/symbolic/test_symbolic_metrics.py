@@ -1,6 +1,7 @@
 """Metrics and roll ↔ notes conversion on hand-made rolls."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from symbolic.chords import parse_harte
@@ -97,3 +98,34 @@ def test_evaluate_binomial_script(pop909_root, tmp_path, capsys):
     assert floor["checkpoint"].endswith("(untrained)") and floor["harmonize/notes_per_sample"] > 0
     assert main(["--checkpoint", str(tmp_path / "ck"), "--data", str(data), "--tasks", "harmonise"]) == 2
     assert "--tasks" in capsys.readouterr().err
+
+
+def test_evaluate_binomial_long_form_scores_whole_song_openings(pop909_root, tmp_path):
+    import dataclasses
+    import json
+
+    from musicprod_common.checkpoint import save_pretrained
+    from symbolic.binomial import binomial_config, build_binomial
+    from symbolic.data import build_dataset_file, load_dataset_file
+    from symbolic.evaluate_binomial import main, opening_window
+
+    data = tmp_path / "data.safetensors"
+    build_dataset_file(pop909_root, data, limit=3)
+    song = load_dataset_file(data, "test")[0]
+    start = opening_window(song, 8)
+    downbeats = set(song.downbeats.tolist())
+    assert start is not None and all(start + 16 * k in downbeats for k in range(8))
+    assert opening_window(song, 10_000) is None
+    cfg = dataclasses.replace(binomial_config("tiny"), num_timesteps=3, density=(0.05, 0.1, 0.02, 0.03))
+    torch.manual_seed(0)
+    save_pretrained(build_binomial(cfg), cfg, tmp_path / "ck")
+    out = tmp_path / "eval.json"
+    assert main(["--checkpoint", str(tmp_path / "ck"), "--data", str(data), "--tasks", "harmonize_long",
+                 "--long-bars", "8", "--num-samples", "2", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["samples"] == 0 and result["long_songs"] == 1 and result["long_chunks"] == 2
+    assert result["harmonize_long_truth/iou"] == 1.0 and 0.0 <= result["harmonize_long/iou"] < 1.0
+    # the untrained network writes independent notes at the config's onset density r = 0.05 per cell
+    assert result["harmonize_long/notes_per_sample"] == pytest.approx(0.05 * 64 * 64, rel=0.3)
+    assert main(["--checkpoint", str(tmp_path / "ck"), "--data", str(data), "--tasks", "harmonize_long",
+                 "--long-bars", "6"]) == 2
