@@ -131,13 +131,11 @@ TRAINING_TASKS = ("harmonize", "completion", "infill", "harmonize+completion")
 
 def training_known_mask(index: torch.Tensor, shape: tuple[int, ...], known_prob: float, device) -> torch.Tensor:
     """Per-example known-bit mask ``(B, 4, T, P)``: with probability ``known_prob`` one of :data:`TRAINING_TASKS`."""
-    draw = example_rand(index, (2,), salt=24, device="cpu")
-    mask = torch.zeros((len(index), *shape), dtype=torch.bool)
-    for row, (use, which) in enumerate(draw.tolist()):
-        if use < known_prob:
-            for task in TRAINING_TASKS[min(int(which * len(TRAINING_TASKS)), len(TRAINING_TASKS) - 1)].split("+"):
-                mask[row] |= task_mask(task, (1, *shape))[0]
-    return mask.to(device)
+    regions = torch.stack([torch.stack([task_mask(task, (1, *shape))[0] for task in name.split("+")]).any(0)
+                           for name in TRAINING_TASKS])
+    use, which = example_rand(index, (2,), salt=24, device="cpu").unbind(1)
+    choice = (which * len(TRAINING_TASKS)).long().clamp_max(len(TRAINING_TASKS) - 1)
+    return (regions[choice] & (use < known_prob)[:, None, None, None]).to(device)
 
 
 def binomial_loss(model: nn.Module, batch: dict[str, torch.Tensor], cfg: BinomialConfig,
@@ -159,10 +157,8 @@ def binomial_loss(model: nn.Module, batch: dict[str, torch.Tensor], cfg: Binomia
     if known_prob > 0:
         known = training_known_mask(index, shape, known_prob, device)
         x_t = torch.where(known, x0, x_t)
-        bce = F.binary_cross_entropy_with_logits(model(x_t, t).float(), x0.float(), reduction="none")
-        loss = (bce * ~known).sum() / (~known).sum().clamp_min(1)
-    else:
-        loss = F.binary_cross_entropy_with_logits(model(x_t, t).float(), x0.float())
+    bce = F.binary_cross_entropy_with_logits(model(x_t, t).float(), x0.float(), reduction="none")
+    loss = bce.mean() if known_prob == 0 else (bce * ~known).sum() / (~known).sum().clamp_min(1)
     return loss, {"bce": float(loss.detach())}
 
 

@@ -93,8 +93,7 @@ def evaluate_long(model, songs: list[DenseSong], *, bars: int, num_chunks: int, 
         batch = {k: torch.stack([c[k] for c in chunks]) for k in chunks[0]}
         known = torch.zeros(4, bars * BAR_STEPS, model.cfg.pitches)
         known[list(MELODY)] = torch.cat(list(batch["melody"]), dim=1)
-        mask = torch.zeros_like(known, dtype=torch.bool)
-        mask[list(MELODY)] = True
+        mask = task_mask("harmonize", (1, *known.shape))[0]
         out = sample_binomial_long(model, known, mask, noise_known=noise_known, generator=torch.Generator().manual_seed(seed + i))
         roll = torch.stack(out[list(ACCOMPANIMENT)].split(SLICE_STEPS, dim=1))
         add_scores(sums, LONG_TASK, roll, batch)

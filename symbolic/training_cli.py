@@ -31,9 +31,9 @@ def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 def load_init_weights(model, folder: str) -> None:
     """Copy a checkpoint's weights into ``model``; a shape or key mismatch is bad input, not a traceback."""
-    from musicprod_common.checkpoint import load_weights, resolve_pretrained
+    from musicprod_common.checkpoint import WEIGHTS_NAME, load_weights, resolve_pretrained
 
-    weights = load_weights(resolve_pretrained(folder) / "model.safetensors")
+    weights = load_weights(resolve_pretrained(folder) / WEIGHTS_NAME)
     try:
         model.load_state_dict({k: v.float() for k, v in weights.items()})
     except RuntimeError as err:
