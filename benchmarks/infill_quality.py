@@ -1,7 +1,10 @@
 """Infill quality: a 2 s gap in the middle of a 5.94 s window, multi-resolution mel distance inside the gap.
 
     python benchmarks/infill_quality.py --dit runs/dit/final --vae runs/vae/final [--data /work/shared/data/pop909] \
-        [--n 16] [--steps 50] [--paper] [--threads 2]
+        [--n 16] [--steps 50] [--paper] [--threads 2] [--split valid] [--only replacement] \
+        [--eta E] [--xi X] [--resample R --jump J] [--erode F]
+
+Settings are chosen on ``--split valid`` and reported once on the test split.
 
 Clips are held-out POP909 test-split renders (``Pop909Segments(split="test")``, one window per song). Methods:
 
@@ -11,6 +14,8 @@ Clips are held-out POP909 test-split renders (``Pop909Segments(split="test")``, 
 * paper:       with ``--paper``, Algorithm 2 verbatim (full backprop through the DiT, whole known region);
 * vae_ceiling: not a method: the VAE's own reconstruction of the true window, the best any latent-model fill
                can score (a perfect DiT would produce this latent).
+* vae_crossfade: not a method: the VAE's reconstruction of the crossfade, what a fill exactly as plausible as
+               the neighbouring audio scores once it has gone through this VAE's decoder.
 
 The issue's target: guided beats both crossfade and replacement. Prints one JSON line per clip, then a summary.
 Without --dit/--vae it runs random-init ``small`` models (a smoke test of the script, not a measurement).
@@ -56,26 +61,39 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--paper", action="store_true", help="also run Algorithm 2 verbatim (slow)")
+    p.add_argument("--eta", type=float, help="DDIM η for the model fills (default: the latent model's)")
+    p.add_argument("--xi", type=float, help="ξ of the guided fills (default: the latent model's)")
+    p.add_argument("--resample", type=int, default=1, help="RePaint resampling: walk every --jump steps this many times")
+    p.add_argument("--jump", type=int, default=10)
+    p.add_argument("--erode", type=int, help="latent frames next to the gap treated as unknown (default: the codec's)")
+    p.add_argument("--only", nargs="*", choices=("replacement", "guided"), help="run only these model fills (none: baselines only)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     dit, vae, _ = load_latent_models(args.vae, args.dit)
     model = latent_edit_model(dit, vae)
+    if args.erode is not None:
+        model.codec.erode = args.erode
     clips = Pop909Segments(args.data, args.split, model.window / model.sample_rate, items_per_song=1, seed=args.seed)
     gap = int(GAP_S * model.sample_rate)
     start = (model.window - gap) // 2
     mel = MelDistance(model.sample_rate)
-    methods = {"replacement": dict(xi=0.0), "guided": {}}
+    xi = {} if args.xi is None else dict(xi=args.xi)
+    methods = {"replacement": dict(xi=0.0), "guided": xi}
+    if args.only is not None:
+        methods = {name: methods[name] for name in args.only}
     if args.paper:
-        methods["paper"] = dict(through_net=True, band_s=None)
-    scores: dict[str, list[float]] = {"crossfade": [], "vae_ceiling": [], **{name: [] for name in methods}}
+        methods["paper"] = dict(through_net=True, band_s=None, **xi)
+    shared = dict(steps=args.steps, eta=args.eta, resample=args.resample, jump=args.jump)
+    scores: dict[str, list[float]] = {"crossfade": [], "vae_ceiling": [], "vae_crossfade": [], **{name: [] for name in methods}}
     for i in range(min(args.n, len(clips))):
         ref = clips[i]["audio"][None, :, : model.window]  # (1, 2, T)
         outs = {"crossfade": crossfade_fill(ref, start, start + gap)}
         with torch.no_grad():
             outs["vae_ceiling"] = vae.decode(vae.encode(ref).mode(), ref.shape[-1])
+            outs["vae_crossfade"] = vae.decode(vae.encode(outs["crossfade"]).mode(), ref.shape[-1])
         for name, kw in methods.items():
             gen = torch.Generator().manual_seed(args.seed + i)
-            outs[name] = solve(infill_problem(ref, start, start + gap), model, steps=args.steps, generator=gen, **kw)
+            outs[name] = solve(infill_problem(ref, start, start + gap), model, generator=gen, **shared, **kw)
         row = {name: float(mel(out[..., start : start + gap], ref[..., start : start + gap])) for name, out in outs.items()}
         for name, value in row.items():
             scores[name].append(value)
@@ -83,9 +101,10 @@ def main() -> None:
     mean = {k: round(sum(v) / len(v), 4) for k, v in scores.items() if v}
     summary = {
         "models": "checkpoints" if args.dit and args.vae else "random-init small presets (smoke test only)",
-        "clips": len(scores["crossfade"]), "steps": args.steps, "mel_distance_in_gap": mean,
-        "guided_beats_both": mean["guided"] < min(mean["crossfade"], mean["replacement"]),
+        "clips": len(scores["crossfade"]), **{k: v for k, v in shared.items() if v is not None}, "erode": model.codec.erode, "mel_distance_in_gap": mean,
     }
+    if "guided" in mean and "replacement" in mean:
+        summary["guided_beats_both"] = mean["guided"] < min(mean["crossfade"], mean["replacement"])
     print(json.dumps(summary))
 
 

@@ -9,8 +9,8 @@ Typical use::
 from .codec import Codec, IdentityCodec, VAECodec, latent_mask
 from .denoiser import CFGDenoiser, CosineSchedule, Denoised, Denoiser, DiscreteSchedule, linear_betas
 from .objective import v_objective_loss
-from .sampler import ddim_step, denoise, sample, sample_ddpm
-from .schedule import broadcast_like, cosine_alpha_sigma, uniform_timesteps
+from .sampler import ddim_step, denoise, renoise, sample, sample_ddpm
+from .schedule import broadcast_like, cosine_alpha_sigma, resampling_timesteps, uniform_timesteps
 from .tasks import (
     K_PRIOR,
     EditModel,
@@ -37,8 +37,8 @@ __all__ = [
     "Codec", "IdentityCodec", "VAECodec", "latent_mask",
     "CFGDenoiser", "CosineSchedule", "Denoised", "Denoiser", "DiscreteSchedule", "linear_betas",
     "v_objective_loss",
-    "ddim_step", "denoise", "sample", "sample_ddpm",
-    "broadcast_like", "cosine_alpha_sigma", "uniform_timesteps",
+    "ddim_step", "denoise", "renoise", "sample", "sample_ddpm",
+    "broadcast_like", "cosine_alpha_sigma", "resampling_timesteps", "uniform_timesteps",
     "K_PRIOR", "EditModel", "EditProblem", "ReplaceProjection", "constant_power_crossfade", "continuation",
     "continuation_problem", "infill", "infill_problem", "latent_edit_model", "waveform_edit_model", "initial_noise", "regenerate", "regenerate_problem",
     "solve", "transition", "transition_problem",

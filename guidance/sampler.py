@@ -12,6 +12,8 @@ Per step t → s (Levy et al. 2023, Algorithm 2):
 5. x_s ← projection of x_s onto the measurement noised to level s
 
 The last step lands on t = 0, where α = 1 and σ = 0, so it returns the (edited, projected) x̂0.
+Where the times rise (RePaint's resampling, :func:`guidance.schedule.resampling_timesteps`), the step is the
+forward process q(x_s | x_t) instead, which needs no network call.
 """
 from __future__ import annotations
 
@@ -67,6 +69,15 @@ def ddim_step(
     return x
 
 
+def renoise(x: torch.Tensor, alpha_t: torch.Tensor, sigma_t: torch.Tensor, alpha_s: torch.Tensor,
+            sigma_s: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """x_s ~ q(x_s | x_t) for s > t: x_s = (α_s/α_t) x_t + sqrt(σ_s² − (α_s/α_t)² σ_t²) z (the forward process, as
+    RePaint re-noises; Lugmayr et al. 2022, §4.2). The marginal of x_s given x0 is then α_s x0 + σ_s ε, as if sampled directly."""
+    ratio = alpha_s / alpha_t
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return ratio * x + (sigma_s**2 - (ratio * sigma_t) ** 2).clamp(min=0).sqrt() * noise
+
+
 def sample(
     denoiser: DenoiserLike,
     x_T: torch.Tensor,
@@ -80,8 +91,10 @@ def sample(
     generator: torch.Generator | None = None,
     extra_args: dict[str, Any] | None = None,
 ) -> torch.Tensor:
-    """Guided DDIM from ``x_T`` ``(B, ...)`` along decreasing times ``ts`` ``(steps + 1,)``; returns x at ts[-1].
+    """Guided DDIM from ``x_T`` ``(B, ...)`` along times ``ts`` ``(steps + 1,)``; returns x at ts[-1].
 
+    ``ts`` usually decreases; where it rises, x is re-noised (RePaint's resampling) and ``callback`` is skipped,
+    so the callback runs once per network evaluation.
     ``eta=0`` is deterministic DDIM, ``eta=1`` DDPM-like ancestral sampling. ``edit_denoised(x̂0, t)`` edits x̂0
     before ε̂ is recomputed from it (Zhu et al. 2024 fine-grained guidance). ``project(x_s, s, generator)``
     enforces data consistency. ``callback`` gets ``{'x', 'i', 't', 'denoised'}`` after every step.
@@ -94,6 +107,9 @@ def sample(
         s = ts[i + 1].to(x.device, torch.float32).expand(batch)
         alpha_t, sigma_t = denoiser.alpha_sigma(t, x)
         alpha_s, sigma_s = denoiser.alpha_sigma(s, x)
+        if bool((s > t).all()):
+            x = renoise(x, alpha_t, sigma_t, alpha_s, sigma_s, generator)
+            continue
         # The gradient only moves x_s through σ_s ε̂, so it is skipped when σ_s = 0 (the final step).
         guided = guidance if guidance is not None and bool((sigma_s > 0).any()) else None
         x0, eps, grad = denoise(denoiser, x, t, guided, extra)  # Alg. 2, lines 1-2 (ε̂ from the Denoiser)

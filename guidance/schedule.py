@@ -22,6 +22,25 @@ def uniform_timesteps(steps: int, t_max: float = 1.0, t_min: float = 0.0) -> tor
     return torch.linspace(t_max, t_min, steps + 1)
 
 
+def resampling_timesteps(steps: int, jump: int, resamples: int) -> torch.Tensor:
+    """The uniform grid walked with RePaint's resampling (Lugmayr et al. 2022, §4.2): after every ``jump`` steps
+    down, jump back up ``jump`` steps and walk down again, ``resamples - 1`` more times.
+
+    The result is not monotonic; :func:`guidance.sampler.sample` re-noises where it rises. It holds exactly
+    ``steps * resamples`` descending pairs when ``jump`` divides ``steps``; ``resamples=1`` is the plain grid.
+    """
+    if jump < 1 or resamples < 1:
+        raise ValueError(f"jump and resamples must be at least 1, got {jump} and {resamples}")
+    grid = uniform_timesteps(steps)
+    path = [0]
+    for i in range(1, steps + 1):
+        path.append(i)
+        if i % jump == 0:
+            for _ in range(resamples - 1):
+                path.extend(range(i - jump, i + 1))  # one rise i -> i - jump, then the walk back down
+    return grid[path]
+
+
 def broadcast_like(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Reshape per-example values ``(B,)`` to broadcast against ``x`` ``(B, ...)``."""
     return values.reshape(values.shape + (1,) * (x.ndim - values.ndim))

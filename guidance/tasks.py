@@ -21,7 +21,7 @@ from musicprod_common.errors import InputError
 from .codec import Codec, IdentityCodec, VAECodec, latent_mask
 from .denoiser import CosineSchedule, Denoiser
 from .sampler import Callback, DenoiserLike, sample
-from .schedule import uniform_timesteps
+from .schedule import resampling_timesteps
 from .terms import XI_LATENT, XI_WAVEFORM, CroppedAudioL1, Guidance, L1Distance
 from .windowing import distance_to_unknown, edit_long, paste_known
 
@@ -163,6 +163,8 @@ def solve(
     extra_terms: Sequence[Any] = (),
     extra_weights: Sequence[float] | None = None,
     margin: int = 0,
+    resample: int = 1,
+    jump: int = 10,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
 ) -> torch.Tensor:
@@ -175,7 +177,9 @@ def solve(
     whole known region. ``through_net=True`` back-propagates through the network as in the paper; the default
     holds v_θ constant. The defaults are the cheapest audio-space variant that meets the ≤ 2.5× cost target
     (benchmarks/guidance_cost.py); ``through_net=True, band_s=None`` is the paper's Algorithm 2 verbatim.
-    ``xi=0`` gives replacement-only sampling.
+    ``xi=0`` gives replacement-only sampling. ``resample > 1`` walks every ``jump`` steps that many times
+    (RePaint's resampling, Lugmayr et al. 2022), so the fill can agree with the known region; it costs
+    ``resample`` times the network evaluations.
     ``extra_terms`` (e.g. :class:`guidance.terms.LossHook` around a classifier) are added with ``extra_weights``.
     """
     codec, length = model.codec, problem.y.shape[-1]
@@ -193,7 +197,7 @@ def solve(
         [recon, *extra_terms], weights, xi=xi, decode=lambda x0: codec.decode(x0, length), through_net=through_net,
     )
     project = ReplaceProjection(y, mask, model.denoiser.alpha_sigma)
-    ts = uniform_timesteps(steps)
+    ts = resampling_timesteps(steps, jump, resample)
     x0 = sample(model.denoiser, x_T, ts, eta=eta, guidance=guidance, project=project, callback=callback, generator=generator)
     with torch.no_grad():
         audio = codec.decode(x0, length)

@@ -16,6 +16,8 @@ from guidance import (
     broadcast_like,
     cosine_alpha_sigma,
     linear_betas,
+    renoise,
+    resampling_timesteps,
     sample,
     sample_ddpm,
     uniform_timesteps,
@@ -52,6 +54,43 @@ def test_ddpm_eta1_reproduces_gaussian_mean_and_std():
     # 5 standard errors of Monte-Carlo noise, plus 4% of s for the O(1/steps) bias of ancestral sampling with
     # the posterior mean in place of x0 (it loses Var[x0 | x_t]; about 2% of s at 200 steps, halving per doubling).
     assert abs(out.mean().item() - MU) < 5 * se_mean + 0.04 * STD
+    assert abs(out.std().item() - STD) < 5 * se_std + 0.04 * STD
+
+
+def test_resampling_timesteps_walk_back_every_jump():
+    assert torch.equal(resampling_timesteps(50, 10, 1), uniform_timesteps(50))
+    ts = resampling_timesteps(50, 10, 4)
+    grid_step = 1 / 50
+    diffs = ts[1:] - ts[:-1]
+    assert ts[0] == 1 and ts[-1] == 0
+    assert int((diffs < 0).sum()) == 50 * 4  # network evaluations: resamples × steps
+    rises = diffs[diffs > 0]
+    assert len(rises) == 5 * 3 and torch.allclose(rises, torch.full_like(rises, 10 * grid_step))
+    assert torch.allclose(diffs[diffs < 0], torch.full_like(diffs[diffs < 0], -grid_step))
+
+
+def test_renoise_matches_the_forward_marginal():
+    # x_t = α_t x0 + σ_t ε with x0 ~ N(μ, s²); re-noised to s > t it must be distributed as α_s x0 + σ_s ε.
+    n, gen = 200_000, torch.Generator().manual_seed(1)
+    t, s = torch.tensor(0.3), torch.tensor(0.7)
+    (a_t, s_t), (a_s, s_s) = cosine_alpha_sigma(t), cosine_alpha_sigma(s)
+    x0 = MU + STD * torch.randn(n, generator=gen)
+    x_t = a_t * x0 + s_t * torch.randn(n, generator=gen)
+    x_s = renoise(x_t, a_t, s_t, a_s, s_s, gen)
+    assert abs(x_s.mean().item() - a_s * MU) < 0.01
+    assert abs(x_s.std().item() - math.sqrt(a_s**2 * STD**2 + s_s**2)) < 0.01
+    # ... and keep the right correlation with x0: Cov(x_s, x0) = α_s s².
+    assert abs(torch.cov(torch.stack([x_s, x0]))[0, 1].item() - a_s * STD**2) < 0.01
+
+
+def test_resampled_ddpm_reproduces_gaussian_mean_and_std():
+    n, gen = 20_000, torch.Generator().manual_seed(0)
+    logs = []
+    out = sample_ddpm(GAUSSIAN, torch.randn(n, 1, generator=gen), resampling_timesteps(200, 10, 3), generator=gen,
+                      callback=logs.append)
+    assert len(logs) == 600  # the callback runs once per network evaluation, never on the re-noising steps
+    se_mean, se_std = STD / math.sqrt(n), STD / math.sqrt(2 * n)
+    assert abs(out.mean().item() - MU) < 5 * se_mean + 0.04 * STD  # the tolerance of the plain DDPM test
     assert abs(out.std().item() - STD) < 5 * se_std + 0.04 * STD
 
 

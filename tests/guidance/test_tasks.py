@@ -104,12 +104,14 @@ def test_projection_is_exact_at_s0_and_leaves_unknown_alone():
 
 
 @pytest.mark.parametrize("make_model", [latent_model, waveform_model])
-@pytest.mark.parametrize("space", ["audio", "latent"])
-def test_solve_keeps_known_region_exact(make_model, space):
+@pytest.mark.parametrize("space,resample", [("audio", 1), ("latent", 1), ("audio", 3)])
+def test_solve_keeps_known_region_exact(make_model, space, resample):
     model, x = make_model(), audio(WINDOW)
     problem = infill_problem(x, 24, 40)
     finals = []
-    out = solve(problem, model, steps=6, space=space, generator=torch.Generator().manual_seed(0), callback=finals.append)
+    out = solve(problem, model, steps=6, space=space, resample=resample, jump=2, generator=torch.Generator().manual_seed(0),
+                callback=finals.append)
+    assert len(finals) == 6 * resample
     assert out.shape == x.shape
     assert torch.equal(out[..., :24], x[..., :24]) and torch.equal(out[..., 40:], x[..., 40:])
     assert not torch.allclose(out[..., 24:40], x[..., 24:40])
