@@ -9,6 +9,10 @@ describes (Défossez et al. 2022, "High Fidelity Neural Audio Compression"): one
 resolution over the real and imaginary parts, hinge losses, and an L1 feature-matching term normalised
 by the mean magnitude of the real features.
 
+``--w-adv 0 --w-feat 0`` skips the discriminator: a plain decoder fine-tune on the stage-1 losses. Either way
+the encoder, and so the latent space a DiT was trained on, stays exactly as it was, so the result can replace
+a shipped decoder without retraining the DiT.
+
 The shared loop has one optimizer, so generator and discriminator share it: the discriminator's loss
 sees the reconstruction detached, and the generator's adversarial terms see the discriminator's weights
 detached (``torch.func.functional_call``), so each loss moves only its own side.
@@ -92,6 +96,10 @@ class AdversarialVAE(nn.Module):
         with torch.no_grad():
             z = self.vae.encode(x, chunked=False).sample(noise)
         y = self.vae.decode(z, x.shape[-1], chunked=False).float()
+        if self.cfg.w_adv == 0 and self.cfg.w_feat == 0:  # a plain decoder fine-tune: no discriminator to pay for
+            with torch.autocast(x.device.type, enabled=False):
+                recon, parts = self.recon.terms(y, x)
+            return recon, {**parts, "recon": recon}
 
         # discriminator: hinge loss on real vs detached fake
         loss_d = x.new_zeros(())

@@ -28,6 +28,22 @@ def test_each_loss_moves_only_its_own_side():
     assert not any(p.requires_grad for p in vae.encoder.parameters())
 
 
+def test_zero_adversarial_weights_are_a_plain_decoder_fine_tune():
+    torch.manual_seed(0)
+    vae = SpectrogramVAE.from_preset("tiny").train()
+    recon = VAELoss(crop_samples=2048)
+    model = AdversarialVAE(vae, AdversarialConfig(w_adv=0.0, w_feat=0.0, disc_ffts=(256,)), recon)
+    x = torch.randn(2, 2, 2048, generator=torch.Generator().manual_seed(1)) * 0.1
+    noise = torch.zeros(2, 2, 16)
+    loss, logs = model(x, noise)
+    with torch.no_grad():
+        expected, _ = recon.terms(vae.decode(vae.encode(x, chunked=False).sample(noise), 2048, chunked=False), x)
+    assert "disc" not in logs and torch.allclose(loss, expected)
+    grads = torch.autograd.grad(loss, [*vae.decoder.parameters(), *model.disc.parameters()], allow_unused=True)
+    assert all(g is None for g in grads[len(list(vae.decoder.parameters())):])  # the discriminator never ran
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
 @pytest.mark.slow  # ~15-35 s on 2 shared cores
 def test_adversarial_stage_exports_a_vae_with_the_same_encoder(tmp_path):
     torch.manual_seed(0)
