@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import librosa
 import numpy as np
-import soundfile as sf
 import torch
 
-from vae import SpectrogramVAE, prepare_audio
+from vae import SpectrogramVAE
+from vae.evaluate import load_eval_clips
 
 CONTEXT = 3  # latent frames each side
 
@@ -34,13 +33,11 @@ def with_context(features: np.ndarray) -> np.ndarray:
     return np.concatenate([padded[:, k : k + n] for k in range(2 * CONTEXT + 1)], 0).T
 
 
-def clip_features(vae: SpectrogramVAE, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(latent with context, 16-band log-mel with context, chroma) per latent frame of one clip."""
-    audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    x = prepare_audio(torch.from_numpy(audio.T), sr)
+def clip_features(vae: SpectrogramVAE, clip: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(latent with context, 16-band log-mel with context, chroma) per latent frame of one clip ``(2, T)``."""
     with torch.no_grad():
-        z = vae.encode(x).mode()[0].numpy()  # (C, L)
-    mono = x[0].mean(0).numpy()
+        z = vae.encode(clip[None]).mode()[0].numpy()  # (C, L)
+    mono = clip.mean(0).numpy()
     hop = vae.latent_hop
     chroma = librosa.feature.chroma_cqt(y=mono, sr=44100, hop_length=hop, tuning=0.0)
     mel = np.log(librosa.feature.melspectrogram(y=mono, sr=44100, n_fft=4 * hop, hop_length=hop, n_mels=16) + 1e-6)
@@ -84,14 +81,15 @@ def main() -> None:
     p.add_argument("--data", required=True, help="folder of held-out renders (the vae.evaluate set)")
     p.add_argument("--train", type=int, default=30, help="clips the probes are fitted on")
     p.add_argument("--test", type=int, default=10, help="clips after those, the probes are scored on")
+    p.add_argument("--seconds", type=float, default=6.0, help="clip length, as vae.evaluate reads them")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    files = sorted(f for f in Path(args.data).iterdir() if f.suffix in (".flac", ".wav"))[: args.train + args.test]
-    if len(files) < args.train + args.test:
-        raise SystemExit(f"error: {args.data} has {len(files)} clips; --train + --test needs {args.train + args.test}")
+    clips, _ = load_eval_clips(args.data, args.seconds, args.train + args.test)  # vae.evaluate's clips, in its order
+    if len(clips) < args.train + args.test:
+        raise SystemExit(f"error: {args.data} has {len(clips)} clips; --train + --test needs {args.train + args.test}")
     vae = SpectrogramVAE.from_pretrained(args.checkpoint).eval()
-    latent, mel, chroma = zip(*(clip_features(vae, f) for f in files))
+    latent, mel, chroma = zip(*(clip_features(vae, clip) for clip in clips))
     fit, held = slice(0, args.train), slice(args.train, None)
     mean_chroma = np.concatenate(chroma[fit]).mean(0)
     scores = {"constant": [correlation(np.tile(mean_chroma, (len(y), 1)), y) for y in chroma[held]]}

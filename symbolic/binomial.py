@@ -23,6 +23,7 @@ channels known) and variation (start from a partially noised existing roll inste
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -129,10 +130,16 @@ def q_sample(x0: torch.Tensor, beta: torch.Tensor, z: torch.Tensor, u: torch.Ten
 TRAINING_TASKS = ("harmonize", "completion", "infill", "harmonize+completion")
 
 
+@functools.lru_cache(maxsize=4)
+def _training_regions(shape: tuple[int, ...]) -> torch.Tensor:
+    """The known region of each of :data:`TRAINING_TASKS` for one example of ``shape``: ``(tasks, *shape)``, built once."""
+    return torch.stack([torch.stack([task_mask(task, (1, *shape))[0] for task in name.split("+")]).any(0)
+                        for name in TRAINING_TASKS])
+
+
 def training_known_mask(index: torch.Tensor, shape: tuple[int, ...], known_prob: float, device) -> torch.Tensor:
     """Per-example known-bit mask ``(B, 4, T, P)``: with probability ``known_prob`` one of :data:`TRAINING_TASKS`."""
-    regions = torch.stack([torch.stack([task_mask(task, (1, *shape))[0] for task in name.split("+")]).any(0)
-                           for name in TRAINING_TASKS])
+    regions = _training_regions(tuple(shape))
     use, which = example_rand(index, (2,), salt=24, device="cpu").unbind(1)
     choice = (which * len(TRAINING_TASKS)).long().clamp_max(len(TRAINING_TASKS) - 1)
     return (regions[choice] & (use < known_prob)[:, None, None, None]).to(device)
