@@ -2,13 +2,13 @@
 
     python benchmarks/infill_quality.py --dit runs/dit/final --vae runs/vae/final [--data /work/shared/data/pop909] \
         [--n 16] [--steps 50] [--paper] [--threads 2] [--split valid] [--only replacement] \
-        [--eta E] [--xi X] [--resample R --jump J] [--erode F]
+        [--eta E] [--xi X] [--resample R --jump J] [--erode F] [--prior crossfade|original [--k K] [--strength S]]
 
 Settings are chosen on ``--split valid`` and reported once on the test split.
 
 Clips are held-out POP909 test-split renders (``Pop909Segments(split="test")``, one window per song). Methods:
 
-* crossfade:   constant-power crossfade from the audio before the gap to the audio after it (no model);
+* crossfade:   ``guidance.neighbour_crossfade``, the audio before the gap fading into the audio after it (no model);
 * replacement: the latent model with ξ = 0, replacement-only projection (RePaint-style);
 * guided:      the latent model with ``guidance.solve``'s defaults (audio-space L1, ξ = 3e-2);
 * paper:       with ``--paper``, Algorithm 2 verbatim (full backprop through the DiT, whole known region);
@@ -17,6 +17,11 @@ Clips are held-out POP909 test-split renders (``Pop909Segments(split="test")``, 
 * vae_crossfade: not a method: the VAE's reconstruction of the crossfade, what a fill exactly as plausible as
                the neighbouring audio scores once it has gone through this VAE's decoder.
 
+``--prior crossfade`` starts the model fills the way the paper starts a transition, x̄ being the crossfade;
+``--prior original`` regenerates the gap from the true audio (``musicprod regenerate``), so the distance then says
+how much of the original survives, not how good a fill is. ``--k`` (default 0.85) and ``--strength`` (default 1,
+SDEdit below that) set how far from x̄ the sampler starts.
+
 The issue's target: guided beats both crossfade and replacement. Prints one JSON line per clip, then a summary.
 Without --dit/--vae it runs random-init ``small`` models (a smoke test of the script, not a measurement).
 """
@@ -24,30 +29,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 
 import torch
 
-from guidance import infill_problem, latent_edit_model, solve
+from guidance import K_PRIOR, infill_problem, latent_edit_model, neighbour_crossfade, regenerate_problem, solve
 from guidance.metrics import MelDistance
 from latent_models import load_latent_models
 from musicprod_common.datasets import Pop909Segments
 
 GAP_S = 2.0  # Levy et al. 2023: the middle two seconds
-
-
-def crossfade_fill(audio: torch.Tensor, start: int, end: int) -> torch.Tensor:
-    """Fill [start, end) of ``audio`` ``(B, 2, T)`` with cos/sin-gain crossfade of the neighbouring audio:
-    the samples before the gap fading out, those after it fading in (looped if the context is shorter)."""
-    gap = end - start
-    ctx = min(gap, start, audio.shape[-1] - end)
-    reps = math.ceil(gap / ctx)
-    before = audio[..., start - ctx : start].repeat(1, 1, reps)[..., -gap:]
-    after = audio[..., end : end + ctx].repeat(1, 1, reps)[..., :gap]
-    r = (torch.arange(gap, dtype=audio.dtype) + 0.5) / gap
-    out = audio.clone()
-    out[..., start:end] = torch.cos(0.5 * math.pi * r) * before + torch.sin(0.5 * math.pi * r) * after
-    return out
 
 
 def main() -> None:
@@ -66,6 +56,10 @@ def main() -> None:
     p.add_argument("--resample", type=int, default=1, help="RePaint resampling: walk every --jump steps this many times")
     p.add_argument("--jump", type=int, default=10)
     p.add_argument("--erode", type=int, help="latent frames next to the gap treated as unknown (default: the codec's)")
+    p.add_argument("--prior", choices=("crossfade", "original"), help="start the model fills from this x̄ (default: pure noise)")
+    p.add_argument("--k", type=float, default=K_PRIOR, help="with --prior: the weight of the noise in x_T (default the paper's 0.85)")
+    p.add_argument("--strength", type=float, default=1.0, help="with --prior: the noise level to start from (SDEdit below 1)")
+    p.add_argument("--level-band", type=float, help="correct the decoded level to the truth's over this many seconds of known audio each side of the gap")
     p.add_argument("--only", nargs="*", choices=("replacement", "guided"), help="run only these model fills (none: baselines only)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -83,17 +77,24 @@ def main() -> None:
         methods = {name: methods[name] for name in args.only}
     if args.paper:
         methods["paper"] = dict(through_net=True, band_s=None, **xi)
-    shared = dict(steps=args.steps, eta=args.eta, resample=args.resample, jump=args.jump)
+    shared = dict(steps=args.steps, eta=args.eta, resample=args.resample, jump=args.jump, strength=args.strength,
+                  level_band_s=args.level_band)
+    setting = {**shared, **({"prior": args.prior, "k": args.k} if args.prior else {})}
+    problem = {
+        None: lambda ref: infill_problem(ref, start, start + gap),
+        "crossfade": lambda ref: infill_problem(ref, start, start + gap, args.k),
+        "original": lambda ref: regenerate_problem(ref, start, start + gap, args.k),
+    }[args.prior]
     scores: dict[str, list[float]] = {"crossfade": [], "vae_ceiling": [], "vae_crossfade": [], **{name: [] for name in methods}}
     for i in range(min(args.n, len(clips))):
         ref = clips[i]["audio"][None, :, : model.window]  # (1, 2, T)
-        outs = {"crossfade": crossfade_fill(ref, start, start + gap)}
+        outs = {"crossfade": neighbour_crossfade(ref, start, start + gap)}
         with torch.no_grad():
             outs["vae_ceiling"] = vae.decode(vae.encode(ref).mode(), ref.shape[-1])
             outs["vae_crossfade"] = vae.decode(vae.encode(outs["crossfade"]).mode(), ref.shape[-1])
         for name, kw in methods.items():
             gen = torch.Generator().manual_seed(args.seed + i)
-            outs[name] = solve(infill_problem(ref, start, start + gap), model, generator=gen, **shared, **kw)
+            outs[name] = solve(problem(ref), model, generator=gen, **shared, **kw)
         row = {name: float(mel(out[..., start : start + gap], ref[..., start : start + gap])) for name, out in outs.items()}
         for name, value in row.items():
             scores[name].append(value)
@@ -101,7 +102,7 @@ def main() -> None:
     mean = {k: round(sum(v) / len(v), 4) for k, v in scores.items() if v}
     summary = {
         "models": "checkpoints" if args.dit and args.vae else "random-init small presets (smoke test only)",
-        "clips": len(scores["crossfade"]), **{k: v for k, v in shared.items() if v is not None}, "erode": model.codec.erode, "mel_distance_in_gap": mean,
+        "clips": len(scores["crossfade"]), **{k: v for k, v in setting.items() if v is not None}, "erode": model.codec.erode, "mel_distance_in_gap": mean,
     }
     if "guided" in mean and "replacement" in mean:
         summary["guided_beats_both"] = mean["guided"] < min(mean["crossfade"], mean["replacement"])

@@ -22,6 +22,7 @@ from .tasks import (
     infill,
     infill_problem,
     latent_edit_model,
+    neighbour_crossfade,
     waveform_edit_model,
     initial_noise,
     regenerate,
@@ -31,7 +32,7 @@ from .tasks import (
     transition_problem,
 )
 from .terms import XI_LATENT, XI_WAVEFORM, CroppedAudioL1, Guidance, L1Distance, LossHook
-from .windowing import distance_to_unknown, edit_long, known_weight, paste_known, place_window
+from .windowing import distance_to_unknown, edit_long, known_weight, level_correction, paste_known, place_window
 
 __all__ = [
     "Codec", "IdentityCodec", "VAECodec", "latent_mask",
@@ -40,8 +41,9 @@ __all__ = [
     "ddim_step", "denoise", "renoise", "sample", "sample_ddpm",
     "broadcast_like", "cosine_alpha_sigma", "resampling_timesteps", "uniform_timesteps",
     "K_PRIOR", "EditModel", "EditProblem", "ReplaceProjection", "constant_power_crossfade", "continuation",
-    "continuation_problem", "infill", "infill_problem", "latent_edit_model", "waveform_edit_model", "initial_noise", "regenerate", "regenerate_problem",
+    "continuation_problem", "infill", "infill_problem", "latent_edit_model", "neighbour_crossfade", "waveform_edit_model",
+    "initial_noise", "regenerate", "regenerate_problem",
     "solve", "transition", "transition_problem",
     "XI_LATENT", "XI_WAVEFORM", "CroppedAudioL1", "Guidance", "L1Distance", "LossHook",
-    "distance_to_unknown", "edit_long", "known_weight", "paste_known", "place_window",
+    "distance_to_unknown", "edit_long", "known_weight", "level_correction", "paste_known", "place_window",
 ]

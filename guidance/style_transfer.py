@@ -42,6 +42,7 @@ def transfer_style(
     classifier_weight: float = 0.0,
     target_class: int | None = None,
     k: float = 0.85,
+    strength: float = 1.0,
     steps: int = 50,
     xi: float | None = None,
     generator: torch.Generator | None = None,
@@ -50,7 +51,8 @@ def transfer_style(
     """Re-render ``source`` ``(B, 2, window)`` in the style of ``reference`` ``(1 or B, 2, T)``; ``(B, 2, window)``.
 
     ``model`` is a :class:`guidance.tasks.EditModel`. ``classifier_weight > 0`` adds classifier guidance
-    toward ``target_class`` with the same PaSST.
+    toward ``target_class`` with the same PaSST. ``strength`` < 1 starts from the source noised to that level
+    instead of the paper's x_T (``guidance.tasks.solve``), keeping more of its notes.
     """
     from .tasks import regenerate_problem, solve
 
@@ -65,7 +67,8 @@ def transfer_style(
         terms.append(ClassifierGuidance(embedder, target_class))
         weights.append(classifier_weight)
     problem = regenerate_problem(source, 0, source.shape[-1], k)  # nothing known: the source is only the prior
-    return solve(problem, model, steps=steps, xi=xi, extra_terms=terms, extra_weights=weights, generator=generator, callback=callback)
+    return solve(problem, model, steps=steps, xi=xi, strength=strength, extra_terms=terms, extra_weights=weights,
+                 generator=generator, callback=callback)
 
 
 def _segments(pop909: Path, n: int, seconds: float, seed: int) -> list[tuple[str, float]]:
@@ -102,7 +105,7 @@ def _predictions(classifier: PaSST, audio: torch.Tensor) -> list[int]:
 
 def evaluate_style_transfer(
     model: Any, classifier: PaSST, pop909: str | Path, *, style_a: str, style_b: str, n: int = 8, seed: int = 0,
-    weight: float = 1.0, steps: int = 50, xi: float | None = None, k: float = 0.85,
+    weight: float = 1.0, steps: int = 50, xi: float | None = None, k: float = 0.85, strength: float = 1.0,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Transfer ``n`` test-split clips from ``style_a`` to ``style_b``; accuracies and chroma correlations."""
@@ -117,7 +120,7 @@ def evaluate_style_transfer(
     for i in range(n):
         gen = torch.Generator().manual_seed(seed * 1000 + i)
         results.append(transfer_style(model, classifier, source[i : i + 1], reference[i : i + 1], weight=weight, steps=steps,
-                                      xi=xi, k=k, generator=gen))
+                                      xi=xi, k=k, strength=strength, generator=gen))
         if progress is not None:
             progress(i + 1)
     result = torch.cat(results)
@@ -129,7 +132,7 @@ def evaluate_style_transfer(
 
     with torch.no_grad():  # the source through the codec alone: the chroma a model keeping every note could reach
         codec_ceiling = model.codec.decode(model.codec.encode(source), window)
-    return {"n": n, "style_a": style_a, "style_b": style_b, "weight": weight, "steps": steps, "k": k,
+    return {"n": n, "style_a": style_a, "style_b": style_b, "weight": weight, "steps": steps, "k": k, "strength": strength,
             "result": summary(result), "source": summary(source), "oracle": summary(oracle),
             "codec_ceiling": summary(codec_ceiling),
             "segments": [{"song": s, "start": round(t, 3)} for s, t in segments[:n]]}
@@ -149,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--xi", type=float)
     p.add_argument("--k", type=float, default=0.85, help="noise share of the start, x_T = k z + (1 - k) source; "
                    "lower keeps more of the source's notes")
+    p.add_argument("--strength", type=float, default=1.0, help="start from the source noised to this level (SDEdit) instead "
+                   "of the paper's x_T; lower keeps more of the source")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the results JSON here")
     args = p.parse_args(argv)
@@ -166,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         with tqdm(total=args.n, desc=f"{args.style_a} → {args.style_b}", unit="clip") as bar:
             report = evaluate_style_transfer(model, classifier, args.pop909, style_a=args.style_a, style_b=args.style_b,
                                              n=args.n, seed=args.seed, weight=args.weight, steps=args.steps, xi=args.xi, k=args.k,
+                                             strength=args.strength,
                                              progress=lambda done: bar.update(done - bar.n))
     except InputError as err:
         sys.stderr.write(f"style_transfer: error: {err}\n")

@@ -7,6 +7,7 @@ codec) and runs :func:`guidance.sampler.sample`. Audio is ``(B, 2, T)``, masks `
 x_T (Levy et al. 2023, §3.2):
 * continuation, infill:   x_T = Aᵀy + (I − AᵀA) z
 * regenerate, transition: x_T = Aᵀy + (I − AᵀA)(k z + (1 − k) x̄),  k = 0.85
+* with ``strength`` < 1 (SDEdit, Meng et al. 2022): start at t = strength from x_t = α_t(Aᵀy + (I − AᵀA)x̄) + σ_t z
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from .denoiser import CosineSchedule, Denoiser
 from .sampler import Callback, DenoiserLike, sample
 from .schedule import resampling_timesteps
 from .terms import XI_LATENT, XI_WAVEFORM, CroppedAudioL1, Guidance, L1Distance
-from .windowing import distance_to_unknown, edit_long, paste_known
+from .windowing import distance_to_unknown, edit_long, level_correction, paste_known
 
 K_PRIOR = 0.85  # Levy et al. 2023: weight of fresh noise against the prior x̄ in x_T
 # DDPM-like ancestral sampling for the latent model: on 16 POP909 valid-split windows (2 s infill, 50 steps,
@@ -90,11 +91,21 @@ def _masked(audio: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask > 0.5, audio, torch.zeros_like(audio))
 
 
-def infill_problem(audio: torch.Tensor, start: int, end: int) -> EditProblem:
-    """Generate samples [start, end) of ``audio`` ``(B, 2, T)`` from everything around them."""
+def infill_problem(audio: torch.Tensor, start: int, end: int, k: float | None = None) -> EditProblem:
+    """Generate samples [start, end) of ``audio`` ``(B, 2, T)`` from everything around them.
+
+    ``k=None`` starts from pure noise in the gap (the paper's infill). A ``k`` in (0, 1] starts the way the paper
+    starts a transition, with x̄ = :func:`neighbour_crossfade`. With the shipped models this changes nothing beyond
+    the noise (the DiT's first step, at σ = 1, forgets x̄), and ``solve(..., strength < 1)`` from it only
+    resynthesises the crossfade (BENCHMARKS.md, "Infill quality"). So the ``infill`` task does not offer it.
+    """
     mask = torch.ones_like(audio[:, :1])
     mask[..., start:end] = 0.0
-    return EditProblem(_masked(audio, mask), mask)
+    if k is None:
+        return EditProblem(_masked(audio, mask), mask)
+    if not 0.0 < k <= 1.0:
+        raise InputError(f"the infill prior weight k must be in (0, 1], got {k}; 1 is pure noise")
+    return EditProblem(_masked(audio, mask), mask, neighbour_crossfade(audio, start, end), k)
 
 
 def regenerate_problem(audio: torch.Tensor, start: int, end: int, k: float = K_PRIOR) -> EditProblem:
@@ -113,6 +124,22 @@ def constant_power_crossfade(a: torch.Tensor, b: torch.Tensor, start: int, end: 
     n = a.shape[-1]
     r = ((torch.arange(n, device=a.device, dtype=a.dtype) - start + 0.5) / (end - start)).clamp(0.0, 1.0)
     return torch.cos(0.5 * math.pi * r) * a + torch.sin(0.5 * math.pi * r) * b
+
+
+def neighbour_crossfade(audio: torch.Tensor, start: int, end: int) -> torch.Tensor:
+    """``audio`` ``(B, 2, T)`` with [start, end) filled by a constant-power crossfade from the audio just before
+    the gap (fading out) to the audio just after it (fading in); the context is looped if shorter than the gap.
+    The no-model infill baseline of Levy et al. 2023."""
+    gap = end - start
+    ctx = min(gap, start, audio.shape[-1] - end)
+    if ctx <= 0:
+        raise InputError(f"a crossfade fill needs audio on both sides of the gap [{start}, {end}) in {audio.shape[-1]} samples")
+    reps = math.ceil(gap / ctx)
+    before = audio[..., start - ctx : start].repeat(1, 1, reps)[..., -gap:]
+    after = audio[..., end : end + ctx].repeat(1, 1, reps)[..., :gap]
+    out = audio.clone()  # only the gap changes: cos(π/2) in float32 is not 0, so a full-length fade would leak
+    out[..., start:end] = constant_power_crossfade(before, after, 0, gap)
+    return out
 
 
 def transition_problem(a_part: torch.Tensor, b_part: torch.Tensor, length: int, k: float = K_PRIOR) -> EditProblem:
@@ -135,6 +162,17 @@ def initial_noise(y: torch.Tensor, mask: torch.Tensor, prior: torch.Tensor | Non
     z = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
     fill = z if prior is None else k * z + (1.0 - k) * prior
     return torch.where(mask > 0.5, y, fill)
+
+
+def prior_start(
+    y: torch.Tensor, mask: torch.Tensor, prior: torch.Tensor, t: torch.Tensor,
+    alpha_sigma: Callable[..., tuple[torch.Tensor, torch.Tensor]], generator: torch.Generator | None,
+) -> torch.Tensor:
+    """x_t = α_t (Aᵀy + (I − AᵀA) x̄) + σ_t z in model space ``(B, C, L)``: the measurement and the prior noised to
+    level ``t`` (B,), the start of a partial walk (SDEdit, Meng et al. 2022, §3)."""
+    alpha, sigma = alpha_sigma(t, y)
+    z = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+    return alpha * torch.where(mask > 0.5, y, prior) + sigma * z
 
 
 def reconstruction_term(
@@ -165,6 +203,8 @@ def solve(
     margin: int = 0,
     resample: int = 1,
     jump: int = 10,
+    strength: float = 1.0,
+    level_band_s: float | None = None,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
 ) -> torch.Tensor:
@@ -180,14 +220,24 @@ def solve(
     ``xi=0`` gives replacement-only sampling. ``resample > 1`` walks every ``jump`` steps that many times
     (RePaint's resampling, Lugmayr et al. 2022), so the fill can agree with the known region; it costs
     ``resample`` times the network evaluations.
+    ``strength`` < 1 (regenerate and transitions only) walks from t = strength instead of 1, starting from the
+    prior noised to that level: the lower, the more of the original survives. 1 is the paper's x_T.
     ``extra_terms`` (e.g. :class:`guidance.terms.LossHook` around a classifier) are added with ``extra_weights``.
     """
+    if not 0.0 < strength <= 1.0:
+        raise InputError(f"strength must be in (0, 1], got {strength}; 1 regenerates from pure noise")
+    if strength < 1.0 and problem.prior is None:
+        raise InputError("a strength below 1 needs a prior x̄ to start from: use it with regenerate or a transition, not infill or continuation")
     codec, length = model.codec, problem.y.shape[-1]
     with torch.no_grad():  # measurements are constants: no encoder graph may ride along the sampling loop
         y = codec.encode(problem.y)  # (B, C, L)
         prior = None if problem.prior is None else codec.encode(problem.prior)
     mask = latent_mask(problem.mask, codec.hop, y.shape[-1], getattr(codec, "erode", 0))  # (B, 1, L)
-    x_T = initial_noise(y, mask, prior, problem.k, generator)
+    ts = resampling_timesteps(steps, jump, resample) * strength
+    if strength < 1.0:
+        x_T = prior_start(y, mask, prior, ts[:1].expand(y.shape[0]), model.denoiser.alpha_sigma, generator)
+    else:
+        x_T = initial_noise(y, mask, prior, problem.k, generator)
     band = None if band_s is None else int(round(band_s * model.sample_rate))
     recon = reconstruction_term(problem, codec, y, mask, space, band)
     weights = [1.0] + list(extra_weights if extra_weights is not None else [1.0] * len(extra_terms))
@@ -197,10 +247,11 @@ def solve(
         [recon, *extra_terms], weights, xi=xi, decode=lambda x0: codec.decode(x0, length), through_net=through_net,
     )
     project = ReplaceProjection(y, mask, model.denoiser.alpha_sigma)
-    ts = resampling_timesteps(steps, jump, resample)
     x0 = sample(model.denoiser, x_T, ts, eta=eta, guidance=guidance, project=project, callback=callback, generator=generator)
     with torch.no_grad():
         audio = codec.decode(x0, length)
+    if level_band_s is not None:
+        audio = audio * level_correction(problem.y, audio, problem.mask, int(round(level_band_s * model.sample_rate)))
     return paste_known(problem.y, audio, problem.mask, margin)
 
 

@@ -43,6 +43,25 @@ def paste_known(original: torch.Tensor, generated: torch.Tensor, mask: torch.Ten
     return torch.where(w >= 1.0, original, blended)
 
 
+def level_correction(original: torch.Tensor, decoded: torch.Tensor, mask: torch.Tensor, band: int,
+                     floor_db: float = -60.0, limit_db: float = 20.0) -> torch.Tensor:
+    """The gain ``(B, 1, 1)`` that brings ``decoded``'s level to ``original``'s on the known audio within ``band``
+    samples of the unknown region (both ``(B, 2, T)``, RMS over both channels).
+
+    Applied to the whole decoded window, it removes the codec's own level error, measured where the truth is
+    known, and keeps whatever loudness the model chose for the fill relative to it. Where either side is
+    quieter than ``floor_db`` RMS the gain is 1 (nothing to measure), and it never exceeds ±``limit_db``.
+    """
+    near = ((mask > 0.5) & (distance_to_unknown(mask) <= band)).to(original.dtype)
+    count = (near.sum(dim=(1, 2), keepdim=True) * original.shape[1]).clamp(min=1.0)
+    rms_true = ((original**2 * near).sum(dim=(1, 2), keepdim=True) / count).sqrt()
+    rms_decoded = ((decoded**2 * near).sum(dim=(1, 2), keepdim=True) / count).sqrt()
+    floor, limit = 10 ** (floor_db / 20), 10 ** (limit_db / 20)
+    measurable = (rms_true > floor) & (rms_decoded > floor)
+    gain = (rms_true / rms_decoded.clamp(min=floor)).clamp(1 / limit, limit)
+    return torch.where(measurable, gain, torch.ones_like(gain))
+
+
 def place_window(start: int, end: int, total: int, window: int, margin: int) -> int:
     """Start of a ``window``-sample window centred on region [start, end) plus margins, clamped to the audio."""
     if not 0 <= start < end <= total:

@@ -40,6 +40,20 @@ def unit_float(text: str) -> float:
     return value
 
 
+def strength_float(text: str) -> float:
+    value = non_negative_float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} must be above 0 and at most 1 (1: from pure noise)")
+    return value
+
+
+def add_strength_arg(parser: argparse.ArgumentParser) -> None:
+    """``--strength``: how far from the original the sampler starts (SDEdit); for commands that start from a prior."""
+    parser.add_argument("--strength", type=strength_float, default=1.0,
+                        help="how much to change, in (0, 1]: the sampler starts at this noise level from the original, "
+                             "so lower keeps more of it (default 1: the paper's start, which keeps little)")
+
+
 def non_negative_float(text: str) -> float:
     try:
         value = float(text)

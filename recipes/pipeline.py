@@ -185,21 +185,23 @@ def _edit_region(
 # ----------------------------------------------------------------------------------------------- tasks on whole files
 
 DEFAULT_MARGIN = 0.05  # seconds of crossfade on each side of an edited region
+LEVEL_BAND_S = 1.0  # seconds of original audio each side of a region on which --match-level measures the codec's level
 
 
 def inpaint(
     models: Models, audio: torch.Tensor, sample_rate: int, start: float, end: float, *, steps: int = 50, seed: int = 0,
-    xi: float | None = None, margin: float = DEFAULT_MARGIN, progress: Progress | None = None,
+    xi: float | None = None, margin: float = DEFAULT_MARGIN, level_band: float | None = None, progress: Progress | None = None,
 ) -> torch.Tensor:
     """Generate [start, end) s of ``audio`` ``(channels, T)`` at ``sample_rate`` from its surroundings.
 
     Returns ``(channels, T)``; identical to the input beyond ``margin`` s from the region. ``progress(n)`` is
-    called after every sampling step (``steps`` calls in all).
+    called after every sampling step (``steps`` calls in all). ``level_band`` (seconds) corrects the decoded
+    level on that much original audio each side (``guidance.windowing.level_correction``).
     """
     from guidance.tasks import infill
 
-    return _edit_region(models, audio, sample_rate, start, end, margin, infill, _sampler_kwargs(steps, seed, xi, progress),
-                        long_task=infill_chunked)
+    return _edit_region(models, audio, sample_rate, start, end, margin, infill,
+                        {**_sampler_kwargs(steps, seed, xi, progress), "level_band_s": level_band}, long_task=infill_chunked)
 
 
 def window_plan(start: int, end: int, total: int, window: int, margin: int) -> list[tuple[int, int, int]]:
@@ -252,13 +254,15 @@ def infill_chunked(em: "EditModel", audio: torch.Tensor, start_s: float, end_s: 
 
 def regenerate(
     models: Models, audio: torch.Tensor, sample_rate: int, start: float, end: float, *, steps: int = 50, seed: int = 0,
-    xi: float | None = None, margin: float = DEFAULT_MARGIN, progress: Progress | None = None,
+    xi: float | None = None, margin: float = DEFAULT_MARGIN, strength: float = 1.0, level_band: float | None = None,
+    progress: Progress | None = None,
 ) -> torch.Tensor:
-    """Re-create [start, end) s of ``audio`` ``(channels, T)`` starting from the original there; ``(channels, T)``."""
+    """Re-create [start, end) s of ``audio`` ``(channels, T)`` starting from the original there; ``(channels, T)``.
+    ``strength`` < 1 keeps more of the original (``guidance.tasks.solve``); ``level_band`` as in :func:`inpaint`."""
     from guidance.tasks import regenerate as regenerate_task
 
     return _edit_region(models, audio, sample_rate, start, end, margin, regenerate_task,
-                        _sampler_kwargs(steps, seed, xi, progress))
+                        {**_sampler_kwargs(steps, seed, xi, progress), "strength": strength, "level_band_s": level_band})
 
 
 def continue_audio(
@@ -291,7 +295,7 @@ def continue_audio(
 
 def transition(
     models: Models, a: torch.Tensor, b: torch.Tensor, sample_rate: int, *, fade: float = 2.5, steps: int = 50, seed: int = 0,
-    xi: float | None = None, margin: float = DEFAULT_MARGIN, progress: Progress | None = None,
+    xi: float | None = None, margin: float = DEFAULT_MARGIN, strength: float = 1.0, progress: Progress | None = None,
 ) -> torch.Tensor:
     """Track ``a`` then ``b`` (both ``(channels, T)`` at ``sample_rate``) joined by a regenerated ``fade``-second
     crossfade; returns ``(channels, Ta + Tb − fade)``. At 44.1 kHz, A and B are untouched farther than ``margin``
@@ -311,7 +315,7 @@ def transition(
     a_in = torch.nn.functional.pad(a_tail, (pad_a, 0))
     b_in = torch.nn.functional.pad(b_head, (0, pad_b))
     joined = transition_task(em, to_model_audio(a_in, sample_rate), to_model_audio(b_in, sample_rate), fade_s=fade,
-                             margin_s=margin, **_sampler_kwargs(steps, seed, xi, progress))
+                             margin_s=margin, strength=strength, **_sampler_kwargs(steps, seed, xi, progress))
     middle = from_model_audio(joined, sample_rate, channels, 2 * win - fade_n).to(a.dtype)
     middle = middle[:, pad_a : middle.shape[1] - pad_b]
     return torch.cat([a[:, : a.shape[1] - a_tail.shape[1]], middle, b[:, b_head.shape[1] :]], dim=-1)

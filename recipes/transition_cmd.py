@@ -1,8 +1,8 @@
 """``musicprod transition A B -o OUT``: play A, then B, joined by a regenerated crossfade.
 
 The end of A and the start of B meet in one model window; the ``--fade`` seconds where they overlap are
-regenerated starting from their constant-power crossfade (Levy et al. 2023, §4; k = 0.85). B is converted
-to A's rate and channels, and the output takes A's format.
+regenerated starting from their constant-power crossfade (Levy et al. 2023, §4; k = 0.85; ``--strength``
+below 1 keeps more of the crossfade). B is converted to A's rate and channels, and the output takes A's format.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli_common import add_model_args, check_output_file, models_from_args, non_negative_float, read_audio
+from .cli_common import add_model_args, add_strength_arg, check_output_file, models_from_args, non_negative_float, read_audio
 from .pipeline import match_format, transition
 
 
@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="output file; its suffix picks the format")
     p.add_argument("--fade", type=non_negative_float, default=2.5, help="seconds of overlap to regenerate (default 2.5)")
     add_model_args(p)
+    add_strength_arg(p)
     p.set_defaults(func=run)
 
 
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> None:
     b = match_format(b, sr_b, sr, a.shape[0])
     with tqdm(total=args.steps, desc="transition", unit="step", file=sys.stderr, leave=False, delay=0.5) as bar:
         out = transition(models, a, b, sr, fade=args.fade, steps=args.steps, seed=args.seed, xi=args.guidance,
-                         progress=bar.update)
+                         strength=args.strength, progress=bar.update)
     save_audio(args.output, out, sr, like=args.a)
     print(f"joined {args.a} ({a.shape[-1] / sr:.1f} s) into {args.b} ({b.shape[-1] / sr:.1f} s) through a regenerated "
           f"{args.fade:g} s crossfade at {(a.shape[-1] / sr) - args.fade:.2f} s with the {args.model} model -> {args.output}")

@@ -34,7 +34,7 @@ from musicprod_common.errors import InputError
 from musicprod_common.training import TrainConfig, add_train_args, example_randn, train, train_config_from_args
 
 from .model import SpectrogramVAE
-from .train import RandomCrops, VAELoss, load_clip_bank
+from .train import LossConfig, RandomCrops, VAELoss, load_clip_bank
 
 
 class STFTDiscriminator(nn.Module):
@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--crops-per-clip", type=int, default=256)
     p.add_argument("--w-adv", type=float, default=1.0)
     p.add_argument("--w-feat", type=float, default=2.0)
+    p.add_argument("--w-mel", type=float, default=0.0, help="weight of a multi-resolution log-mel L1 term added to the stage-1 losses")
     p.add_argument("--no-progress", action="store_true")
     add_train_args(p, DEFAULTS)
     args = p.parse_args(argv)
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
     vae = SpectrogramVAE.from_pretrained(args.init).train()
     bank = load_clip_bank(args.data, seconds=args.clip_seconds, seed=args.seed)
     dataset = RandomCrops(bank, args.crop_frames * vae.latent_hop, args.crops_per_clip, seed=args.seed + 1)
-    model = AdversarialVAE(vae, AdversarialConfig(w_adv=args.w_adv, w_feat=args.w_feat), VAELoss(crop_samples=dataset.crop))
+    model = AdversarialVAE(vae, AdversarialConfig(w_adv=args.w_adv, w_feat=args.w_feat), VAELoss(LossConfig(w_mel=args.w_mel), crop_samples=dataset.crop))
     cfg = train_config_from_args(args)
     summary = train(model, adversarial_loss, dataset, cfg, args.out, model_config=vae.config,
                     parameters=lambda m: [*m.vae.decoder.parameters(), *m.disc.parameters()], progress=not args.no_progress)

@@ -33,6 +33,10 @@ class LossConfig:
     w_sum_diff: float = 1.0  # stereo image: auraloss's sum-and-difference term
     w_l1: float = 1.0
     w_kl: float = 1e-4  # small: the latent should stay close to N(0, I) without blurring the reconstruction
+    # multi-resolution log-mel L1, the main reconstruction loss of HiFi-GAN and Vocos; off in stage 1
+    w_mel: float = 0.0
+    mel_ffts: tuple[int, ...] = (1024, 2048, 4096, 8192)  # 128 bands leave empty filters below n_fft 1024
+    mel_bins: int = 128
 
 
 class VAELoss:
@@ -50,6 +54,9 @@ class VAELoss:
 
         self.mrstft = auraloss.freq.MultiResolutionSTFTLoss(**res(cfg.mrstft_ffts))
         self.sum_diff = auraloss.freq.SumAndDifferenceSTFTLoss(**res(cfg.sum_diff_ffts))
+        self.mel = None if cfg.w_mel == 0 else auraloss.freq.MultiResolutionSTFTLoss(
+            **res(cfg.mel_ffts), w_sc=0.0, w_log_mag=1.0, scale="mel", n_bins=cfg.mel_bins, sample_rate=44100  # the VAE's only rate
+        )
 
     def __call__(self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         x = batch["audio"].float()  # (B, 2, T)
@@ -71,7 +78,11 @@ class VAELoss:
         self.sum_diff.to(x.device)
         c = self.cfg
         parts = {"mrstft": self.mrstft(y, x), "sum_diff": self.sum_diff(y, x), "l1": (y - x).abs().mean()}
-        return c.w_mrstft * parts["mrstft"] + c.w_sum_diff * parts["sum_diff"] + c.w_l1 * parts["l1"], parts
+        total = c.w_mrstft * parts["mrstft"] + c.w_sum_diff * parts["sum_diff"] + c.w_l1 * parts["l1"]
+        if self.mel is not None:
+            parts["mel"] = self.mel.to(x.device)(y, x)
+            total = total + c.w_mel * parts["mel"]
+        return total, parts
 
 
 # ---- data ------------------------------------------------------------------------------------------

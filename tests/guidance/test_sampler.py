@@ -11,7 +11,10 @@ from guidance import (
     CosineSchedule,
     Denoiser,
     DiscreteSchedule,
+    EditModel,
+    EditProblem,
     Guidance,
+    IdentityCodec,
     L1Distance,
     broadcast_like,
     cosine_alpha_sigma,
@@ -20,8 +23,10 @@ from guidance import (
     resampling_timesteps,
     sample,
     sample_ddpm,
+    solve,
     uniform_timesteps,
 )
+from musicprod_common.errors import InputError
 
 MU, STD = 0.7, 0.5  # the Gaussian data N(μ, s²) of the analytic tests
 
@@ -92,6 +97,33 @@ def test_resampled_ddpm_reproduces_gaussian_mean_and_std():
     se_mean, se_std = STD / math.sqrt(n), STD / math.sqrt(2 * n)
     assert abs(out.mean().item() - MU) < 5 * se_mean + 0.04 * STD  # the tolerance of the plain DDPM test
     assert abs(out.std().item() - STD) < 5 * se_std + 0.04 * STD
+
+
+@pytest.mark.parametrize("strength", [1.0, 0.5])
+def test_strength_starts_from_the_noised_prior(strength):
+    """From x_t = α x̄ + σ z the exact reverse process ends in p(x0 | x_t) averaged over z: a Gaussian with mean
+    μ + α g (x̄ − μ) and variance s² σ² / (α² s² + σ²) + g² σ², where g = α s² / (α² s² + σ²). At strength 1
+    (α = 0) that is the data distribution whatever x̄ is; at 0.5 it is pulled a fifth of the way to x̄."""
+    n, prior_value = 4000, 2.7
+    model = EditModel(GAUSSIAN, IdentityCodec(), window=4, eta=1.0)
+    problem = EditProblem(torch.zeros(n, 2, 4), torch.zeros(n, 1, 4), torch.full((n, 2, 4), prior_value), k=1.0)
+    out = solve(problem, model, steps=200, xi=0.0, strength=strength, generator=torch.Generator().manual_seed(0))
+    alpha, sigma = (float(v) for v in cosine_alpha_sigma(torch.tensor(strength)))
+    gain = alpha * STD**2 / (alpha**2 * STD**2 + sigma**2)
+    mean = MU + alpha * gain * (prior_value - MU)
+    std = math.sqrt(STD**2 * sigma**2 / (alpha**2 * STD**2 + sigma**2) + gain**2 * sigma**2)
+    count = out.numel()
+    assert abs(out.mean().item() - mean) < 5 * std / math.sqrt(count) + 0.04 * std  # the DDPM test's tolerance
+    assert abs(out.std().item() - std) < 5 * std / math.sqrt(2 * count) + 0.04 * std
+
+
+def test_strength_needs_a_prior_and_a_valid_value():
+    model = EditModel(GAUSSIAN, IdentityCodec(), window=4)
+    no_prior = EditProblem(torch.zeros(1, 2, 4), torch.zeros(1, 1, 4))
+    with pytest.raises(InputError, match="needs a prior"):
+        solve(no_prior, model, steps=2, strength=0.5)
+    with pytest.raises(InputError, match="strength must be in"):
+        solve(no_prior, model, steps=2, strength=0.0)
 
 
 def test_golden_two_step_ddim_with_linear_v_model():

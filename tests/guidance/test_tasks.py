@@ -19,6 +19,8 @@ from guidance import (
     initial_noise,
     known_weight,
     latent_mask,
+    level_correction,
+    neighbour_crossfade,
     regenerate,
     regenerate_problem,
     solve,
@@ -204,6 +206,65 @@ def test_constant_power_crossfade_gains():
     gb = constant_power_crossfade(0 * ones, ones, 8, 24)
     torch.testing.assert_close(ga**2 + gb**2, ones)
     assert torch.all(ga[..., :8] == 1) and torch.all(gb[..., 24:] == 1)
+
+
+def test_neighbour_crossfade_known_answer():
+    x = torch.zeros(1, 2, 40)
+    x[..., :10] = 1.0  # before the gap [10, 18): ones; after it: twos
+    x[..., 18:] = 2.0
+    out = neighbour_crossfade(x, 10, 18)
+    r = (torch.arange(8) + 0.5) / 8
+    torch.testing.assert_close(out[0, 0, 10:18], torch.cos(0.5 * torch.pi * r) + 2 * torch.sin(0.5 * torch.pi * r))
+    assert torch.equal(out[..., :10], x[..., :10]) and torch.equal(out[..., 18:], x[..., 18:])
+
+
+def test_neighbour_crossfade_loops_short_context():
+    x = audio(24, seed=7)  # 4 samples before a 16-sample gap: the last 4 are repeated into it
+    out = neighbour_crossfade(x, 4, 20)
+    before_gain = torch.cos(0.5 * torch.pi * (torch.arange(16) + 0.5) / 16)
+    after_gain = torch.sin(0.5 * torch.pi * (torch.arange(16) + 0.5) / 16)
+    torch.testing.assert_close(out[..., 4:20], x[..., :4].repeat(1, 1, 4) * before_gain + x[..., 20:].repeat(1, 1, 4) * after_gain)
+    with pytest.raises(InputError):
+        neighbour_crossfade(x, 0, 8)
+
+
+def test_infill_with_prior_starts_from_the_crossfade():
+    x = audio(WINDOW, seed=8)
+    problem = infill_problem(x, 24, 40, k=0.5)
+    assert problem.k == 0.5 and torch.equal(problem.prior, neighbour_crossfade(x, 24, 40))
+    assert infill_problem(x, 24, 40).prior is None
+    with pytest.raises(InputError):
+        infill_problem(x, 24, 40, k=0.0)
+    out = solve(problem, latent_model(), steps=4)
+    assert torch.equal(out[..., :24], x[..., :24]) and torch.equal(out[..., 40:], x[..., 40:])
+
+
+def test_level_correction_known_answers():
+    x = audio(40, seed=9)
+    mask = torch.ones(1, 1, 40)
+    mask[..., 16:24] = 0.0
+    decoded = 0.5 * x
+    decoded[..., :8] = 3.0 * x[..., :8]  # farther than the 8-sample band from the gap: must not count
+    torch.testing.assert_close(level_correction(x, decoded, mask, band=8), torch.full((1, 1, 1), 2.0))
+    torch.testing.assert_close(level_correction(x, 1e-3 * x, mask, band=8), torch.full((1, 1, 1), 10.0))  # the ±20 dB limit
+    assert level_correction(0 * x, decoded, mask, band=8).item() == 1.0  # silence: nothing to measure
+
+
+def test_solve_level_band_restores_the_codec_level():
+    class QuietCodec(FoldCodec):
+        erode = 0  # the known frames then decode to exactly a quarter of the truth
+
+        def decode(self, z: torch.Tensor, length: int) -> torch.Tensor:
+            return 0.25 * super().decode(z, length)
+
+    model = latent_model()
+    model.codec = QuietCodec()
+    x = audio(WINDOW, seed=10)
+    problem = infill_problem(x, 24, 40)
+    plain = solve(problem, model, steps=3, generator=torch.Generator().manual_seed(0))
+    fixed = solve(problem, model, steps=3, level_band_s=0.5, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(fixed[..., 24:40], 4.0 * plain[..., 24:40])  # known frames decode 4× too quiet
+    assert torch.equal(fixed[..., :20], x[..., :20])
 
 
 def test_transition_problem_and_task():

@@ -121,6 +121,40 @@ def test_regenerate_continue_transition(tmp_path, ckpt_env, capsys):
     assert "joined" in capsys.readouterr().out
 
 
+def test_strength_reaches_the_sampler_and_is_checked(tmp_path, ckpt_env, capsys):
+    a = write_song(tmp_path / "a.wav", 3.0, seed=1)
+    outs = {}
+    for strength in ("1", "0.3"):
+        outs[strength] = tmp_path / f"regen{strength}.wav"
+        args = ["regenerate", str(a), "--start", "1", "--end", "1.2", "-o", str(outs[strength]), "--steps", STEPS, "--strength", strength]
+        assert main(args) == 0
+    x, full, partial = (sf.read(str(p))[0] for p in (a, outs["1"], outs["0.3"]))
+    assert not np.array_equal(full, partial), "--strength must change where the sampler starts"
+    lo, hi = changed_span(x, partial)
+    assert lo >= 44100 * (1 - DEFAULT_MARGIN) - 1 and hi <= 44100 * (1.2 + DEFAULT_MARGIN) + 1
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["regenerate", str(a), "--start", "1", "--end", "1.2", "-o", str(tmp_path / "bad.wav"), "--strength", "0"])
+    assert exc.value.code == 2 and not (tmp_path / "bad.wav").exists()
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "strength" in err[0]
+
+
+def test_match_level_scales_only_the_region(tmp_path, ckpt_env):
+    a = write_song(tmp_path / "a.wav", 3.0, seed=1)
+    plain, matched = tmp_path / "plain.wav", tmp_path / "matched.wav"
+    base = ["inpaint", str(a), "--start", "1", "--end", "1.2", "--steps", STEPS]
+    assert main([*base, "-o", str(plain)]) == 0 and main([*base, "-o", str(matched), "--match-level"]) == 0
+    x, y0, y1 = (sf.read(str(p))[0] for p in (a, plain, matched))
+    region = slice(int(44100 * (1 + DEFAULT_MARGIN)), int(44100 * (1.2 - DEFAULT_MARGIN)))
+    assert not np.allclose(y0[region], y1[region]), "--match-level must change the generated audio"
+    loud = np.abs(y0[region]) > 0.01
+    ratio = y1[region][loud] / y0[region][loud]  # the same sample, one gain: the correction is a level, not a new fill
+    assert np.allclose(ratio, np.median(ratio), rtol=0.01, atol=1e-3)
+    lo, hi = changed_span(x, y1)
+    assert lo >= 44100 * (1 - DEFAULT_MARGIN) - 1 and hi <= 44100 * (1.2 + DEFAULT_MARGIN) + 1
+
+
 def test_batch_folder_and_csv(tmp_path, ckpt_env, monkeypatch):
     import tqdm as tqdm_module
 

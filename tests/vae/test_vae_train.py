@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from vae import SpectrogramVAE
-from vae.train import RandomCrops, VAELoss, main
+from vae.train import LossConfig, RandomCrops, VAELoss, main
 
 
 def _write_clips(folder, n=4, seconds=0.5, sr=44100):
@@ -58,3 +58,12 @@ def test_tiny_training_lowers_the_loss(tmp_path):
     logged = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logged] == list(range(1, 21))
     assert after < before
+
+
+def test_mel_term_is_the_log_mel_ratio():
+    """A doubled signal is off by ln 2 in every log-mel bin at every resolution; the same signal by nothing."""
+    x = torch.randn(2, 2, 16384, generator=torch.Generator().manual_seed(0)) * 0.1
+    loss = VAELoss(LossConfig(w_mel=1.0), crop_samples=16384)
+    assert float(loss.terms(x, x)[1]["mel"]) == 0.0
+    torch.testing.assert_close(loss.terms(2 * x, x)[1]["mel"], torch.tensor(2.0).log())
+    assert "mel" not in VAELoss(crop_samples=16384).terms(x, x)[1]  # off unless weighted
