@@ -20,6 +20,7 @@ detached (``torch.func.functional_call``), so each loss moves only its own side.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from musicprod_common.checkpoint import WEIGHTS_NAME, load_weights, save_pretrai
 from musicprod_common.errors import InputError
 from musicprod_common.training import TrainConfig, add_train_args, example_randn, train, train_config_from_args
 
-from .model import SpectrogramVAE
+from .model import PHASE_MODES, SpectrogramVAE
 from .train import LossConfig, RandomCrops, VAELoss, load_clip_bank
 
 
@@ -95,10 +96,12 @@ class AdversarialVAE(nn.Module):
         """``x``: ``(B, 2, T)``. Returns the summed generator + discriminator loss and its parts."""
         with torch.no_grad():
             z = self.vae.encode(x, chunked=False).sample(noise)
-        y = self.vae.decode(z, x.shape[-1], chunked=False).float()
+        mag, phase = self.vae.decode_spectrum(z)
+        y = self.vae._istft(mag, phase, x.shape[-1]).float()
+        spectra = (mag, self.vae.input_magnitude(x)) if self.recon.cfg.w_spectrum else None
         if self.cfg.w_adv == 0 and self.cfg.w_feat == 0:  # a plain decoder fine-tune: no discriminator to pay for
             with torch.autocast(x.device.type, enabled=False):
-                recon, parts = self.recon.terms(y, x)
+                recon, parts = self.recon.terms(y, x, spectra)
             return recon, {**parts, "recon": recon}
 
         # discriminator: hinge loss on real vs detached fake
@@ -119,7 +122,7 @@ class AdversarialVAE(nn.Module):
         loss_adv, loss_d = loss_adv / n, loss_d / n
         loss_feat = loss_feat / (n * len(fake_out[0][1]))
         with torch.autocast(x.device.type, enabled=False):
-            recon, parts = self.recon.terms(y, x)
+            recon, parts = self.recon.terms(y, x, spectra)
         loss_g = recon + self.cfg.w_adv * loss_adv + self.cfg.w_feat * loss_feat
         return loss_g + loss_d, {**parts, "adv": loss_adv, "feat": loss_feat, "disc": loss_d, "recon": recon}
 
@@ -131,6 +134,25 @@ def adversarial_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[
     noise = example_randn(batch["index"], shape, salt=0x5AE, device=x.device)
     loss, logs = model(x, noise)
     return loss, {k: float(v.detach()) for k, v in logs.items()}
+
+
+def switch_phase(vae: SpectrogramVAE, phase: str) -> SpectrogramVAE:
+    """The same VAE with the decoder's phase outputs read as ``phase`` (see ``VAEConfig.phase``).
+
+    The rows of the head that give the phase are zeroed when the reading changes, since what they learnt
+    means nothing in the other one; with ``instantaneous_frequency`` the decoder then starts with every bin
+    advancing at its centre frequency. The encoder, and so the latent space, are untouched.
+    """
+    if phase == vae.config.phase:
+        return vae
+    new = SpectrogramVAE(dataclasses.replace(vae.config, phase=phase))
+    new.load_state_dict(vae.state_dict())
+    bins = vae.config.n_fft // 2 + 1
+    with torch.no_grad():
+        rows = new.decoder.head.weight.view(2, 2, bins, -1)  # (channel, magnitude/phase, bin, in)
+        rows[:, 1].zero_()
+        new.decoder.head.bias.view(2, 2, bins)[:, 1].zero_()
+    return new.train(vae.training)
 
 
 def export_vae(out_dir: Path, config) -> Path:
@@ -160,14 +182,21 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--w-adv", type=float, default=1.0)
     p.add_argument("--w-feat", type=float, default=2.0)
     p.add_argument("--w-mel", type=float, default=0.0, help="weight of a multi-resolution log-mel L1 term added to the stage-1 losses")
+    p.add_argument("--w-l1", type=float, default=LossConfig.w_l1, help="weight of the waveform L1 term")
+    p.add_argument("--w-spectrum", type=float, default=LossConfig.w_spectrum,
+                   help="weight of the decoder's own magnitude against the input's STFT (log-magnitude L1 + spectral convergence)")
+    p.add_argument("--phase", choices=PHASE_MODES, default=None,
+                   help="read the decoder's phase outputs this way from now on (default: as --init does)")
     p.add_argument("--no-progress", action="store_true")
     add_train_args(p, DEFAULTS)
     args = p.parse_args(argv)
 
     vae = SpectrogramVAE.from_pretrained(args.init).train()
+    if args.phase is not None:
+        vae = switch_phase(vae, args.phase)
     bank = load_clip_bank(args.data, seconds=args.clip_seconds, seed=args.seed)
     dataset = RandomCrops(bank, args.crop_frames * vae.latent_hop, args.crops_per_clip, seed=args.seed + 1)
-    model = AdversarialVAE(vae, AdversarialConfig(w_adv=args.w_adv, w_feat=args.w_feat), VAELoss(LossConfig(w_mel=args.w_mel), crop_samples=dataset.crop))
+    model = AdversarialVAE(vae, AdversarialConfig(w_adv=args.w_adv, w_feat=args.w_feat), VAELoss(LossConfig(w_mel=args.w_mel, w_l1=args.w_l1, w_spectrum=args.w_spectrum), crop_samples=dataset.crop))
     cfg = train_config_from_args(args)
     summary = train(model, adversarial_loss, dataset, cfg, args.out, model_config=vae.config,
                     parameters=lambda m: [*m.vae.decoder.parameters(), *m.disc.parameters()], progress=not args.no_progress)

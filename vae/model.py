@@ -4,7 +4,8 @@ The encoder reads the complex STFT of both channels and its magnitude, folds fre
 projection over the frequency axis is the frequency downsampling) and downsamples time with a strided
 convolution to ``hop_length * time_down`` samples per latent frame. The decoder mirrors it and predicts
 log-magnitude and phase per STFT bin, then ``torch.istft`` makes the waveform (Siuzdak 2023, "Vocos"),
-so no separate vocoder is needed. Blocks are 1-D ConvNeXt blocks (Liu et al. 2022, "A ConvNet for the
+so no separate vocoder is needed; by default the phase outputs are frame-to-frame deviations that are summed
+(``VAEConfig.phase``), so that a steady partial can come out at any frequency. Blocks are 1-D ConvNeXt blocks (Liu et al. 2022, "A ConvNet for the
 2020s"), the layer Levy et al. 2023 use on each side of their VAE.
 
 Ratio: the waveform has ``2 * T`` values and the latent ``C * T / H`` with ``H = hop_length * time_down``;
@@ -25,6 +26,7 @@ from musicprod_common.errors import InputError
 
 SAMPLE_RATE = 44100
 COMPRESSION_RATIO = 128
+PHASE_MODES = ("absolute", "instantaneous_frequency")
 
 
 @dataclass
@@ -43,9 +45,14 @@ class VAEConfig:
     mlp_ratio: float = 3.0
     kernel_size: int = 7
     magnitude_power: float = 0.3  # encoder input |X|^p e^{i∠X} (and |X|^p): compresses the dynamic range, keeps phase
-    # The two fixes found in session 4, off in that session's shipped checkpoint (its config.json says so):
+    # The two encoder fixes found in session 4, off in that session's shipped checkpoint (its config.json says so):
     encoder_magnitude: bool = True  # the encoder also reads |X|^p per bin (see Encoder)
     encoder_out_norm: bool = False  # a per-frame LayerNorm after the encoder's last block (see Encoder)
+    # How the decoder's phase outputs become the STFT phase (see SpectrogramVAE._spectrum):
+    # "absolute": one phase per frame and bin, as in Vocos (the shipped session-4 checkpoint's config.json
+    # says so); "instantaneous_frequency": a per-frame deviation from the bin's centre frequency, summed
+    # over frames (the IF representation of GANSynth), the fix found in session 9
+    phase: str = "instantaneous_frequency"
     logvar_min: float = -30.0
     logvar_max: float = 20.0
     chunk_frames: int = 1024  # long audio: latent frames per chunk (1024 at hop 1024 ≈ 24 s)
@@ -57,6 +64,8 @@ class VAEConfig:
                 f"VAEConfig: hop_length*time_down/latent_channels = {self.latent_hop}/{self.latent_channels} must be 64 "
                 f"for a 128x compression; e.g. hop_length=256, time_down=4, latent_channels=16"
             )
+        if self.phase not in PHASE_MODES:
+            raise InputError(f"VAEConfig: phase={self.phase!r}; choose one of {', '.join(PHASE_MODES)}")
         if self.n_fft < 2 * self.hop_length:
             raise InputError(f"VAEConfig: n_fft={self.n_fft} must be at least 2*hop_length={2 * self.hop_length} for the iSTFT to overlap-add")
 
@@ -257,16 +266,35 @@ class SpectrogramVAE(nn.Module):
         n, bins, parts = feats.shape[1:]
         return feats.reshape(b, ch, n, bins, parts).transpose(1, 2)  # (B, N, 2, F, P)
 
-    def _synthesise(self, out: torch.Tensor, length: int) -> torch.Tensor:
-        """Decoder output ``(B, N + 1, 4F)`` (channel, log-magnitude/phase, bin) → waveform ``(B, 2, length)``."""
+    def _spectrum(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder output ``(B, N + 1, 4F)`` (channel, log-magnitude/phase, bin) → magnitude and phase ``(B, N + 1, 2, F)``.
+
+        With ``phase="instantaneous_frequency"`` the phase outputs are each frame's deviation from the bin's
+        centre-frequency advance, summed over frames from the first one (Engel et al. 2019, "GANSynth", whose
+        IF spectrograms gave coherent phase). The reason: with an absolute phase per frame, a steady input
+        gives the same phase in every frame, and overlap-adding equal-phase frames keeps only multiples of
+        sr / hop (172 Hz here); the session-7 decoder, trained that way, lost every partial elsewhere.
+        Summed deviations let a steady partial come out as a constant, which a convolution can produce.
+        """
         cfg = self.config
         b, n, _ = out.shape
         bins = cfg.n_fft // 2 + 1
         with torch.autocast(out.device.type, enabled=False):
             out = out.float().reshape(b, n, 2, 2, bins)
-            # Vocos (Siuzdak 2023): |X| = exp(m), clipped against overflow; phase from cos/sin of p
+            # Vocos (Siuzdak 2023): |X| = exp(m), clipped against overflow
             mag = torch.exp(out[..., 0, :]).clamp(max=1e2)  # (B, N, 2, F)
             phase = out[..., 1, :]
+            if cfg.phase == "instantaneous_frequency":
+                advance = torch.arange(bins, device=out.device, dtype=torch.float64) * (2 * math.pi * cfg.hop_length / cfg.n_fft)
+                # float64 and a wrap: summed over a long input, float32 would lose the phase's fractional part
+                phase = torch.remainder(torch.cumsum(phase.double() + advance, dim=1), 2 * math.pi).float()
+        return mag, phase
+
+    def _istft(self, mag: torch.Tensor, phase: torch.Tensor, length: int) -> torch.Tensor:
+        """Magnitude and phase ``(B, N, 2, F)`` → waveform ``(B, 2, length)``."""
+        cfg = self.config
+        b, n, _, bins = mag.shape
+        with torch.autocast(mag.device.type, enabled=False):
             spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))  # = torch.polar, faster on CPU
             spec = spec.transpose(1, 2).reshape(b * 2, n, bins).transpose(1, 2)  # (B*2, F, N), F-contiguous like torch.stft's
             wav = torch.istft(spec, cfg.n_fft, cfg.hop_length, window=self.window, center=True, length=length)
@@ -308,14 +336,29 @@ class SpectrogramVAE(nn.Module):
             chunked = not torch.is_grad_enabled() and latent.shape[-1] > self.config.chunk_frames + 2 * self.config.context_frames
         if chunked:
             return self.decode_long(latent, length)
-        out = self.decoder(latent.to(self.decoder.inp.weight.dtype))
-        return self._synthesise(out, latent.shape[-1] * self.latent_hop)[..., :length]
+        mag, phase = self.decode_spectrum(latent)
+        return self._istft(mag, phase, latent.shape[-1] * self.latent_hop)[..., :length]
 
-    def forward(self, audio: torch.Tensor, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, DiagonalGaussian]:
-        """Training pass: reconstruction ``(B, 2, T)`` from a posterior sample, and the posterior."""
+    def forward(self, audio: torch.Tensor, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, DiagonalGaussian, torch.Tensor]:
+        """Training pass: reconstruction ``(B, 2, T)`` from a posterior sample, the posterior, and the
+        decoder's own magnitude ``(B, N + 1, 2, F)`` before the iSTFT (compare with :meth:`input_magnitude`)."""
         posterior = self.encode(audio, chunked=False)
         z = posterior.sample(noise) if self.training else posterior.mode()
-        return self.decode(z, audio.shape[-1], chunked=False), posterior
+        mag, phase = self.decode_spectrum(z)
+        return self._istft(mag, phase, z.shape[-1] * self.latent_hop)[..., : audio.shape[-1]], posterior, mag
+
+    def decode_spectrum(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latent ``(B, C, L)`` → the decoder's magnitude and phase ``(B, L * time_down + 1, 2, F)``."""
+        return self._spectrum(self.decoder(latent.to(self.decoder.inp.weight.dtype)))
+
+    def input_magnitude(self, audio: torch.Tensor) -> torch.Tensor:
+        """``(B, 2, T)``, ``T`` a multiple of H → its STFT magnitude on the decoder's grid ``(B, T / hop + 1, 2, F)``."""
+        cfg = self.config
+        b, ch, t = audio.shape
+        with torch.autocast(audio.device.type, enabled=False):
+            spec = torch.stft(audio.float().reshape(b * ch, t), cfg.n_fft, cfg.hop_length, window=self.window,
+                              center=True, pad_mode="constant", return_complex=True)
+        return spec.abs().reshape(b, ch, *spec.shape[1:]).permute(0, 3, 1, 2)
 
     # ---- long audio ---------------------------------------------------------------------------
     def encode_long(self, audio: torch.Tensor, chunk_frames: int | None = None, context_frames: int | None = None) -> DiagonalGaussian:
@@ -343,6 +386,8 @@ class SpectrogramVAE(nn.Module):
 
         Each chunk is decoded with ``context_frames`` of extra latent on each side and only its centre is
         kept; with context wider than the decoder's receptive field the chunks agree with a whole decode.
+        With summed (instantaneous-frequency) phase, each chunk's phase is shifted per bin to equal the
+        previous chunk's where they meet, which is what a whole decode's running sum would give there.
         """
         latent = self._check_latent(latent)
         cfg, hop = self.config, self.latent_hop
@@ -350,11 +395,18 @@ class SpectrogramVAE(nn.Module):
         frames = latent.shape[-1]
         length = length or frames * hop
         fade = min(fade_frames, ctx) * hop
+        td = cfg.time_down  # STFT frames per latent frame: latent frame i starts at STFT frame i * td
         out = torch.zeros(latent.shape[0], 2, frames * hop, dtype=torch.float32, device=latent.device)
+        meeting_phase = None  # (B, 2, F): the phase where the next chunk starts
         for start in range(0, frames, chunk):
             stop = min(frames, start + chunk)
             lo, hi = max(0, start - ctx), min(frames, stop + ctx)
-            wav = self.decode(latent[..., lo:hi], chunked=False)
+            mag, phase = self.decode_spectrum(latent[..., lo:hi])
+            if cfg.phase == "instantaneous_frequency":
+                if meeting_phase is not None:
+                    phase = phase + (meeting_phase - phase[:, (start - lo) * td]).unsqueeze(1)
+                meeting_phase = phase[:, (stop - lo) * td]
+            wav = self._istft(mag, phase, (hi - lo) * hop)
             a, b = start * hop, stop * hop
             a_ext = a if start == 0 else a - fade // 2  # overlap the previous chunk by `fade` samples
             b_ext = b if stop == frames else b + (fade - fade // 2)

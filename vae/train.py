@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from musicprod_common.errors import InputError
 from musicprod_common.training import TrainConfig, add_train_args, example_randn, mix_seed, train, train_config_from_args
 
-from .model import SpectrogramVAE, VAEConfig, get_config
+from .model import PHASE_MODES, SpectrogramVAE, VAEConfig, get_config
 
 
 @dataclasses.dataclass
@@ -31,16 +31,28 @@ class LossConfig:
     sum_diff_ffts: tuple[int, ...] = (1024, 2048, 4096)
     w_mrstft: float = 1.0
     w_sum_diff: float = 1.0  # stereo image: auraloss's sum-and-difference term
-    w_l1: float = 1.0
+    # off: with summed (instantaneous-frequency) phase the waveform's absolute phase is the decoder's free
+    # choice, and a sample-wise L1 against a signal of unknown phase rewards a quieter output
+    w_l1: float = 0.0
     w_kl: float = 1e-4  # small: the latent should stay close to N(0, I) without blurring the reconstruction
     # multi-resolution log-mel L1, the main reconstruction loss of HiFi-GAN and Vocos; off in stage 1
     w_mel: float = 0.0
     mel_ffts: tuple[int, ...] = (1024, 2048, 4096, 8192)  # 128 bands leave empty filters below n_fft 1024
     mel_bins: int = 128
+    # the decoder's own magnitude (before the iSTFT) against the input's STFT on the same grid: log-magnitude
+    # L1 + spectral convergence. The iSTFT of an inconsistent spectrogram cancels, and without this term the
+    # session-4 decoder learned to shape its output by cancellation (a flat magnitude, the level set by phase)
+    w_spectrum: float = 1.0
+    spectrum_floor: float = 1e-5  # magnitudes below are clamped (the evaluation's mel floor): silence is not fitted
 
 
 class VAELoss:
-    """auraloss multi-resolution STFT + sum-and-difference STFT + waveform L1 + KL (the losses of Levy et al. 2023, with the sum-and-difference term for stereo)."""
+    """auraloss multi-resolution STFT + sum-and-difference STFT + waveform L1 + KL (the losses of Levy et al. 2023,
+    with the sum-and-difference term for stereo), and the decoder's own magnitude against the input's STFT.
+
+    The default weights are the session-9 recipe for summed phase: the waveform L1 is off and the own-magnitude
+    term on (see ``LossConfig``); ``--w-l1 1 --w-spectrum 0`` gives the session-4 losses back.
+    """
 
     def __init__(self, cfg: LossConfig | None = None, *, crop_samples: int | None = None):
         import auraloss.freq
@@ -54,6 +66,8 @@ class VAELoss:
 
         self.mrstft = auraloss.freq.MultiResolutionSTFTLoss(**res(cfg.mrstft_ffts))
         self.sum_diff = auraloss.freq.SumAndDifferenceSTFTLoss(**res(cfg.sum_diff_ffts))
+        self.spectral_convergence = auraloss.freq.SpectralConvergenceLoss()
+        self.log_magnitude = auraloss.freq.STFTMagnitudeLoss(log=True, distance="L1")
         self.mel = None if cfg.w_mel == 0 else auraloss.freq.MultiResolutionSTFTLoss(
             **res(cfg.mel_ffts), w_sc=0.0, w_log_mag=1.0, scale="mel", n_bins=cfg.mel_bins, sample_rate=44100  # the VAE's only rate
         )
@@ -63,16 +77,20 @@ class VAELoss:
         core = model.module if hasattr(model, "module") else model  # DDP wraps the model
         shape = (core.config.latent_channels, core.latent_length(x.shape[-1]))
         noise = example_randn(batch["index"], shape, salt=0x5AE, device=x.device)  # per-example posterior noise
-        y, posterior = model(x, noise)
+        y, posterior, magnitude = model(x, noise)
         with torch.autocast(x.device.type, enabled=False):
-            recon, logs = self.terms(y, x)
+            recon, logs = self.terms(y, x, (magnitude, core.input_magnitude(x)) if self.cfg.w_spectrum else None)
             l_kl = posterior.kl().mean()
         loss = recon + self.cfg.w_kl * l_kl
         logs["kl"] = l_kl
         return loss, {k: float(v.detach()) for k, v in logs.items()}
 
-    def terms(self, y: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Weighted reconstruction loss of ``y`` against ``x`` (both ``(B, 2, T)``), in float32, and its parts."""
+    def terms(self, y: torch.Tensor, x: torch.Tensor, spectra: tuple[torch.Tensor, torch.Tensor] | None = None
+              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Weighted reconstruction loss of ``y`` against ``x`` (both ``(B, 2, T)``), in float32, and its parts.
+
+        ``spectra``: the decoder's magnitude and the input's on the same grid, for the ``w_spectrum`` term.
+        """
         y, x = y.float(), x.float()
         self.mrstft.to(x.device)
         self.sum_diff.to(x.device)
@@ -82,6 +100,10 @@ class VAELoss:
         if self.mel is not None:
             parts["mel"] = self.mel.to(x.device)(y, x)
             total = total + c.w_mel * parts["mel"]
+        if c.w_spectrum and spectra is not None:
+            est, ref = (m.float().clamp(min=c.spectrum_floor) for m in spectra)
+            parts["spectrum"] = self.spectral_convergence(est, ref) + self.log_magnitude(est, ref)
+            total = total + c.w_spectrum * parts["spectrum"]
         return total, parts
 
 
@@ -161,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-frames", type=int, default=64, help="latent frames per training crop (64 x 1024 samples = 1.49 s)")
     p.add_argument("--clip-seconds", type=float, default=6.0, help="length of the clips read from --data")
     p.add_argument("--crops-per-clip", type=int, default=256)
+    p.add_argument("--phase", choices=PHASE_MODES, default=None, help="override the preset's decoder phase reading")
+    p.add_argument("--w-l1", type=float, default=LossConfig.w_l1, help="weight of the waveform L1 term")
+    p.add_argument("--w-spectrum", type=float, default=LossConfig.w_spectrum,
+                   help="weight of the decoder's own magnitude against the input's STFT (log-magnitude L1 + spectral convergence)")
     p.add_argument("--no-progress", action="store_true")
     add_train_args(p, DEFAULTS)
     return p
@@ -169,10 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     config: VAEConfig = get_config(args.preset)
+    if args.phase is not None:
+        config = dataclasses.replace(config, phase=args.phase)
     model = SpectrogramVAE(config)
     bank = load_clip_bank(args.data, seconds=args.clip_seconds, seed=args.seed)
     dataset = RandomCrops(bank, args.crop_frames * config.latent_hop, args.crops_per_clip, seed=args.seed)
-    loss_fn = VAELoss(crop_samples=dataset.crop)
+    loss_fn = VAELoss(LossConfig(w_l1=args.w_l1, w_spectrum=args.w_spectrum), crop_samples=dataset.crop)
     cfg = train_config_from_args(args)
     summary = train(model, loss_fn, dataset, cfg, args.out, model_config=config,
                     progress=not args.no_progress)

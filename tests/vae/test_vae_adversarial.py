@@ -1,14 +1,16 @@
 """The optional adversarial decoder stage: gradient routing, frozen encoder, loadable export."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
 from musicprod_common.checkpoint import save_pretrained
-from vae import SpectrogramVAE
-from vae.adversarial import AdversarialConfig, AdversarialVAE, main
+from vae import PRESETS, SpectrogramVAE
+from vae.adversarial import AdversarialConfig, AdversarialVAE, main, switch_phase
 from vae.train import VAELoss
 
 
@@ -37,7 +39,9 @@ def test_zero_adversarial_weights_are_a_plain_decoder_fine_tune():
     noise = torch.zeros(2, 2, 16)
     loss, logs = model(x, noise)
     with torch.no_grad():
-        expected, _ = recon.terms(vae.decode(vae.encode(x, chunked=False).sample(noise), 2048, chunked=False), x)
+        z = vae.encode(x, chunked=False).sample(noise)
+        spectra = (vae.decode_spectrum(z)[0], vae.input_magnitude(x))
+        expected, _ = recon.terms(vae.decode(z, 2048, chunked=False), x, spectra)
     assert "disc" not in logs and torch.allclose(loss, expected)
     grads = torch.autograd.grad(loss, [*vae.decoder.parameters(), *model.disc.parameters()], allow_unused=True)
     assert all(g is None for g in grads[len(list(vae.decoder.parameters())):])  # the discriminator never ran
@@ -61,3 +65,22 @@ def test_adversarial_stage_exports_a_vae_with_the_same_encoder(tmp_path):
     before, after = init.state_dict(), tuned.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoder."))
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+
+
+def test_switching_the_phase_reading_keeps_the_latent_space_and_the_magnitude():
+    torch.manual_seed(0)
+    vae = SpectrogramVAE(dataclasses.replace(PRESETS["tiny"], phase="absolute"))  # as the shipped checkpoint
+    switched = switch_phase(vae, "instantaneous_frequency")
+    assert switched.config.phase == "instantaneous_frequency" and vae.config.phase == "absolute"
+    before, after = vae.state_dict(), switched.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("decoder.head."))
+    z = torch.randn(1, 2, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        (mag_a, _), (mag_b, phase_b) = vae.decode_spectrum(z), switched.decode_spectrum(z)
+    assert torch.equal(mag_a, mag_b)
+    # zeroed phase outputs: every bin advances by its centre frequency, 2 pi k hop / n_fft per frame
+    advance = torch.arange(129) * (2 * torch.pi * 64 / 256)
+    step = phase_b[0, 1:, 0] - phase_b[0, :-1, 0]
+    off = torch.remainder(step - advance + torch.pi, 2 * torch.pi) - torch.pi  # wrapped to [-pi, pi)
+    assert off.abs().max() < 1e-4
+    assert switch_phase(switched, "instantaneous_frequency") is switched

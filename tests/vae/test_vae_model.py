@@ -1,6 +1,7 @@
 """Shapes, the exact 128x ratio, lengths, long-audio chunking, bad input and loading of the spectrogram VAE."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -58,7 +59,15 @@ def test_decode_returns_the_input_length(tiny, seeded, length):
     assert out.shape == (1, 2, length)
 
 
-def test_chunked_decode_matches_whole_decode(tiny, seeded):
+@pytest.fixture(params=["absolute", "instantaneous_frequency"])
+def tiny_phase(request) -> SpectrogramVAE:
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(PRESETS["tiny"], phase=request.param)
+    return SpectrogramVAE(cfg).eval()
+
+
+def test_chunked_decode_matches_whole_decode(tiny_phase, seeded):
+    tiny = tiny_phase
     frames = 5 * tiny.config.chunk_frames + 7  # several chunks, the last one partial
     z = torch.randn(2, tiny.config.latent_channels, frames, generator=seeded)
     with torch.no_grad():
@@ -78,9 +87,10 @@ def test_chunk_context_covers_the_receptive_field(name):
     assert cfg.context_frames >= reach
 
 
-def test_small_preset_chunked_decode_matches_whole_decode(seeded):
+@pytest.mark.parametrize("phase", ["absolute", "instantaneous_frequency"])
+def test_small_preset_chunked_decode_matches_whole_decode(seeded, phase):
     torch.manual_seed(0)
-    model = SpectrogramVAE.from_preset("small").eval()
+    model = SpectrogramVAE(dataclasses.replace(PRESETS["small"], phase=phase)).eval()
     z = torch.randn(1, 16, 100, generator=seeded)
     with torch.no_grad():
         whole = model.decode(z, chunked=False)
@@ -211,3 +221,29 @@ def test_the_latent_follows_the_input_level_only_without_the_output_norm(seeded,
         quiet, loud = model.encode(x).mean, model.encode(16.0 * x).mean
     change = float((loud - quiet).norm() / quiet.norm())
     assert (change > 0.5) if not out_norm else (change < 0.5), change
+
+
+def _one_bin_tone(phase_mode: str, k: int, frames: int = 256) -> tuple[torch.Tensor, float]:
+    """Decoder output with energy in STFT bin ``k`` only and every phase output 0, synthesised."""
+    model = SpectrogramVAE(dataclasses.replace(PRESETS["small"], phase=phase_mode))
+    bins = model.config.n_fft // 2 + 1
+    out = torch.full((1, frames + 1, 2, 2, bins), 0.0)
+    out[..., 0, :] = -30.0  # log-magnitude: silence ...
+    out[..., 0, k] = 0.0  # ... except bin k
+    mag, phase = model._spectrum(out.reshape(1, frames + 1, 4 * bins))
+    return model._istft(mag, phase, frames * model.config.hop_length), k * model.config.sample_rate / model.config.n_fft
+
+
+@pytest.mark.parametrize("phase_mode", ["absolute", "instantaneous_frequency"])
+def test_a_steady_decoder_output_is_a_tone_only_with_summed_phase(phase_mode):
+    # bin 9 (388 Hz) is not a multiple of sr / hop = 172 Hz; an absolute phase that stays the same in
+    # every frame overlap-adds to a signal periodic in the hop (measured: all of it at 345 Hz), the summed
+    # phase to the bin's own tone
+    wav, freq = _one_bin_tone(phase_mode, k=9)
+    spectrum = torch.fft.rfft(wav[0, 0] * torch.hann_window(wav.shape[-1])).abs().pow(2)
+    hz = torch.fft.rfftfreq(wav.shape[-1], 1 / 44100)
+    near = spectrum[(hz - freq).abs() < 20].sum() / spectrum.sum()
+    if phase_mode == "instantaneous_frequency":
+        assert near > 0.95
+    else:
+        assert near < 0.05

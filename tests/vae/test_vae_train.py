@@ -67,3 +67,25 @@ def test_mel_term_is_the_log_mel_ratio():
     assert float(loss.terms(x, x)[1]["mel"]) == 0.0
     torch.testing.assert_close(loss.terms(2 * x, x)[1]["mel"], torch.tensor(2.0).log())
     assert "mel" not in VAELoss(crop_samples=16384).terms(x, x)[1]  # off unless weighted
+
+
+def test_spectrum_term_is_spectral_convergence_plus_log_ratio():
+    """A doubled magnitude is off by ||2m - m|| / ||m|| = 1 in spectral convergence and by ln 2 in log-magnitude L1."""
+    mag = torch.rand(2, 9, 2, 33, generator=torch.Generator().manual_seed(0)) + 0.1
+    x = torch.zeros(2, 2, 2048)
+    loss = VAELoss(LossConfig(w_spectrum=1.0), crop_samples=2048)
+    assert float(loss.terms(x, x, (mag, mag))[1]["spectrum"]) == 0.0
+    torch.testing.assert_close(loss.terms(x, x, (2 * mag, mag))[1]["spectrum"], 1 + torch.tensor(2.0).log())
+    assert "spectrum" not in VAELoss(LossConfig(w_spectrum=0.0), crop_samples=2048).terms(x, x, (2 * mag, mag))[1]
+
+
+def test_the_training_pass_returns_the_decoders_magnitude_on_the_input_grid():
+    torch.manual_seed(0)
+    model = SpectrogramVAE.from_preset("tiny").eval()
+    x = torch.randn(2, 2, 2048, generator=torch.Generator().manual_seed(1)) * 0.1
+    y, _, magnitude = model(x)
+    assert y.shape == x.shape and magnitude.shape == model.input_magnitude(x).shape
+    mag, phase = model.decode_spectrum(model.encode(x).mode())
+    assert torch.equal(magnitude, mag)
+    reference = torch.stft(x[1, 0], 256, 64, window=torch.hann_window(256), pad_mode="constant", return_complex=True).abs()
+    torch.testing.assert_close(model.input_magnitude(x)[1, :, 0], reference.T)
