@@ -21,7 +21,7 @@ from musicprod_common.errors import InputError
 
 from .codec import Codec, IdentityCodec, VAECodec, latent_mask
 from .denoiser import CosineSchedule, Denoiser
-from .sampler import Callback, DenoiserLike, sample
+from .sampler import Callback, DenoiserLike, renoise, sample
 from .schedule import resampling_timesteps
 from .terms import XI_LATENT, XI_WAVEFORM, CroppedAudioL1, Guidance, L1Distance
 from .windowing import distance_to_unknown, edit_long, level_correction, paste_known
@@ -171,8 +171,9 @@ def prior_start(
     """x_t = α_t (Aᵀy + (I − AᵀA) x̄) + σ_t z in model space ``(B, C, L)``: the measurement and the prior noised to
     level ``t`` (B,), the start of a partial walk (SDEdit, Meng et al. 2022, §3)."""
     alpha, sigma = alpha_sigma(t, y)
-    z = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
-    return alpha * torch.where(mask > 0.5, y, prior) + sigma * z
+    clean = torch.where(mask > 0.5, y, prior)
+    # the forward process from t = 0 (α = 1, σ = 0): the sampler's own re-noising
+    return renoise(clean, torch.ones_like(alpha), torch.zeros_like(sigma), alpha, sigma, generator)
 
 
 def reconstruction_term(

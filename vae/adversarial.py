@@ -96,8 +96,7 @@ class AdversarialVAE(nn.Module):
         """``x``: ``(B, 2, T)``. Returns the summed generator + discriminator loss and its parts."""
         with torch.no_grad():
             z = self.vae.encode(x, chunked=False).sample(noise)
-        mag, phase = self.vae.decode_spectrum(z)
-        y = self.vae._istft(mag, phase, x.shape[-1]).float()
+        y, mag = self.vae.decode_with_magnitude(z, x.shape[-1])
         spectra = (mag, self.vae.input_magnitude(x)) if self.recon.cfg.w_spectrum else None
         if self.cfg.w_adv == 0 and self.cfg.w_feat == 0:  # a plain decoder fine-tune: no discriminator to pay for
             with torch.autocast(x.device.type, enabled=False):

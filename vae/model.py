@@ -253,8 +253,7 @@ class SpectrogramVAE(nn.Module):
         cfg = self.config
         b, ch, t = audio.shape
         with torch.autocast(audio.device.type, enabled=False):
-            spec = torch.stft(audio.float().reshape(b * ch, t), cfg.n_fft, cfg.hop_length, window=self.window,
-                              center=True, pad_mode="constant", return_complex=True)  # (B*2, F, N + 1), F-contiguous
+            spec = self._stft(audio)  # (B*2, F, N + 1), F-contiguous
             ri = torch.view_as_real(spec.transpose(1, 2)[:, :-1])  # (B*2, N, F, 2): drop the extra centre frame
             modulus = torch.hypot(ri[..., 0], ri[..., 1])
             scale = (modulus + 1e-5).pow_(cfg.magnitude_power - 1.0)
@@ -265,6 +264,13 @@ class SpectrogramVAE(nn.Module):
                 torch.mul(modulus, scale, out=feats[..., 2])  # the modulus of the re/im parts
         n, bins, parts = feats.shape[1:]
         return feats.reshape(b, ch, n, bins, parts).transpose(1, 2)  # (B, N, 2, F, P)
+
+    def _stft(self, audio: torch.Tensor) -> torch.Tensor:
+        """``(B, 2, T)`` → the complex STFT of every channel on the decoder's grid, ``(B*2, F, T / hop + 1)``, in float32."""
+        cfg = self.config
+        with torch.autocast(audio.device.type, enabled=False):
+            return torch.stft(audio.float().flatten(0, 1), cfg.n_fft, cfg.hop_length, window=self.window,
+                              center=True, pad_mode="constant", return_complex=True)
 
     def _spectrum(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Decoder output ``(B, N + 1, 4F)`` (channel, log-magnitude/phase, bin) → magnitude and phase ``(B, N + 1, 2, F)``.
@@ -336,29 +342,29 @@ class SpectrogramVAE(nn.Module):
             chunked = not torch.is_grad_enabled() and latent.shape[-1] > self.config.chunk_frames + 2 * self.config.context_frames
         if chunked:
             return self.decode_long(latent, length)
-        mag, phase = self.decode_spectrum(latent)
-        return self._istft(mag, phase, latent.shape[-1] * self.latent_hop)[..., :length]
+        return self.decode_with_magnitude(latent, length)[0]
 
     def forward(self, audio: torch.Tensor, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, DiagonalGaussian, torch.Tensor]:
         """Training pass: reconstruction ``(B, 2, T)`` from a posterior sample, the posterior, and the
         decoder's own magnitude ``(B, N + 1, 2, F)`` before the iSTFT (compare with :meth:`input_magnitude`)."""
         posterior = self.encode(audio, chunked=False)
         z = posterior.sample(noise) if self.training else posterior.mode()
-        mag, phase = self.decode_spectrum(z)
-        return self._istft(mag, phase, z.shape[-1] * self.latent_hop)[..., : audio.shape[-1]], posterior, mag
+        audio_hat, magnitude = self.decode_with_magnitude(z, audio.shape[-1])
+        return audio_hat, posterior, magnitude
 
     def decode_spectrum(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Latent ``(B, C, L)`` → the decoder's magnitude and phase ``(B, L * time_down + 1, 2, F)``."""
         return self._spectrum(self.decoder(latent.to(self.decoder.inp.weight.dtype)))
 
+    def decode_with_magnitude(self, latent: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One unchunked decode: the waveform ``(B, 2, length)`` and the decoder's magnitude before the iSTFT."""
+        mag, phase = self.decode_spectrum(latent)
+        return self._istft(mag, phase, latent.shape[-1] * self.latent_hop)[..., :length], mag
+
     def input_magnitude(self, audio: torch.Tensor) -> torch.Tensor:
         """``(B, 2, T)``, ``T`` a multiple of H → its STFT magnitude on the decoder's grid ``(B, T / hop + 1, 2, F)``."""
-        cfg = self.config
-        b, ch, t = audio.shape
-        with torch.autocast(audio.device.type, enabled=False):
-            spec = torch.stft(audio.float().reshape(b * ch, t), cfg.n_fft, cfg.hop_length, window=self.window,
-                              center=True, pad_mode="constant", return_complex=True)
-        return spec.abs().reshape(b, ch, *spec.shape[1:]).permute(0, 3, 1, 2)
+        spec = self._stft(audio).abs()
+        return spec.reshape(*audio.shape[:2], *spec.shape[1:]).permute(0, 3, 1, 2)
 
     # ---- long audio ---------------------------------------------------------------------------
     def encode_long(self, audio: torch.Tensor, chunk_frames: int | None = None, context_frames: int | None = None) -> DiagonalGaussian:
