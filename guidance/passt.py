@@ -19,6 +19,7 @@ instrumentation style and a multi-label head for the GM instrument families pres
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,6 +276,12 @@ class PaSST(nn.Module):
         cfg = self.cfg
         frames_to_samples = cfg.hop_length * cfg.input_sample_rate / cfg.sample_rate
         return int((cfg.max_frames - 1) * frames_to_samples)
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest input (at ``input_sample_rate``) that gives one full patch of frames."""
+        cfg = self.cfg
+        return math.ceil((cfg.patch_size - 1) * cfg.hop_length * cfg.input_sample_rate / cfg.sample_rate) + 1
 
     def _windows(self, audio: torch.Tensor) -> list[torch.Tensor]:
         n = self.max_samples

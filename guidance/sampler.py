@@ -53,7 +53,9 @@ def denoise(
             with torch.no_grad():
                 x0, eps = denoiser(x, t, **extra)
             x0 = x0 + denoiser.alpha_sigma(t, x)[0] * (x_in - x_in.detach())
-        (grad,) = torch.autograd.grad(guidance.loss(x0), x_in)
+        loss = guidance.loss(x0)
+        # a loss without a graph measured nothing (e.g. a whole-window regeneration: no known audio, no other term)
+        grad = torch.autograd.grad(loss, x_in)[0] if loss.requires_grad else torch.zeros_like(x_in)
     return x0.detach(), eps.detach(), grad
 
 

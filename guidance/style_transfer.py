@@ -2,7 +2,9 @@
 
 Recipe (Levy et al. 2023, §4.4 "style transfer"): regenerate a whole window starting from the source
 (x_T = k z + (1 − k) x̄, k = 0.85, x̄ = the source) while an :class:`EmbeddingGuidance` term pulls the
-decoded x̂0 toward the PaSST embedding of a reference clip in the target style.
+decoded x̂0 toward the PaSST embedding of a reference clip in the target style. :func:`restyle` does the same
+for one region of a longer piece (measuring the style on that region only), and either can guide toward a
+class of the classifier instead of, or beside, a reference clip (``musicprod style``).
 
     python -m guidance.style_transfer --pop909 DIR --classifier runs/classifier/final \
         [--checkpoints checkpoints] --style-a piano --style-b strings --n 16 --out style_transfer.json
@@ -30,6 +32,40 @@ from musicprod_common.errors import InputError
 
 from .passt import PaSST
 from .style_guidance import ClassifierGuidance, EmbeddingGuidance, style_target
+from .terms import OnSpan
+
+# The classifier's BCE has small gradients next to the embedding distance. At ξ = 3e-2 and strength 0.5, weights
+# 100, 300 and 1000 moved 7, 8 and 8 of 8 valid-split piano windows to strings (BENCHMARKS.md, "Style transfer")
+CLASSIFIER_WEIGHT = 300.0
+
+
+def style_terms(
+    embedder: PaSST, *, reference: torch.Tensor | None = None, target_class: int | None = None, weight: float = 1.0,
+    classifier_weight: float = CLASSIFIER_WEIGHT, span: tuple[int, int] | None = None, window: int | None = None,
+) -> tuple[list[Any], list[float]]:
+    """The guidance terms of a style edit and their weights: the embedding distance to ``reference`` audio
+    ``(1 or B, 2, T)`` and/or the classifier's BCE toward ``target_class``.
+
+    ``span`` = (start, stop) samples of a ``window``-sample model window limits both to the audio being
+    restyled, widened around its centre to the classifier's shortest input where the region is shorter.
+    """
+    terms: list[Any] = []
+    weights: list[float] = []
+    if reference is not None and weight:
+        terms.append(EmbeddingGuidance.from_audio(embedder, reference))
+        weights.append(weight)
+    if target_class is not None and classifier_weight:
+        terms.append(ClassifierGuidance(embedder, target_class))
+        weights.append(classifier_weight)
+    if not terms:
+        raise InputError("a style edit needs a reference clip or a target style with a non-zero weight")
+    if span is not None:
+        need = max(span[1] - span[0], embedder.min_samples)
+        start = max(0, (span[0] + span[1]) // 2 - need // 2)
+        if window is not None:
+            start = min(start, max(0, window - need))
+        terms = [OnSpan(t, start, start + need) for t in terms]
+    return terms, weights
 
 
 def transfer_style(
@@ -50,9 +86,10 @@ def transfer_style(
 ) -> torch.Tensor:
     """Re-render ``source`` ``(B, 2, window)`` in the style of ``reference`` ``(1 or B, 2, T)``; ``(B, 2, window)``.
 
-    ``model`` is a :class:`guidance.tasks.EditModel`. ``classifier_weight > 0`` adds classifier guidance
-    toward ``target_class`` with the same PaSST. ``strength`` < 1 starts from the source noised to that level
-    instead of the paper's x_T (``guidance.tasks.solve``), keeping more of its notes.
+    ``model`` is a :class:`guidance.tasks.EditModel`. ``weight`` scales the pull toward the reference's embedding,
+    ``classifier_weight`` the pull toward ``target_class`` (classifier guidance with the same PaSST); with both at
+    0 the sampler runs unguided from the same start, the baseline. ``strength`` < 1 starts from the source noised
+    to that level instead of the paper's x_T (``guidance.tasks.solve``), keeping more of its notes.
     """
     from .tasks import regenerate_problem, solve
 
@@ -60,23 +97,41 @@ def transfer_style(
         raise InputError(f"source must be (B, 2, {model.window}) (one model window), got {tuple(source.shape)}")
     if not 0.0 < k <= 1.0:
         raise InputError(f"k = {k}: the noise share of the start must be in (0, 1]; 0.85 is the paper's")
-    terms, weights = [EmbeddingGuidance.from_audio(embedder, reference)], [weight]
-    if classifier_weight:
-        if target_class is None:
-            raise InputError("classifier guidance needs target_class")
-        terms.append(ClassifierGuidance(embedder, target_class))
-        weights.append(classifier_weight)
+    if classifier_weight and target_class is None:
+        raise InputError("classifier guidance needs target_class")
+    terms, weights = [], []  # both weights 0: the unguided baseline from the same start
+    if weight or classifier_weight:
+        terms, weights = style_terms(embedder, reference=reference, target_class=target_class, weight=weight,
+                                     classifier_weight=classifier_weight)
     problem = regenerate_problem(source, 0, source.shape[-1], k)  # nothing known: the source is only the prior
     return solve(problem, model, steps=steps, xi=xi, strength=strength, extra_terms=terms, extra_weights=weights,
                  generator=generator, callback=callback)
 
 
-def _segments(pop909: Path, n: int, seconds: float, seed: int) -> list[tuple[str, float]]:
-    """``n`` (song, start) pairs from test-split songs, seeded, away from the songs' first and last seconds."""
+def restyle(
+    model: Any, audio: torch.Tensor, start_s: float, end_s: float, *, embedder: PaSST, reference: torch.Tensor | None = None,
+    target_class: int | None = None, weight: float = 1.0, classifier_weight: float = CLASSIFIER_WEIGHT, **kw: Any,
+) -> torch.Tensor:
+    """Re-create [start_s, end_s) of ``audio`` ``(B, 2, N)`` in another style, keeping its context; ``(B, 2, N)``.
+
+    The regeneration task (``guidance.tasks.regenerate``, which takes ``strength``, ``k``, ``margin_s`` and the
+    sampler's arguments) with the style terms of :func:`style_terms` measured on the region only.
+    """
+    from .tasks import regenerate
+
+    def terms(a: int, b: int) -> tuple[list[Any], list[float]]:
+        return style_terms(embedder, reference=reference, target_class=target_class, weight=weight,
+                           classifier_weight=classifier_weight, span=(a, b), window=model.window)
+
+    return regenerate(model, audio, start_s, end_s, region_terms=terms, **kw)
+
+
+def _segments(pop909: Path, n: int, seconds: float, seed: int, split: str = "test") -> list[tuple[str, float]]:
+    """``n`` (song, start) pairs from ``split`` songs, seeded, away from the songs' first and last seconds."""
     from musicprod_common.pop909 import load_song, split_song_ids
 
     rng = np.random.default_rng(seed)
-    ids = list(rng.permutation(split_song_ids(pop909, "test")))
+    ids = list(rng.permutation(split_song_ids(pop909, split)))
     picks = []
     for song_id in ids:
         song = load_song(pop909 / song_id)
@@ -86,7 +141,7 @@ def _segments(pop909: Path, n: int, seconds: float, seed: int) -> list[tuple[str
         if len(picks) == n:
             break
     if len(picks) < n:
-        raise InputError(f"{pop909}: only {len(picks)} test songs long enough; ask for fewer clips")
+        raise InputError(f"{pop909}: only {len(picks)} {split} songs long enough; ask for fewer clips")
     return picks
 
 
@@ -105,21 +160,25 @@ def _predictions(classifier: PaSST, audio: torch.Tensor) -> list[int]:
 
 def evaluate_style_transfer(
     model: Any, classifier: PaSST, pop909: str | Path, *, style_a: str, style_b: str, n: int = 8, seed: int = 0,
-    weight: float = 1.0, steps: int = 50, xi: float | None = None, k: float = 0.85, strength: float = 1.0,
-    progress: Callable[[int], None] | None = None,
+    weight: float = 1.0, classifier_weight: float = 0.0, steps: int = 50, xi: float | None = None, k: float = 0.85,
+    strength: float = 1.0, split: str = "test", progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Transfer ``n`` test-split clips from ``style_a`` to ``style_b``; accuracies and chroma correlations."""
+    """Transfer ``n`` clips of ``split`` songs (test by default) from ``style_a`` to ``style_b``; accuracies and
+    chroma correlations.
+
+    ``weight`` pulls toward the reference clip's embedding, ``classifier_weight`` toward the class ``style_b``."""
     pop909 = Path(pop909)
     a_idx, b_idx = style_target(classifier, style_a), style_target(classifier, style_b)
     window = model.window
-    segments = _segments(pop909, n + 1, window / 44100, seed)  # segment i+1 is the reference for segment i
+    segments = _segments(pop909, n + 1, window / 44100, seed, split)  # segment i+1 is the reference for segment i
     source = torch.stack([_render(pop909, s, style_a, t, window) for s, t in segments[:n]])
     reference = torch.stack([_render(pop909, s, style_b, t, window) for s, t in segments[1:]])
     oracle = torch.stack([_render(pop909, s, style_b, t, window) for s, t in segments[:n]])
     results = []
     for i in range(n):
         gen = torch.Generator().manual_seed(seed * 1000 + i)
-        results.append(transfer_style(model, classifier, source[i : i + 1], reference[i : i + 1], weight=weight, steps=steps,
+        results.append(transfer_style(model, classifier, source[i : i + 1], reference[i : i + 1], weight=weight,
+                                      classifier_weight=classifier_weight, target_class=b_idx, steps=steps,
                                       xi=xi, k=k, strength=strength, generator=gen))
         if progress is not None:
             progress(i + 1)
@@ -132,7 +191,8 @@ def evaluate_style_transfer(
 
     with torch.no_grad():  # the source through the codec alone: the chroma a model keeping every note could reach
         codec_ceiling = model.codec.decode(model.codec.encode(source), window)
-    return {"n": n, "style_a": style_a, "style_b": style_b, "weight": weight, "steps": steps, "k": k, "strength": strength,
+    return {"n": n, "split": split, "style_a": style_a, "style_b": style_b, "weight": weight, "classifier_weight": classifier_weight,
+            "steps": steps, "k": k, "strength": strength,
             "result": summary(result), "source": summary(source), "oracle": summary(oracle),
             "codec_ceiling": summary(codec_ceiling),
             "segments": [{"song": s, "start": round(t, 3)} for s, t in segments[:n]]}
@@ -148,13 +208,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--style-b", default="strings")
     p.add_argument("--n", type=int, default=8)
     p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--weight", type=float, default=1.0, help="weight of the embedding-guidance term")
+    p.add_argument("--weight", type=float, default=1.0, help="weight of the embedding-guidance term (toward the reference clip)")
+    p.add_argument("--classifier-weight", type=float, default=0.0, help="weight of the classifier-guidance term (toward style B)")
     p.add_argument("--xi", type=float)
     p.add_argument("--k", type=float, default=0.85, help="noise share of the start, x_T = k z + (1 - k) source; "
                    "lower keeps more of the source's notes")
     p.add_argument("--strength", type=float, default=1.0, help="start from the source noised to this level (SDEdit) instead "
                    "of the paper's x_T; lower keeps more of the source")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"],
+                   help="songs to draw the clips from: choose settings on valid, report on test")
     p.add_argument("--out", help="write the results JSON here")
     args = p.parse_args(argv)
     from recipes.pipeline import edit_model, load_models
@@ -170,8 +233,9 @@ def main(argv: list[str] | None = None) -> int:
 
         with tqdm(total=args.n, desc=f"{args.style_a} → {args.style_b}", unit="clip") as bar:
             report = evaluate_style_transfer(model, classifier, args.pop909, style_a=args.style_a, style_b=args.style_b,
-                                             n=args.n, seed=args.seed, weight=args.weight, steps=args.steps, xi=args.xi, k=args.k,
-                                             strength=args.strength,
+                                             n=args.n, seed=args.seed, weight=args.weight, classifier_weight=args.classifier_weight,
+                                             steps=args.steps, xi=args.xi, k=args.k,
+                                             strength=args.strength, split=args.split,
                                              progress=lambda done: bar.update(done - bar.n))
     except InputError as err:
         sys.stderr.write(f"style_transfer: error: {err}\n")

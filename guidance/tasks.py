@@ -279,15 +279,24 @@ def infill(model: EditModel, audio: torch.Tensor, start_s: float, end_s: float, 
     return edit_long(audio, _samples(model, start_s), _samples(model, end_s), model.window, margin, edit)
 
 
+RegionTerms = Callable[[int, int], tuple[list[Any], list[float]]]
+
+
 def regenerate(
-    model: EditModel, audio: torch.Tensor, start_s: float, end_s: float, *, k: float = K_PRIOR, margin_s: float = 0.05, **kw: Any
+    model: EditModel, audio: torch.Tensor, start_s: float, end_s: float, *, k: float = K_PRIOR, margin_s: float = 0.05,
+    region_terms: RegionTerms | None = None, **kw: Any
 ) -> torch.Tensor:
-    """Re-create [start_s, end_s) of ``audio`` ``(B, 2, N)`` keeping its context; ``(B, 2, N)``."""
+    """Re-create [start_s, end_s) of ``audio`` ``(B, 2, N)`` keeping its context; ``(B, 2, N)``.
+
+    ``region_terms(a, b) -> (terms, weights)`` adds guidance terms that need to know where the region lies in
+    the model window (samples [a, b)), such as a style loss on the regenerated audio alone.
+    """
     _check_audio(audio)
     margin = _samples(model, margin_s)
 
     def edit(chunk: torch.Tensor, a: int, b: int) -> torch.Tensor:
-        return solve(regenerate_problem(chunk, a, b, k), model, margin=margin, **kw)
+        extra = {} if region_terms is None else dict(zip(("extra_terms", "extra_weights"), region_terms(a, b)))
+        return solve(regenerate_problem(chunk, a, b, k), model, margin=margin, **extra, **kw)
 
     return edit_long(audio, _samples(model, start_s), _samples(model, end_s), model.window, margin, edit)
 

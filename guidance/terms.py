@@ -80,6 +80,20 @@ class CroppedAudioL1:
 
 
 @dataclass
+class OnSpan:
+    """An audio term measured on samples [start, stop) of the decoded window only, e.g. a style loss on the
+    regenerated region and not on the known context around it, which the projection keeps anyway."""
+
+    term: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+    start: int
+    stop: int
+    space: Space = "audio"
+
+    def __call__(self, x0: torch.Tensor, audio: torch.Tensor | None) -> torch.Tensor:
+        return self.term(x0, None if audio is None else audio[..., self.start : self.stop])
+
+
+@dataclass
 class LossHook:
     """Embedding/classifier guidance: any differentiable ``loss(x) -> scalar`` on decoded audio or latents."""
 

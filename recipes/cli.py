@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "recipes.inpaint_cmd",
     "recipes.inpaint_batch_cmd",
     "recipes.regenerate_cmd",
+    "recipes.style_cmd",
     "recipes.continue_cmd",
     "recipes.transition_cmd",
     "recipes.transition_stems_cmd",

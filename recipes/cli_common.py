@@ -47,11 +47,12 @@ def strength_float(text: str) -> float:
     return value
 
 
-def add_strength_arg(parser: argparse.ArgumentParser) -> None:
+def add_strength_arg(parser: argparse.ArgumentParser, default: float = 1.0) -> None:
     """``--strength``: how far from the original the sampler starts (SDEdit); for commands that start from a prior."""
-    parser.add_argument("--strength", type=strength_float, default=1.0,
+    paper = " (the paper's start, which keeps little)" if default == 1.0 else ""
+    parser.add_argument("--strength", type=strength_float, default=default,
                         help="how much to change, in (0, 1]: the sampler starts at this noise level from the original, "
-                             "so lower keeps more of it (default 1: the paper's start, which keeps little)")
+                             f"so lower keeps more of it (default {default:g}{paper})")
 
 
 def non_negative_float(text: str) -> float:

@@ -136,3 +136,62 @@ def test_style_transfer_cli_end_to_end_with_untrained_tiny_models(tmp_path, pop9
     assert report["n"] == 1 and report["source"]["chroma_corr"] == pytest.approx(1.0)
     for key in ("result", "source", "oracle", "codec_ceiling"):
         assert 0.0 <= report[key]["to_b"] <= 1.0 and -1.0 <= report[key]["chroma_corr"] <= 1.0
+
+
+def test_on_span_measures_only_its_span():
+    from guidance.terms import OnSpan
+
+    audio = torch.arange(20.0).reshape(1, 2, 10)
+    term = OnSpan(lambda x0, a: a.sum(), 2, 5)
+    assert term.space == "audio"
+    assert float(term(None, audio)) == float(audio[..., 2:5].sum())  # 2+3+4 + 12+13+14
+
+
+def test_style_terms_widen_short_regions_to_the_classifier_input_and_stay_in_the_window():
+    from guidance.style_transfer import style_terms
+    from guidance.terms import OnSpan
+
+    model = tiny_passt()
+    need = model.min_samples
+    reference = 0.3 * torch.randn(1, 2, SR // 2, generator=torch.Generator().manual_seed(0))
+    (term,), _ = style_terms(model, reference=reference, span=(1000, 1100), window=SR)
+    assert isinstance(term, OnSpan) and term.stop - term.start == need and term.start <= 1000 and term.stop >= 1100
+    (term,), _ = style_terms(model, target_class=2, span=(SR - 100, SR), window=SR)
+    assert (term.start, term.stop) == (SR - need, SR)  # shifted left, not cut short by the window's end
+    (term,), _ = style_terms(model, target_class=2, span=(0, SR), window=SR)
+    assert (term.start, term.stop) == (0, SR)
+    terms, weights = style_terms(model, reference=reference, target_class=1, weight=2.0, classifier_weight=3.0)
+    assert [type(t) for t in terms] == [EmbeddingGuidance, ClassifierGuidance] and weights == [2.0, 3.0]
+    with pytest.raises(InputError):
+        style_terms(model, reference=reference, weight=0.0)
+    # the widened span is long enough for the classifier: the term evaluates
+    x = 0.3 * torch.randn(1, 2, SR, generator=torch.Generator().manual_seed(1))
+    (term,), _ = style_terms(model, target_class=2, span=(5000, 5010), window=SR)
+    assert torch.isfinite(term(None, x))
+
+
+def test_restyle_changes_only_the_region_and_its_style_term_sees_only_the_region():
+    from guidance.style_transfer import restyle
+    from guidance.tasks import regenerate
+    from guidance.terms import LossHook
+
+    window = SR // 4
+    model = EditModel(Denoiser(ShrinkNet()), IdentityCodec(), window=window, xi=3e-3)
+    audio = 0.3 * torch.randn(1, 2, 2 * window, generator=torch.Generator().manual_seed(2))
+    start_s, end_s = 0.5 * window / SR, 0.9 * window / SR  # inside the first window
+    seen = []
+
+    def recording_terms(a: int, b: int):
+        seen.append((a, b))
+        return [LossHook(lambda au: (au[..., a:b] ** 2).sum(), space="audio")], [1.0]
+
+    out = regenerate(model, audio, start_s, end_s, region_terms=recording_terms, steps=3, margin_s=0.0,
+                     generator=torch.Generator().manual_seed(3))
+    (a, b), = seen
+    assert b - a == round(end_s * SR) - round(start_s * SR)
+    s, e = round(start_s * SR), round(end_s * SR)
+    assert torch.equal(out[..., :s], audio[..., :s]) and torch.equal(out[..., e:], audio[..., e:])
+    styled = restyle(model, audio, start_s, end_s, embedder=tiny_passt(), target_class=3, classifier_weight=1e3, steps=3,
+                     margin_s=0.0, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(styled[..., :s], audio[..., :s]) and torch.equal(styled[..., e:], audio[..., e:])
+    assert not torch.equal(styled, out)

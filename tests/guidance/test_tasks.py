@@ -147,6 +147,15 @@ def test_solve_output_carries_no_graph(xi):
     assert torch.equal(out[..., :16], x[..., :16])
 
 
+def test_guided_regeneration_of_a_whole_window_measures_nothing_and_equals_unguided():
+    """Nothing known and no extra term: the guidance loss has no graph, so its gradient is zero, not an error."""
+    model, x = latent_model(), audio(WINDOW)
+    problem = regenerate_problem(x, 0, WINDOW)
+    guided = solve(problem, model, steps=3, xi=3e-2, generator=torch.Generator().manual_seed(0))
+    plain = solve(problem, model, steps=3, xi=0.0, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(guided, plain)
+
+
 def test_solve_paper_variant_and_hook_term_run():
     model, x = latent_model(), audio(WINDOW)
     calls = []

@@ -22,3 +22,10 @@ def one_thread():
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+@pytest.fixture
+def ckpt_env(tiny_checkpoints: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The tiny checkpoints as the commands' default ``$MUSICPROD_CHECKPOINTS``."""
+    monkeypatch.setenv("MUSICPROD_CHECKPOINTS", str(tiny_checkpoints))
+    return tiny_checkpoints

@@ -7,6 +7,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from guidance.passt import PaSST, passt_config
 from latent_diffusion import dit_preset
 from latent_diffusion.dit import DiT
 from musicprod_common.checkpoint import save_pretrained
@@ -18,7 +19,7 @@ TINY_UNET_WINDOW = 2**14  # same window for the tiny U-Net, so a 0.2 s region fi
 
 
 def save_tiny_checkpoints(root: Path) -> Path:
-    """``root/{vae,dit,unet}/`` with random-init tiny models (seeded, so every run gets the same weights)."""
+    """``root/{vae,dit,unet,classifier}/`` with random-init tiny models (seeded, so every run gets the same weights)."""
     torch.manual_seed(0)
     vae_cfg = get_config("tiny")
     vae = SpectrogramVAE(vae_cfg)
@@ -32,6 +33,12 @@ def save_tiny_checkpoints(root: Path) -> Path:
     save_pretrained(vae, vae_cfg, root / "vae")
     save_pretrained(dit, dit_cfg, root / "dit")
     save_pretrained(unet, unet_cfg, root / "unet")
+    classifier_cfg = passt_config("tiny")
+    classifier = PaSST(classifier_cfg)
+    with torch.no_grad():  # PaSST's heads start at zero: give the style guidance a gradient to follow
+        for p in classifier.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    save_pretrained(classifier, classifier_cfg, root / "classifier")
     return root
 
 
@@ -61,3 +68,9 @@ def write_song(path: Path, seconds: float, sample_rate: int = 44100, channels: i
                seed: int = 0) -> Path:
     sf.write(str(path), synth_song(seconds, sample_rate, channels, seed), sample_rate, subtype=subtype)
     return path
+
+
+def changed_span(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """First and one-past-last frame where ``a`` and ``b`` (``(T,)`` or ``(T, C)``) differ; (0, 0) if none."""
+    diff = np.nonzero((a != b).reshape(len(a), -1).any(axis=1))[0]
+    return (int(diff[0]), int(diff[-1]) + 1) if diff.size else (0, 0)

@@ -30,7 +30,7 @@ EXAMPLE_MIDI = EXAMPLE_SONG / "001.mid"
 CASES = ("missing", "directory", "zero_length", "8_channels", "8_khz", "nan", "start_ge_end", "region_outside",
          "steps_zero", "steps_negative", "unknown_model", "unwritable_output")
 AUDIO_CASES = {"missing": "missing", "directory": "adir", "zero_length": "zero", "8_channels": "ch8", "8_khz": "k8", "nan": "nan"}
-AUDIO_COMMANDS = {"inpaint", "regenerate", "inpaint-batch", "continue", "transition", "transition-stems"}  # 8 kHz works
+AUDIO_COMMANDS = {"inpaint", "regenerate", "style", "inpaint-batch", "continue", "transition", "transition-stems"}  # 8 kHz works
 
 NOT_APPLICABLE = {
     # (command, case): why
@@ -161,6 +161,7 @@ def _infill_midi(case: str, f: Files) -> list[str]:
 BUILDERS = {
     "inpaint": _region_cmd("inpaint"),
     "regenerate": _region_cmd("regenerate"),
+    "style": lambda case, f: [*_region_cmd("style")(case, f), "--to", "strings"],
     "inpaint-batch": _batch,
     "continue": _continue,
     "transition": _transition,
@@ -216,7 +217,7 @@ def test_bad_input(command, case, inputs, tmp_path, tiny_checkpoints, monkeypatc
         assert rc == 0, f"{argv}: 8 kHz audio should be resampled and work, got: {captured.err.strip()[-300:]}"
         written = [p for p in files.out.rglob("*") if p.is_file() and p.suffix == ".wav"]
         assert written, "nothing written"
-        if command in {"inpaint", "regenerate", "continue", "transition", "inpaint-batch"}:
+        if command in {"inpaint", "regenerate", "style", "continue", "transition", "inpaint-batch"}:
             assert all(sf.info(str(p)).samplerate == 8000 for p in written), "the output must keep the input's rate"
         return
     err_lines = [line for line in captured.err.splitlines() if line.strip()]

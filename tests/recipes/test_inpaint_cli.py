@@ -13,23 +13,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from recipes_testutils import TINY_FRAMES, write_song
+from recipes_testutils import TINY_FRAMES, changed_span, write_song
 from recipes.cli import main
 from recipes.pipeline import DEFAULT_MARGIN, inpaint, load_models
 
 STEPS = "2"
-
-
-@pytest.fixture
-def ckpt_env(tiny_checkpoints: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("MUSICPROD_CHECKPOINTS", str(tiny_checkpoints))
-    return tiny_checkpoints
-
-
-def changed_span(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
-    """First and one-past-last frame where ``a`` and ``b`` (``(T,)`` or ``(T, C)``) differ; (0, 0) if none."""
-    diff = np.nonzero((a != b).reshape(len(a), -1).any(axis=1))[0]
-    return (int(diff[0]), int(diff[-1]) + 1) if diff.size else (0, 0)
 
 
 def sha(path: Path) -> str:

@@ -1,0 +1,75 @@
+"""``musicprod style SONG --start S --end E (--reference REF | --to STYLE) -o OUT``: re-create a region in another style.
+
+The region is regenerated as by ``musicprod regenerate``, from the original noised to ``--strength`` (0.5 by
+default, which kept the most notes at an 88 % style hit rate in BENCHMARKS.md), while guidance gradients pull the
+decoded audio toward the PaSST embedding of a reference clip (``--reference``), toward one of the style
+classifier's classes (``--to``), or both (Levy et al. 2023, §3.3). The style is measured on the region alone.
+Everything beyond the crossfade margins stays the input's own samples, as with ``musicprod inpaint``.
+"""
+from __future__ import annotations
+
+import argparse
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from guidance.style_transfer import CLASSIFIER_WEIGHT
+from musicprod_common.errors import InputError
+
+from .cli_common import add_strength_arg, check_output_file, non_negative_float, read_audio
+from .inpaint_cmd import add_region_parser, run_region
+from .pipeline import SAMPLE_RATE, default_checkpoints, restyle
+
+if TYPE_CHECKING:
+    from guidance.passt import PaSST
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = add_region_parser(subparsers, "style", "re-create a region of a song in the style of a reference clip or a named style",
+                          __doc__.splitlines()[0].replace("``", ""))
+    p.add_argument("--reference", type=Path, default=None, help="a clip in the target style (wav, flac, ogg, mp3; any rate and length)")
+    p.add_argument("--to", metavar="STYLE", default=None, help="a style the classifier knows, e.g. strings (a wrong name lists them)")
+    p.add_argument("--weight", type=non_negative_float, default=1.0, help="weight of the pull toward the reference clip (default 1)")
+    p.add_argument("--classifier-weight", type=non_negative_float, default=CLASSIFIER_WEIGHT,
+                   help=f"weight of the pull toward --to STYLE (default {CLASSIFIER_WEIGHT:g}, chosen on valid-split clips)")
+    p.add_argument("--classifier", type=Path, default=None,
+                   help="the PaSST style classifier's folder (default: classifier/ in --checkpoints or the shipped checkpoints)")
+    add_strength_arg(p, default=0.5)
+    p.set_defaults(func=run)
+
+
+def load_classifier(folder: Path) -> "PaSST":
+    """The style classifier, checked to take the models' 44.1 kHz audio."""
+    from guidance.passt import from_pretrained
+
+    if not (folder / "config.json").is_file():
+        raise InputError(f"{folder}: no style classifier there (config.json + model.safetensors); pass --classifier DIR")
+    classifier = from_pretrained(folder)
+    if classifier.cfg.input_sample_rate != SAMPLE_RATE:
+        raise InputError(f"{folder}: this classifier takes {classifier.cfg.input_sample_rate} Hz audio, the models make {SAMPLE_RATE} Hz; "
+                         "pass a classifier trained with musicprod (guidance.train_classifier)")
+    return classifier.eval().requires_grad_(False)
+
+
+def run(args: argparse.Namespace) -> None:
+    from guidance.style_guidance import style_target
+
+    classifier = load_classifier(args.classifier or (args.checkpoints or default_checkpoints()) / "classifier")
+    styles = ", ".join(classifier.cfg.class_names)
+    if args.guidance == 0:
+        raise InputError("--guidance 0 turns every guidance pull off, the style's too; leave it out or pass a positive ξ")
+    if args.reference is None and args.to is None:
+        raise InputError(f"say which style: --reference CLIP (audio in that style) or --to STYLE (one of {styles})")
+    target = None if args.to is None else style_target(classifier, args.to)
+    if (args.reference is None or args.weight == 0) and (target is None or args.classifier_weight == 0):
+        raise InputError("every style pull has weight 0; raise --weight (with --reference) or --classifier-weight (with --to)")
+    reference, reference_rate = None, SAMPLE_RATE
+    if args.reference is not None:
+        reference, reference_rate = read_audio(args.reference)
+        if reference.shape[-1] * SAMPLE_RATE / reference_rate < classifier.min_samples:
+            raise InputError(f"{args.reference}: {reference.shape[-1] / reference_rate:.3f} s is too short to have a style; "
+                             f"pass at least {classifier.min_samples / SAMPLE_RATE:.2f} s")
+        check_output_file(args.output, args.song, args.reference)
+    task = partial(restyle, embedder=classifier, reference=reference, reference_rate=reference_rate, target_class=target,
+                   weight=args.weight, classifier_weight=args.classifier_weight, strength=args.strength)
+    run_region(args, task, "restyle", "restyled")
