@@ -101,10 +101,14 @@ class VAELoss:
             parts["mel"] = self.mel.to(x.device)(y, x)
             total = total + c.w_mel * parts["mel"]
         if c.w_spectrum and spectra is not None:
-            est, ref = (m.float().clamp(min=c.spectrum_floor) for m in spectra)
-            parts["spectrum"] = self.spectral_convergence(est, ref) + self.log_magnitude(est, ref)
+            parts["spectrum"] = self.spectrum(*spectra)
             total = total + c.w_spectrum * parts["spectrum"]
         return total, parts
+
+    def spectrum(self, magnitude: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """Spectral convergence + log-magnitude L1 of the decoder's own magnitude against the input's (same grid)."""
+        est, ref = (m.float().clamp(min=self.cfg.spectrum_floor) for m in (magnitude, reference))
+        return self.spectral_convergence(est, ref) + self.log_magnitude(est, ref)
 
 
 # ---- data ------------------------------------------------------------------------------------------
