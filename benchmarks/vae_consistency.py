@@ -16,26 +16,23 @@ and shape its output by cancellation. Per clip this reports
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 
+from musicprod_common.files import write_json
 from vae import SpectrogramVAE
 from vae.evaluate import Metrics, load_eval_clips
 
 
 def consistency(vae: SpectrogramVAE, clip: torch.Tensor, metrics: Metrics) -> dict[str, float]:
     """One clip ``(2, T)``, ``T`` a multiple of the latent hop."""
-    cfg, x = vae.config, clip[None]
+    x = clip[None]
     with torch.no_grad():
         mag, phase = vae.decode_spectrum(vae.encode(x).mode())  # (1, N + 1, 2, F)
-        length = x.shape[-1]
-        y = vae._istft(mag, phase, length)
-        predicted = torch.polar(mag, phase)[0].permute(1, 2, 0)  # (2, F, N + 1)
-        heard = torch.stft(y[0], cfg.n_fft, cfg.hop_length, window=vae.window, pad_mode="constant", return_complex=True)
-        true = torch.stft(x[0], cfg.n_fft, cfg.hop_length, window=vae.window, pad_mode="constant", return_complex=True)
-        own_magnitude = torch.istft(torch.polar(mag[0].permute(1, 2, 0), true.angle()), cfg.n_fft, cfg.hop_length,
-                                    window=vae.window, length=length)[None]
+        y = vae._istft(mag, phase, x.shape[-1])
+        predicted = torch.polar(mag, phase)[0].permute(1, 2, 0)  # (2, F, N + 1), the layout of vae._stft
+        heard, true = vae._stft(y), vae._stft(x)
+        own_magnitude = vae._istft(mag, true.angle().permute(2, 0, 1)[None], x.shape[-1])
     return {
         "inconsistency": float((heard - predicted).abs().norm() / predicted.abs().norm()),
         "cancelled_db": float(10 * torch.log10(heard.abs().pow(2).sum() / predicted.abs().pow(2).sum())),
@@ -64,8 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
           + ", ".join(f"{k} {v:.3f}" for k, v in mean.items()))
     result = {"checkpoint": args.checkpoint, "phase": vae.config.phase, "mean": mean, "per_clip": rows}
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+        write_json(args.out, result)
     return result
 
 

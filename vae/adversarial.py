@@ -35,7 +35,7 @@ from musicprod_common.errors import InputError
 from musicprod_common.training import TrainConfig, add_train_args, example_randn, train, train_config_from_args
 
 from .model import PHASE_MODES, SpectrogramVAE
-from .train import LossConfig, RandomCrops, VAELoss, load_clip_bank
+from .train import RandomCrops, VAELoss, add_loss_args, load_clip_bank, loss_config_from_args
 
 
 class STFTDiscriminator(nn.Module):
@@ -181,9 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--w-adv", type=float, default=1.0)
     p.add_argument("--w-feat", type=float, default=2.0)
     p.add_argument("--w-mel", type=float, default=0.0, help="weight of a multi-resolution log-mel L1 term added to the stage-1 losses")
-    p.add_argument("--w-l1", type=float, default=LossConfig.w_l1, help="weight of the waveform L1 term")
-    p.add_argument("--w-spectrum", type=float, default=LossConfig.w_spectrum,
-                   help="weight of the decoder's own magnitude against the input's STFT (log-magnitude L1 + spectral convergence)")
+    add_loss_args(p)
     p.add_argument("--phase", choices=PHASE_MODES, default=None,
                    help="read the decoder's phase outputs this way from now on (default: as --init does)")
     p.add_argument("--no-progress", action="store_true")
@@ -195,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
         vae = switch_phase(vae, args.phase)
     bank = load_clip_bank(args.data, seconds=args.clip_seconds, seed=args.seed)
     dataset = RandomCrops(bank, args.crop_frames * vae.latent_hop, args.crops_per_clip, seed=args.seed + 1)
-    model = AdversarialVAE(vae, AdversarialConfig(w_adv=args.w_adv, w_feat=args.w_feat), VAELoss(LossConfig(w_mel=args.w_mel, w_l1=args.w_l1, w_spectrum=args.w_spectrum), crop_samples=dataset.crop))
+    model = AdversarialVAE(vae, AdversarialConfig(w_adv=args.w_adv, w_feat=args.w_feat), VAELoss(loss_config_from_args(args, w_mel=args.w_mel), crop_samples=dataset.crop))
     cfg = train_config_from_args(args)
     summary = train(model, adversarial_loss, dataset, cfg, args.out, model_config=vae.config,
                     parameters=lambda m: [*m.vae.decoder.parameters(), *m.disc.parameters()], progress=not args.no_progress)

@@ -173,6 +173,22 @@ class RandomCrops(Dataset):
 # ---- CLI ---------------------------------------------------------------------------------------------
 
 
+def add_loss_args(p: argparse.ArgumentParser) -> None:
+    """The reconstruction-loss options shared by ``vae.train`` and ``vae.adversarial`` (read by :func:`loss_config_from_args`)."""
+    p.add_argument("--w-l1", type=float, default=LossConfig.w_l1, help="weight of the waveform L1 term")
+    p.add_argument("--w-spectrum", type=float, default=LossConfig.w_spectrum,
+                   help="weight of the decoder's own magnitude against the input's STFT (log-magnitude L1 + spectral convergence)")
+    p.add_argument("--mrstft-ffts", type=int, nargs="+", default=list(LossConfig.mrstft_ffts),
+                   help="FFT sizes of the multi-resolution STFT loss (hop FFT/4); the losses are most of a CPU step's time")
+    p.add_argument("--sum-diff-ffts", type=int, nargs="+", default=list(LossConfig.sum_diff_ffts),
+                   help="FFT sizes of the stereo sum-and-difference STFT loss")
+
+
+def loss_config_from_args(args: argparse.Namespace, **fields: float) -> LossConfig:
+    return LossConfig(mrstft_ffts=tuple(args.mrstft_ffts), sum_diff_ffts=tuple(args.sum_diff_ffts),
+                      w_l1=args.w_l1, w_spectrum=args.w_spectrum, **fields)
+
+
 DEFAULTS = TrainConfig(
     steps=15000, batch_size=32, lr=6e-4, warmup_steps=300, log_every=50, checkpoint_every=1000,
     num_workers=min(8, os.cpu_count() or 1),
@@ -188,13 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-seconds", type=float, default=6.0, help="length of the clips read from --data")
     p.add_argument("--crops-per-clip", type=int, default=256)
     p.add_argument("--phase", choices=PHASE_MODES, default=None, help="override the preset's decoder phase reading")
-    p.add_argument("--w-l1", type=float, default=LossConfig.w_l1, help="weight of the waveform L1 term")
-    p.add_argument("--w-spectrum", type=float, default=LossConfig.w_spectrum,
-                   help="weight of the decoder's own magnitude against the input's STFT (log-magnitude L1 + spectral convergence)")
-    p.add_argument("--mrstft-ffts", type=int, nargs="+", default=list(LossConfig.mrstft_ffts),
-                   help="FFT sizes of the multi-resolution STFT loss (hop FFT/4); the losses are most of a CPU step's time")
-    p.add_argument("--sum-diff-ffts", type=int, nargs="+", default=list(LossConfig.sum_diff_ffts),
-                   help="FFT sizes of the stereo sum-and-difference STFT loss")
+    add_loss_args(p)
     p.add_argument("--no-progress", action="store_true")
     add_train_args(p, DEFAULTS)
     return p
@@ -208,8 +218,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = SpectrogramVAE(config)
     bank = load_clip_bank(args.data, seconds=args.clip_seconds, seed=args.seed)
     dataset = RandomCrops(bank, args.crop_frames * config.latent_hop, args.crops_per_clip, seed=args.seed)
-    loss_fn = VAELoss(LossConfig(mrstft_ffts=tuple(args.mrstft_ffts), sum_diff_ffts=tuple(args.sum_diff_ffts),
-                                 w_l1=args.w_l1, w_spectrum=args.w_spectrum), crop_samples=dataset.crop)
+    loss_fn = VAELoss(loss_config_from_args(args), crop_samples=dataset.crop)
     cfg = train_config_from_args(args)
     summary = train(model, loss_fn, dataset, cfg, args.out, model_config=config,
                     progress=not args.no_progress)
