@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     audio = 0.1 * torch.randn(args.batch_size, 2, args.crop_frames * cfg.latent_hop)
     loss_fn = VAELoss(LossConfig(mrstft_ffts=tuple(args.mrstft_ffts), sum_diff_ffts=tuple(args.sum_diff_ffts)),
                       crop_samples=audio.shape[-1])
-    batch = {"audio": audio, "index": torch.arange(args.batch_size)}
+    batch = {"audio": audio, "key": torch.arange(args.batch_size)}
 
     def full_step() -> None:
         model.zero_grad(set_to_none=True)

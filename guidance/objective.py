@@ -13,10 +13,10 @@ from musicprod_common.training import example_rand, example_randn
 from .schedule import broadcast_like, cosine_alpha_sigma
 
 
-def v_objective_loss(net: torch.nn.Module, x0: torch.Tensor, index: torch.Tensor, **net_kwargs: Any) -> torch.Tensor:
-    """Mean squared v-error for a batch ``x0`` ``(B, C, L)``; noise and t are per-example deterministic."""
-    t = example_rand(index, (), salt=1, device=x0.device)  # (B,)
-    eps = example_randn(index, tuple(x0.shape[1:]), salt=2, device=x0.device).to(x0.dtype)
+def v_objective_loss(net: torch.nn.Module, x0: torch.Tensor, keys: torch.Tensor, **net_kwargs: Any) -> torch.Tensor:
+    """Mean squared v-error for a batch ``x0`` ``(B, C, L)``; t and noise are functions of the draws' ``keys``."""
+    t = example_rand(keys, (), salt=1, device=x0.device)  # (B,)
+    eps = example_randn(keys, tuple(x0.shape[1:]), salt=2, device=x0.device).to(x0.dtype)
     alpha, sigma = (broadcast_like(a, x0) for a in cosine_alpha_sigma(t))
     x_t = alpha * x0 + sigma * eps
     v_target = alpha * eps - sigma * x0

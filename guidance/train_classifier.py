@@ -7,8 +7,8 @@
 ``DIR`` is a folder written by ``python -m musicprod_common.prerender`` (equal-length FLAC clips and a
 ``manifest.jsonl`` naming each clip's ``file`` and ``style``). Targets: the style (multi-class, cross-entropy) and the GM instrument families of its
 tracks (multi-label, BCE), read from the manifest's ``programs`` when present, else from the style table.
-Augmentation: a random crop and a random gain per example, drawn per example index so runs are exact
-to resume. Exports ``OUT/final`` (EMA weights) and, with ``--valid``, ``OUT/valid_metrics.json``.
+Augmentation: a random crop and a random gain per example, drawn from the loop's per-draw key so runs
+are exact to resume. Exports ``OUT/final`` (EMA weights) and, with ``--valid``, ``OUT/valid_metrics.json``.
 """
 from __future__ import annotations
 
@@ -147,11 +147,11 @@ class Augment:
     family_weight: float = 0.5  # weight of the multi-label family BCE next to the style cross-entropy
 
 
-def random_crop_gain(audio: torch.Tensor, index: torch.Tensor, sample_rate: int, aug: Augment) -> torch.Tensor:
+def random_crop_gain(audio: torch.Tensor, keys: torch.Tensor, sample_rate: int, aug: Augment) -> torch.Tensor:
     """Per-example random crop to ``crop_seconds`` and gain: ``(B, C, T)`` → ``(B, C, n)``."""
     b, c, t = audio.shape
     n = min(t, int(aug.crop_seconds * sample_rate))
-    u = example_rand(index, (2,), salt=11, device=audio.device)  # (B, 2)
+    u = example_rand(keys, (2,), salt=11, device=audio.device)  # (B, 2)
     starts = torch.clamp((u[:, 0] * (t - n + 1)).long(), max=t - n)
     positions = starts[:, None, None] + torch.arange(n, device=audio.device)  # (B, 1, n)
     crops = torch.gather(audio, 2, positions.expand(b, c, n))
@@ -161,7 +161,7 @@ def random_crop_gain(audio: torch.Tensor, index: torch.Tensor, sample_rate: int,
 
 def make_loss(sample_rate: int, aug: Augment):
     def loss_fn(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        audio = random_crop_gain(batch["audio"], batch["index"], sample_rate, aug)
+        audio = random_crop_gain(batch["audio"], batch["key"], sample_rate, aug)
         out = model(audio)
         logits = out["logits"].float()
         style_loss = F.cross_entropy(logits, batch["style"], label_smoothing=aug.label_smoothing)

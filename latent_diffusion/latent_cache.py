@@ -112,24 +112,40 @@ def build_latent_cache(
     return save_latent_cache(path, latents, hop_samples=int(vae.latent_hop), sample_rate=int(sample_rate), source=source)
 
 
-class LatentCache(Dataset):
-    """A latent cache file as a map-style dataset of ``{"latents": (C, L)}``, normalised to ~unit variance."""
+def _read_cache(path: Path) -> tuple[torch.Tensor, dict[str, str]]:
+    """One cache file: latents ``(N, C, L)`` as float32, and its metadata."""
+    if not path.is_file():
+        raise InputError(f"{path}: latent cache not found; build one with --vae CKPT --data DIR, or pass an existing --latents file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            keys = set(f.keys())
+            if meta.get("format") != FORMAT or not {"latents", "mean", "std"} <= keys:
+                raise InputError(f"{path}: not a musicprod latent cache (format {meta.get('format')!r}, keys {sorted(keys)}); rebuild it with --vae and --data")
+            return f.get_tensor("latents").float(), meta  # older caches are float32 already
+    except (SafetensorError, OSError, json.JSONDecodeError) as err:
+        raise InputError(f"{path}: cannot read the latent cache ({err}); it may be truncated, rebuild it") from err
 
-    def __init__(self, path: str | os.PathLike, *, normalize: bool = True):
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"{path}: latent cache not found; build one with --vae CKPT --data DIR, or pass an existing --latents file")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                keys = set(f.keys())
-                if meta.get("format") != FORMAT or not {"latents", "mean", "std"} <= keys:
-                    raise InputError(f"{path}: not a musicprod latent cache (format {meta.get('format')!r}, keys {sorted(keys)}); rebuild it with --vae and --data")
-                self.raw = f.get_tensor("latents").float()  # (N, C, L); older caches are float32 already
-                self.mean, self.std = f.get_tensor("mean"), f.get_tensor("std")  # (C,) each
-        except (SafetensorError, OSError, json.JSONDecodeError) as err:
-            raise InputError(f"{path}: cannot read the latent cache ({err}); it may be truncated, rebuild it") from err
-        self.path = path
+
+class LatentCache(Dataset):
+    """One or more latent cache files as a map-style dataset of ``{"latents": (C, L)}``, normalised to ~unit variance."""
+
+    def __init__(self, paths: str | os.PathLike | list, *, normalize: bool = True, stats: LatentStats | None = None):
+        """Several files (from the same VAE and window) are read as one, with statistics over all of them.
+
+        ``stats`` replaces those statistics for the normalisation (a fine-tune keeps its checkpoint's).
+        """
+        self.paths = [Path(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
+        parts = [_read_cache(p) for p in self.paths]
+        layouts = {(raw.shape[1:], meta["hop_samples"], meta["sample_rate"]) for raw, meta in parts}
+        if len(layouts) > 1:
+            raise InputError(f"{' '.join(map(str, self.paths))}: the caches differ in channels, frames, hop or sample rate; "
+                             "pass caches encoded by one VAE with one window")
+        self.raw = torch.cat([raw for raw, _ in parts])  # (N, C, L)
+        stats = stats or channel_stats(self.raw)  # for one file: the statistics stored in it
+        self.mean, self.std = stats.mean.float(), stats.std.float()  # (C,) each
+        self.name = " + ".join(map(str, self.paths))
+        meta = parts[0][1]
         self.hop_samples = int(meta["hop_samples"])
         self.sample_rate = int(meta["sample_rate"])
         self.latents = (self.raw - self.mean[None, :, None]) / self.std[None, :, None] if normalize else self.raw

@@ -3,6 +3,7 @@
     python -m latent_diffusion.train --preset small --latents CACHE --out runs/dit --max-minutes 8 \
         --batch-size 96 --mixed-precision bf16
     python -m latent_diffusion.train --preset small --vae VAE_CKPT --data AUDIO_DIR --out runs/dit ...
+    python -m latent_diffusion.train --init checkpoints/dit --latents CACHE --out runs/dit_ft ...   # fine-tune
     accelerate launch -m latent_diffusion.train ...      # same flags, N processes
 
 With ``--vae`` and ``--data`` the cache is built first (on the main process, into ``--latents`` or
@@ -22,7 +23,7 @@ from musicprod_common.training import TrainConfig, train
 
 from .config import PRESETS, dit_preset
 from .dit import DiT
-from .latent_cache import LatentCache, build_latent_cache
+from .latent_cache import LatentCache, LatentStats, build_latent_cache
 from .train_cli import OneLineParser, add_training_args, run_main, train_config
 
 PAPER_BATCH = 96  # Levy et al. 2023, latent model global batch
@@ -31,30 +32,35 @@ DEFAULTS = TrainConfig(steps=100_000, batch_size=PAPER_BATCH, lr=3e-4, warmup_st
 
 def dit_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
     """v-objective on normalised latents ``batch["latents"]`` ``(B, C, L)``."""
-    return v_objective_loss(model, batch["latents"], batch["index"]), {}
+    return v_objective_loss(model, batch["latents"], batch["key"]), {}
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m latent_diffusion.train", description=__doc__.split("\n")[0])
     p.add_argument("--preset", default="small", choices=sorted(PRESETS))
-    p.add_argument("--latents", default=None, help="latent cache (.safetensors); built here if --vae and --data are given")
+    p.add_argument("--latents", nargs="+", default=None,
+                   help="latent cache(s) (.safetensors), read as one; built here (one path) if --vae and --data are given")
     p.add_argument("--vae", default=None, help="VAE checkpoint folder or hub id, to build the cache")
     p.add_argument("--data", default=None, help="audio folder (clips + manifest.jsonl), to build the cache")
     p.add_argument("--encode-batch", type=int, default=16)
     p.add_argument("--cache-only", action="store_true", help="build the latent cache and stop (e.g. encode here, train on a GPU machine)")
+    p.add_argument("--init", default=None, help="start from this DiT checkpoint's weights, config and latent statistics "
+                   "(fresh optimizer and LR schedule; --preset is ignored); the cache must come from the same VAE")
     add_training_args(p, DEFAULTS)
     return p
 
 
-def ensure_cache(args: argparse.Namespace) -> Path:
-    """The cache path; built first (main process only) when --vae/--data ask for it and it does not exist."""
+def ensure_cache(args: argparse.Namespace) -> list[Path]:
+    """The cache paths; built first (main process only) when --vae/--data ask for it and it does not exist."""
     if (args.vae is None) != (args.data is None):
         raise InputError("--vae and --data go together (they build the latent cache); or pass only --latents CACHE")
-    cache = Path(args.latents) if args.latents else Path(args.out) / "latents.safetensors"
     if args.vae is None:
         if args.latents is None:
             raise InputError("no training data: pass --latents CACHE, or --vae CKPT --data DIR to build one")
-        return cache
+        return [Path(p) for p in args.latents]
+    if args.latents is not None and len(args.latents) > 1:
+        raise InputError("--vae/--data build one cache: pass at most one --latents path with them")
+    cache = Path(args.latents[0]) if args.latents else Path(args.out) / "latents.safetensors"
     from accelerate import PartialState
 
     state = PartialState(cpu=args.cpu)
@@ -69,21 +75,45 @@ def ensure_cache(args: argparse.Namespace) -> Path:
             cache.parent.mkdir(parents=True, exist_ok=True)
             build_latent_cache(vae, dataset, cache, batch_size=args.encode_batch, device=state.device, source=str(args.data))
             del vae
-    return cache
+    return [cache]
+
+
+def initial_model(init: str, caches: list[Path]) -> tuple[DiT, LatentCache]:
+    """A fine-tune's start: the checkpoint in float32, and the cache normalised with the checkpoint's statistics.
+
+    The DiT learned ``(z - mean) / std`` with its own statistics; a new cache from the same VAE has slightly
+    different ones, and renormalising with them would shift what the network sees.
+    """
+    model = DiT.from_pretrained(init).float()
+    config = model.config
+    stats = LatentStats(torch.tensor(config.latent_mean), torch.tensor(config.latent_std)) if config.latent_std else None
+    data = LatentCache(caches, stats=stats)
+    got = (data.channels, data.frames, data.hop_samples, data.sample_rate)
+    want = (config.in_channels, config.frames, config.hop_samples, config.sample_rate)
+    if got != want:
+        raise InputError(f"{data.name}: (channels, frames, hop, sample rate) {got} do not match --init {init} {want}; "
+                         "encode the cache with the VAE that checkpoint was trained on")
+    return model, data
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     torch.backends.cuda.matmul.allow_tf32 = True  # an entry point, not library code: fp32 matmuls on tensor cores
-    data = LatentCache(ensure_cache(args))
+    caches = ensure_cache(args)
     if args.cache_only:
-        print(f"{data.path}: {len(data)} windows of {data.frames} latent frames x {data.channels} channels")
+        data = LatentCache(caches)
+        print(f"{data.name}: {len(data)} windows of {data.frames} latent frames x {data.channels} channels")
         return
-    config = dit_preset(args.preset, **data.dit_overrides())
-    if config.frames % config.patch_size:
-        raise InputError(f"{data.path}: {config.frames} latent frames is not a multiple of the patch size {config.patch_size}")
-    torch.manual_seed(args.seed)  # initial weights: a function of the seed
-    model = DiT(config)
+    if args.init is not None:
+        model, data = initial_model(args.init, caches)
+        config = model.config
+    else:
+        data = LatentCache(caches)
+        config = dit_preset(args.preset, **data.dit_overrides())
+        if config.frames % config.patch_size:
+            raise InputError(f"{data.name}: {config.frames} latent frames is not a multiple of the patch size {config.patch_size}")
+        torch.manual_seed(args.seed)  # initial weights: a function of the seed
+        model = DiT(config)
     cfg = train_config(args)
     train(model, dit_loss, data, cfg, args.out, model_config=config, progress=not args.no_progress)
 

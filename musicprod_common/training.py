@@ -1,14 +1,17 @@
 """One training loop for every model in musicprod, run under ``accelerate launch`` or ``torchrun``.
 
 Determinism is built in rather than saved: the examples of step ``s`` and every random number a loss
-draws are functions of ``(seed, s, example index)``. That gives three properties for free:
+draws are functions of ``(seed, s, position in the global batch)``. That gives three properties for free:
 
 * exact resume: a run killed with ``kill -9`` and resumed logs the same losses as an uninterrupted one;
 * N processes with batch b see the same examples and noise as 1 process with batch N·b;
 * the data order needs no sampler state in the checkpoint.
 
-A dataset is any map-style dataset whose items are dicts of tensors; the loop adds ``"index"`` (the
-example's global index), which losses pass to :func:`example_randn` for per-example noise.
+A dataset is any map-style dataset whose items are dicts of tensors; the loop adds ``"key"``, one random
+key per draw, which losses pass to :func:`example_randn` and :func:`example_rand`. The key belongs to the
+draw, not the example: an example seen again in a later epoch gets a new diffusion time and new noise.
+(Until session 11 the key was the example's index, so every epoch repeated each example's t and noise, and
+the diffusion models learned those fixed pairs instead of the denoiser; see ``checkpoints/dit/README.md``.)
 """
 from __future__ import annotations
 
@@ -107,16 +110,21 @@ def mix_seed(*parts: int) -> int:
     return x >> 1
 
 
-def example_randn(index: torch.Tensor, shape: tuple[int, ...], *, salt: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Per-example standard normal noise ``(B, *shape)``, a function of each example's global index."""
-    rows = [torch.randn(shape, generator=torch.Generator().manual_seed(mix_seed(int(i), salt))) for i in index.tolist()]
+def example_randn(keys: torch.Tensor, shape: tuple[int, ...], *, salt: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Per-draw standard normal noise ``(B, *shape)``, a function of each draw's key (``batch["key"]``)."""
+    rows = [torch.randn(shape, generator=torch.Generator().manual_seed(mix_seed(int(k), salt))) for k in keys.tolist()]
     return torch.stack(rows).to(device)
 
 
-def example_rand(index: torch.Tensor, shape: tuple[int, ...], *, salt: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Per-example uniform [0, 1) numbers ``(B, *shape)``, like :func:`example_randn`."""
-    rows = [torch.rand(shape, generator=torch.Generator().manual_seed(mix_seed(int(i), salt))) for i in index.tolist()]
+def example_rand(keys: torch.Tensor, shape: tuple[int, ...], *, salt: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Per-draw uniform [0, 1) numbers ``(B, *shape)``, like :func:`example_randn`."""
+    rows = [torch.rand(shape, generator=torch.Generator().manual_seed(mix_seed(int(k), salt))) for k in keys.tolist()]
     return torch.stack(rows).to(device)
+
+
+def draw_keys(step: int, batch_size: int, seed: int) -> list[int]:
+    """The random keys of the global batch of ``step``, one per position: new for every draw of an example."""
+    return [mix_seed(seed, step, position) for position in range(batch_size)]
 
 
 def global_indices(step: int, batch_size: int, dataset_len: int, seed: int) -> list[int]:
@@ -130,8 +138,8 @@ def global_indices(step: int, batch_size: int, dataset_len: int, seed: int) -> l
     return out
 
 
-class StepBatchSampler(Sampler[list[int]]):
-    """Yields this process's micro-batches for steps ``start_step..steps-1``."""
+class StepBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Yields this process's micro-batches for steps ``start_step..steps-1``, as ``(example index, draw key)`` pairs."""
 
     def __init__(self, dataset_len: int, cfg: TrainConfig, start_step: int, rank: int, world: int):
         if cfg.batch_size % (world * cfg.grad_accum):
@@ -139,9 +147,10 @@ class StepBatchSampler(Sampler[list[int]]):
         self.dataset_len, self.cfg, self.start_step, self.rank, self.world = dataset_len, cfg, start_step, rank, world
         self.local = cfg.batch_size // (world * cfg.grad_accum)
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         for step in range(self.start_step, self.cfg.steps):
-            batch = global_indices(step, self.cfg.batch_size, self.dataset_len, self.cfg.seed)
+            batch = list(zip(global_indices(step, self.cfg.batch_size, self.dataset_len, self.cfg.seed),
+                             draw_keys(step, self.cfg.batch_size, self.cfg.seed)))
             for micro in range(self.cfg.grad_accum):
                 first = (micro * self.world + self.rank) * self.local
                 yield batch[first : first + self.local]
@@ -157,11 +166,12 @@ class _IndexedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index_and_key: tuple[int, int]) -> dict[str, Any]:
+        index, key = index_and_key
         item = self.dataset[index]
         if not isinstance(item, Mapping):
             item = {"audio": item}
-        return {**item, "index": torch.tensor(index)}
+        return {**item, "key": torch.tensor(key)}
 
 
 def cosine_with_warmup(step: int, warmup: int, total: int) -> float:

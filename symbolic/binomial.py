@@ -137,10 +137,10 @@ def _training_regions(shape: tuple[int, ...]) -> torch.Tensor:
                         for name in TRAINING_TASKS])
 
 
-def training_known_mask(index: torch.Tensor, shape: tuple[int, ...], known_prob: float, device) -> torch.Tensor:
+def training_known_mask(keys: torch.Tensor, shape: tuple[int, ...], known_prob: float, device) -> torch.Tensor:
     """Per-example known-bit mask ``(B, 4, T, P)``: with probability ``known_prob`` one of :data:`TRAINING_TASKS`."""
     regions = _training_regions(tuple(shape))
-    use, which = example_rand(index, (2,), salt=24, device="cpu").unbind(1)
+    use, which = example_rand(keys, (2,), salt=24, device="cpu").unbind(1)
     choice = (which * len(TRAINING_TASKS)).long().clamp_max(len(TRAINING_TASKS) - 1)
     return (regions[choice] & (use < known_prob)[:, None, None, None]).to(device)
 
@@ -155,14 +155,14 @@ def binomial_loss(model: nn.Module, batch: dict[str, torch.Tensor], cfg: Binomia
     noise level (a song's intro) made it write three times the data's note density.
     """
     x0 = torch.cat([batch["x0"], batch["melody"]], 1)  # (B, 4, T, P)
-    index, device = batch["index"], x0.device
+    keys, device = batch["key"], x0.device
     shape = tuple(x0.shape[1:])
-    t = (example_rand(index, (), salt=21, device=device) * cfg.num_timesteps).long().clamp_max(cfg.num_timesteps - 1)
-    z = (example_rand(index, shape, salt=22, device=device) < density_like(cfg, x0)[0]).to(x0.dtype)
-    u = example_rand(index, shape, salt=23, device=device)
+    t = (example_rand(keys, (), salt=21, device=device) * cfg.num_timesteps).long().clamp_max(cfg.num_timesteps - 1)
+    z = (example_rand(keys, shape, salt=22, device=device) < density_like(cfg, x0)[0]).to(x0.dtype)
+    u = example_rand(keys, shape, salt=23, device=device)
     x_t = q_sample(x0, betas(cfg.num_timesteps).to(device)[t][:, None, None, None], z, u)
     if known_prob > 0:
-        known = training_known_mask(index, shape, known_prob, device)
+        known = training_known_mask(keys, shape, known_prob, device)
         x_t = torch.where(known, x0, x_t)
     bce = F.binary_cross_entropy_with_logits(model(x_t, t).float(), x0.float(), reduction="none")
     loss = bce.mean() if known_prob == 0 else (bce * ~known).sum() / (~known).sum().clamp_min(1)

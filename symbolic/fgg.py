@@ -199,12 +199,12 @@ def make_cond(chord: torch.Tensor, rhythm: torch.Tensor | None = None, melody: t
 
 
 def fgg_loss(model: nn.Module, batch: dict[str, torch.Tensor], cfg: FGGConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    """ε-prediction MSE (Ho et al. 2020, eq. 14) with CFG condition dropout; noise is per-example deterministic."""
-    x0, index = batch["x0"], batch["index"]
+    """ε-prediction MSE (Ho et al. 2020, eq. 14) with CFG condition dropout; noise is a deterministic function of each draw's key."""
+    x0, keys = batch["x0"], batch["key"]
     device = x0.device
-    u = example_rand(index, (3,), salt=11, device=device)  # (B, 3): timestep, rhythm drop, melody drop
+    u = example_rand(keys, (3,), salt=11, device=device)  # (B, 3): timestep, rhythm drop, melody drop
     t = (u[:, 0] * cfg.num_timesteps).long().clamp_max(cfg.num_timesteps - 1)
-    eps = example_randn(index, tuple(x0.shape[1:]), salt=12, device=device)
+    eps = example_randn(keys, tuple(x0.shape[1:]), salt=12, device=device)
     abar = linear_alphas_cumprod(cfg).to(device)[t][:, None, None, None]
     x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * eps
     cond = make_cond(batch["chord"], batch["rhythm"], batch["melody"],

@@ -130,7 +130,7 @@ def adversarial_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[
     x = batch["audio"].float()
     core = model.module if hasattr(model, "module") else model
     shape = (core.vae.config.latent_channels, core.vae.latent_length(x.shape[-1]))
-    noise = example_randn(batch["index"], shape, salt=0x5AE, device=x.device)
+    noise = example_randn(batch["key"], shape, salt=0x5AE, device=x.device)
     loss, logs = model(x, noise)
     return loss, {k: float(v.detach()) for k, v in logs.items()}
 

@@ -76,7 +76,7 @@ class VAELoss:
         x = batch["audio"].float()  # (B, 2, T)
         core = model.module if hasattr(model, "module") else model  # DDP wraps the model
         shape = (core.config.latent_channels, core.latent_length(x.shape[-1]))
-        noise = example_randn(batch["index"], shape, salt=0x5AE, device=x.device)  # per-example posterior noise
+        noise = example_randn(batch["key"], shape, salt=0x5AE, device=x.device)  # per-draw posterior noise
         y, posterior, magnitude = model(x, noise)
         with torch.autocast(x.device.type, enabled=False):
             recon, logs = self.terms(y, x, (magnitude, core.input_magnitude(x)) if self.cfg.w_spectrum else None)

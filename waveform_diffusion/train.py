@@ -24,19 +24,19 @@ from .unet import WaveformUNet
 PAPER_BATCH = 384  # Levy et al. 2023, waveform model global batch
 DEFAULTS = TrainConfig(steps=100_000, batch_size=PAPER_BATCH, lr=3e-4, warmup_steps=1000, mixed_precision="auto",
                        checkpoint_every=500, num_workers=8)  # 8 workers: decoding FLAC windows every step would otherwise starve the GPU
-SWAP_SALT = 3  # salt of the per-example channel-swap draw (the objective uses salts 1 and 2)
+SWAP_SALT = 3  # salt of the per-draw channel-swap draw (the objective uses salts 1 and 2)
 
 
 def unet_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
     """v-objective on stereo windows ``batch["audio"]`` ``(B, 2, T)``.
 
     Augmentation: left and right are swapped for a per-example half of the batch (a deterministic function
-    of the example index, like all randomness in the loop); a mirrored stereo image is still music.
+    of the draw's key, like all randomness in the loop); a mirrored stereo image is still music.
     """
     audio = batch["audio"]
-    swap = example_rand(batch["index"], (), salt=SWAP_SALT, device=audio.device) < 0.5  # (B,)
+    swap = example_rand(batch["key"], (), salt=SWAP_SALT, device=audio.device) < 0.5  # (B,)
     audio = torch.where(swap[:, None, None], audio.flip(1), audio)
-    return v_objective_loss(model, audio, batch["index"]), {}
+    return v_objective_loss(model, audio, batch["key"]), {}
 
 
 def build_parser() -> argparse.ArgumentParser:

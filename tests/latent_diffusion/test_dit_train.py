@@ -10,7 +10,7 @@ import torch
 from guidance.objective import v_objective_loss
 from latent_diffusion import DiT, dit_preset
 from latent_diffusion.latent_cache import LatentCache, save_latent_cache
-from latent_diffusion.train import main
+from latent_diffusion.train import initial_model, main
 from latent_diffusion.train_cli import run_main
 
 
@@ -46,6 +46,36 @@ def test_twenty_steps_learn_and_export(cache, tmp_path):
     fresh = DiT(dit_preset("tiny", **data.dit_overrides()))
     assert any(not torch.equal(a, b) for a, b in zip(trained.state_dict().values(), fresh.state_dict().values()))
     assert _eval_loss(trained, data) < 0.95 * _eval_loss(fresh, data)
+
+
+def test_fine_tune_starts_from_the_checkpoint_and_keeps_its_statistics(cache, tmp_path):
+    first = tmp_path / "first"
+    main(["--preset", "tiny", "--latents", str(cache), "--out", str(first), "--steps", "10", "--batch-size", "8",
+          "--lr", "1e-2", "--warmup-steps", "2", "--cpu", "--no-progress", "--export-dtype", "float32"])
+    shifted = tmp_path / "shifted.safetensors"  # same "VAE", other statistics
+    save_latent_cache(shifted, LatentCache(cache, normalize=False).raw * 1.5 + 0.3, hop_samples=1024, sample_rate=44100)
+    tuned = tmp_path / "tuned"
+    main(["--init", str(first / "final"), "--latents", str(shifted), "--out", str(tuned), "--steps", "3", "--batch-size", "8",
+          "--lr", "1e-12", "--warmup-steps", "1", "--cpu", "--no-progress", "--export-dtype", "float32"])
+    start, end = DiT.from_pretrained(first / "final"), DiT.from_pretrained(tuned / "final")
+    assert end.config == start.config
+    _, data = initial_model(str(first / "final"), [shifted])  # training sees the checkpoint's normalisation
+    mean, std = torch.tensor(start.config.latent_mean), torch.tensor(start.config.latent_std)
+    torch.testing.assert_close(data[0]["latents"], (data.raw[0] - mean[:, None]) / std[:, None])
+    assert not torch.allclose(mean, LatentCache(shifted).mean, atol=0.1)
+    for a, b in zip(start.state_dict().values(), end.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_fine_tune_refuses_a_cache_of_another_shape(cache, tmp_path, capsys):
+    first = tmp_path / "first"
+    main(["--preset", "tiny", "--latents", str(cache), "--out", str(first), "--steps", "2", "--batch-size", "8", "--cpu", "--no-progress"])
+    other = tmp_path / "other.safetensors"
+    save_latent_cache(other, torch.randn(8, 16, 64), hop_samples=1024, sample_rate=44100)
+    argv = ["--init", str(first / "final"), "--latents", str(other), "--out", str(tmp_path / "t"), "--steps", "2", "--cpu"]
+    assert run_main(main, argv, prog="latent_diffusion.train") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "do not match --init" in err[0]
 
 
 def test_budget_anneals_and_stops_with_large_steps(cache, tmp_path):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from latent_diffusion import DiT, dit_preset
-from latent_diffusion.latent_cache import LatentCache, build_latent_cache
+from latent_diffusion.latent_cache import LatentCache, build_latent_cache, save_latent_cache
 from musicprod_common.errors import InputError
 
 
@@ -72,3 +72,17 @@ def test_empty_dataset_is_refused(tmp_path):
     with pytest.raises(InputError):
         build_latent_cache(StandInCodec(), [], tmp_path / "latents.safetensors")
     assert not (tmp_path / "latents.safetensors").exists()
+
+
+def test_several_files_read_as_one_with_joint_statistics(tmp_path):
+    a, b = torch.randn(6, 4, 16), 3.0 + 2.0 * torch.randn(4, 4, 16)
+    save_latent_cache(tmp_path / "a.safetensors", a, hop_samples=64, sample_rate=44100)
+    save_latent_cache(tmp_path / "b.safetensors", b, hop_samples=64, sample_rate=44100)
+    both = LatentCache([tmp_path / "a.safetensors", tmp_path / "b.safetensors"])
+    assert len(both) == 10
+    torch.testing.assert_close(both.raw, torch.cat([a, b]).half().float())
+    normalised = torch.stack([both[i]["latents"] for i in range(10)])
+    torch.testing.assert_close(normalised.mean((0, 2)), torch.zeros(4), atol=1e-4, rtol=0)
+    save_latent_cache(tmp_path / "c.safetensors", torch.randn(2, 4, 32), hop_samples=64, sample_rate=44100)
+    with pytest.raises(InputError, match="differ"):
+        LatentCache([tmp_path / "a.safetensors", tmp_path / "c.safetensors"])

@@ -17,7 +17,7 @@ import torch
 
 from musicprod_common.checkpoint import load_training_state
 from musicprod_common.errors import InputError
-from musicprod_common.training import TrainConfig, StepBatchSampler, cosine_with_warmup, global_indices
+from musicprod_common.training import TrainConfig, StepBatchSampler, cosine_with_warmup, draw_keys, example_randn, global_indices
 
 TOY = Path(__file__).with_name("toy_training.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -37,10 +37,22 @@ def test_global_batches_are_split_across_processes_without_overlap():
     cfg = TrainConfig(steps=3, batch_size=8, grad_accum=2)
     per_rank = [list(StepBatchSampler(37, cfg, 0, rank, 2)) for rank in range(2)]
     for step in range(3):
-        expected = global_indices(step, 8, 37, cfg.seed)
+        expected = list(zip(global_indices(step, 8, 37, cfg.seed), draw_keys(step, 8, cfg.seed)))
         got = per_rank[0][2 * step] + per_rank[1][2 * step] + per_rank[0][2 * step + 1] + per_rank[1][2 * step + 1]
         assert got == expected
     assert sorted(global_indices(0, 37, 37, 0)) == list(range(37))  # one epoch is a permutation
+
+
+def test_an_example_drawn_again_gets_new_noise():
+    """The session-11 bug: keyed by the example's index, every epoch repeated each example's t and noise."""
+    cfg = TrainConfig(steps=4, batch_size=5)
+    keys_of: dict[int, list[int]] = {}
+    for batch in StepBatchSampler(5, cfg, 0, 0, 1):  # one epoch per step
+        for index, key in batch:
+            keys_of.setdefault(index, []).append(key)
+    assert all(len(set(keys)) == 4 for keys in keys_of.values())
+    noise = [example_randn(torch.tensor(keys_of[0][:2]), (3,))[i] for i in range(2)]
+    assert not torch.equal(noise[0], noise[1])
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():

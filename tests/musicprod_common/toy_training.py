@@ -21,7 +21,7 @@ class ToyData(torch.utils.data.Dataset):
 
 def toy_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]):
     x = batch["audio"]
-    noisy = x + 0.1 * example_randn(batch["index"], tuple(x.shape[1:]), device=x.device)
+    noisy = x + 0.1 * example_randn(batch["key"], tuple(x.shape[1:]), device=x.device)
     delay = float(os.environ.get("TOY_STEP_DELAY", "0"))
     if delay:
         time.sleep(delay)  # lets a test kill the run mid-way

@@ -140,8 +140,8 @@ def test_known_region_training_shows_the_condition_clean_and_leaves_it_out_of_th
 
     cfg = BinomialConfig(**{**binomial_config("tiny").__dict__, "density": (0.05, 0.1, 0.02, 0.03)})
     batch = {"x0": (torch.rand(2, 2, 64, 64) < 0.3).float(), "melody": (torch.rand(2, 2, 64, 64) < 0.3).float(),
-             "index": torch.arange(2)}
-    known = training_known_mask(batch["index"], shape, 1.0, "cpu")
+             "key": torch.arange(2)}
+    known = training_known_mask(batch["key"], shape, 1.0, "cpu")
     model = Recorder(30.0 * known.float())  # confidently wrong about every known 0, undecided elsewhere
     loss, _ = binomial_loss(model, batch, cfg, known_prob=1.0)
     loss.backward()
@@ -154,7 +154,7 @@ def test_known_region_training_shows_the_condition_clean_and_leaves_it_out_of_th
 
 def test_loss_and_train_script(pop909_root, tmp_path):
     model = _model()
-    batch = {"x0": torch.zeros(2, 2, 64, 64), "melody": torch.ones(2, 2, 64, 64), "index": torch.arange(2)}
+    batch = {"x0": torch.zeros(2, 2, 64, 64), "melody": torch.ones(2, 2, 64, 64), "key": torch.arange(2)}
     loss, logs = binomial_loss(model, batch, model.cfg)
     assert loss.ndim == 0 and loss > 0 and "bce" in logs
     from symbolic.train_binomial import main

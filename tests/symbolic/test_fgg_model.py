@@ -41,7 +41,7 @@ def test_cfg_dropout_is_per_example_deterministic():
     cfg = fgg_config("tiny")
     model = build_fgg(cfg)
     batch = {"x0": torch.rand(4, 2, 64, 64).round(), "chord": torch.rand(4, 1, 64, 64), "rhythm": torch.rand(4, 2, 64, 64),
-             "melody": torch.rand(4, 2, 64, 64), "index": torch.arange(4)}
+             "melody": torch.rand(4, 2, 64, 64), "key": torch.arange(4)}
     seen = []
     model.forward = lambda x, t, cond: seen.append(cond) or torch.zeros_like(x)
     fgg_loss(model, batch, cfg)

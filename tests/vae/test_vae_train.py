@@ -40,7 +40,7 @@ def test_tiny_training_lowers_the_loss(tmp_path):
     # the same fixed batch, scored before training (same init seed) and after
     torch.manual_seed(0)
     crops = RandomCrops(torch.from_numpy(sf.read(str(tmp_path / "data" / "clip1.flac"), dtype="float32")[0].T.copy())[None], 2048, 4)
-    batch = {"audio": torch.stack([crops[i]["audio"] for i in range(4)]), "index": torch.arange(4)}
+    batch = {"audio": torch.stack([crops[i]["audio"] for i in range(4)]), "key": torch.arange(4)}
     loss_fn = VAELoss(crop_samples=2048)
 
     def score(model):
