@@ -6,6 +6,9 @@
 #   LATENTS=.carry/s5c/latents.safetensors R=runs/gpu5 BUDGET=7.5 bash scripts/gpu/train_dit.sh
 # (build/gpu4/dit_flac: prerender --split train --seconds 12 --count 2000 --seed 42, i.e. 4000 windows;
 # session 4 ran it with the defaults below).
+# Since session 11 the loop draws fresh noise per draw, so a rerun trains the DiT properly from scratch; give it
+# both caches (8000 windows, 33 MB each; copy the second into .carry/ first so it travels), e.g.
+#   LATENTS=".carry/s4c/latents.safetensors .carry/s11/dit2_latents.safetensors" R=runs/gpu12 bash scripts/gpu/train_dit.sh
 set -uo pipefail
 BUDGET=${BUDGET:-7.5}
 LATENTS=${LATENTS:-.carry/s4c/latents.safetensors}
