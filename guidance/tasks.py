@@ -295,9 +295,8 @@ def regenerate(
     margin = _samples(model, margin_s)
 
     def edit(chunk: torch.Tensor, a: int, b: int) -> torch.Tensor:
-        if region_terms is not None:
-            kw["extra_terms"], kw["extra_weights"] = region_terms(a, b)
-        return solve(regenerate_problem(chunk, a, b, k), model, margin=margin, **kw)
+        extra = {} if region_terms is None else dict(zip(("extra_terms", "extra_weights"), region_terms(a, b)))
+        return solve(regenerate_problem(chunk, a, b, k), model, margin=margin, **{**kw, **extra})
 
     return edit_long(audio, _samples(model, start_s), _samples(model, end_s), model.window, margin, edit)
 

@@ -20,7 +20,8 @@ import json
 
 import torch
 
-from guidance.schedule import cosine_alpha_sigma
+from guidance.objective import v_squared_error
+
 from .dit import DiT
 from .latent_cache import LatentCache
 
@@ -41,10 +42,7 @@ def v_errors(model: torch.nn.Module, latents: torch.Tensor, *, seed: int = 0, ba
         for start in range(0, len(x0_all), batch):
             x0 = x0_all[start : start + batch]
             eps = torch.randn(x0.shape, generator=generator)
-            times = torch.full((len(x0),), t)
-            alpha, sigma = (a[:, None, None] for a in cosine_alpha_sigma(times))
-            v = model(alpha * x0 + sigma * eps, times)
-            total += float(((v - (alpha * eps - sigma * x0)) ** 2).sum())
+            total += float(v_squared_error(model, x0, torch.full((len(x0),), t), eps).sum())
         errors.append(total / x0_all.numel())
     return errors
 

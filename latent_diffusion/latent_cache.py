@@ -135,16 +135,16 @@ class LatentCache(Dataset):
 
         ``stats`` replaces those statistics for the normalisation (a fine-tune keeps its checkpoint's).
         """
-        self.paths = [Path(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
-        parts = [_read_cache(p) for p in self.paths]
+        paths = [Path(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
+        self.name = " + ".join(map(str, paths))
+        parts = [_read_cache(p) for p in paths]
         layouts = {(raw.shape[1:], meta["hop_samples"], meta["sample_rate"]) for raw, meta in parts}
         if len(layouts) > 1:
-            raise InputError(f"{' '.join(map(str, self.paths))}: the caches differ in channels, frames, hop or sample rate; "
+            raise InputError(f"{self.name}: the caches differ in channels, frames, hop or sample rate; "
                              "pass caches encoded by one VAE with one window")
         self.raw = torch.cat([raw for raw, _ in parts])  # (N, C, L)
         stats = stats or channel_stats(self.raw)  # for one file: the statistics stored in it
         self.mean, self.std = stats.mean.float(), stats.std.float()  # (C,) each
-        self.name = " + ".join(map(str, self.paths))
         meta = parts[0][1]
         self.hop_samples = int(meta["hop_samples"])
         self.sample_rate = int(meta["sample_rate"])

@@ -159,7 +159,7 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
         return (self.cfg.steps - self.start_step) * self.cfg.grad_accum
 
 
-class _IndexedDataset(Dataset):
+class _KeyedDataset(Dataset):
     def __init__(self, dataset: Dataset):
         self.dataset = dataset
 
@@ -250,7 +250,7 @@ def train(
     if ema is not None:
         ema.to(accelerator.device)
     loader = DataLoader(
-        _IndexedDataset(dataset),
+        _KeyedDataset(dataset),
         batch_sampler=StepBatchSampler(len(dataset), cfg, start_step, rank, world),
         num_workers=cfg.num_workers,
         persistent_workers=cfg.num_workers > 0,
