@@ -54,7 +54,7 @@ run() {  # name, module, args...: this call's segment of a trainer's run
 ALONE=$([ "$MODELS" = "${MODELS%% *}" ] && echo 1 || echo 0)  # one model: it gets all the loader workers
 for m in $MODELS; do
     case $m in
-    # --spectral-init (session 12): on the CPU it took the held-out mel from 0.462 to 0.378 at equal time (30 min)
+    # --spectral-init (session 12; PCA start and zero phase head): on the CPU, held-out mel 0.482 -> 0.363 at equal time (15 min)
     vae) run vae vae.train --preset small --spectral-init --data $R/audio --batch-size 64 --num-workers $((ALONE ? 12 : 6)) & ;;
     unet) run unet waveform_diffusion.train --preset small --data $R/audio --batch-size 32 --num-workers 4 & ;;
     fgg) run fgg symbolic.train_fgg --preset small --data $R/symbolic.safetensors --batch-size 64 --lr 4e-4 --num-workers 2 & ;;
