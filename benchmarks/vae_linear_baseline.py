@@ -3,7 +3,7 @@
     python benchmarks/vae_linear_baseline.py --train build/gpu4/vae_flac --heldout build/eval/vae_heldout
 
 The VAE spends 16 values on every 1024 stereo samples (4 STFT frames of 2 x 513 bins at its n_fft 1024, hop 256).
-This fits principal components (float64 covariance, ``torch.linalg.eigh``) to such 4-frame stacks of natural-log
+This fits principal components (``vae.spectral_init.principal_components``) to such 4-frame stacks of natural-log
 magnitudes from training renders, keeps ``k`` of them (k = 16 is exactly the VAE's 128x budget), and scores the
 held-out renders with ``vae.evaluate.Metrics``. The phase comes from Griffin-Lim (64 iterations, as the issue's
 mel baseline), so nothing but the ``k`` numbers per latent frame crosses the bottleneck. The input's true phase
@@ -32,6 +32,7 @@ def main() -> None:
     from musicprod_common.datasets import AudioFolderSegments
     from vae.evaluate import Metrics
     from vae.model import VAEConfig
+    from vae.spectral_init import principal_components
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--train", required=True, help="folder of training renders to fit the components on")
@@ -51,10 +52,8 @@ def main() -> None:
     window = torch.hann_window(n_fft)
     train = AudioFolderSegments(args.train, 6.0, seed=0)
     frames = torch.cat([stacks(train[i]["audio"], window, n_fft, hop, group)[1] for i in range(min(args.train_clips, len(train)))]).double()
-    mean = frames.mean(0)
-    cov = (frames - mean).T @ (frames - mean) / (frames.shape[0] - 1)
-    _, vectors = torch.linalg.eigh(cov)
-    vectors = vectors.flip(1)  # descending variance
+    components = principal_components(frames, max(args.ks))
+    mean, vectors = components.mean, components.vectors.T  # (D,), (D, k) leading first
 
     heldout = AudioFolderSegments(args.heldout, 6.0, seed=0)
     clips = [heldout[i]["audio"] for i in range(min(args.clips, len(heldout)))]

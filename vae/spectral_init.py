@@ -19,6 +19,8 @@ Everything between the two ends keeps its random initialisation. Pearson 1901 / 
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch.utils.data import Dataset
 
@@ -27,16 +29,25 @@ from musicprod_common.errors import InputError
 from .model import SpectrogramVAE
 
 
-def _principal(frames: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``frames`` ``(N, D)`` float64 → mean ``(D,)``, the top ``k`` components ``(k, D)`` and their variances ``(k,)``."""
+class Components(NamedTuple):
+    mean: torch.Tensor  # (D,)
+    vectors: torch.Tensor  # (k, D), leading first
+    variances: torch.Tensor  # (k,), floored (see principal_components)
+    share: float  # the k components' share of the total variance
+
+
+def principal_components(frames: torch.Tensor, k: int) -> Components:
+    """The top ``k`` principal components of ``frames`` ``(N, D)`` (float64)."""
     mean = frames.mean(0)
     centred = frames - mean
     cov = centred.T @ centred / max(1, frames.shape[0] - 1)
     variances, vectors = torch.linalg.eigh(cov)  # ascending
     top = variances.flip(0)[:k]
+    share = float(top.sum() / cov.trace().clamp(min=1e-30))
     # a floor: with fewer frames than components (a tiny dataset) the last ones are empty, and whitening
     # must not blow them up
-    return mean, vectors.flip(1)[:, :k].T.contiguous(), top.clamp(min=1e-3 * float(top[0].clamp(min=1e-12)))
+    floored = top.clamp(min=1e-3 * float(top[0].clamp(min=1e-12)))
+    return Components(mean, vectors.flip(1)[:, :k].T.contiguous(), floored, share)
 
 
 @torch.no_grad()
@@ -67,7 +78,7 @@ def init_from_spectra(model: SpectrogramVAE, dataset: Dataset, *, examples: int 
     bins, d = cfg.n_fft // 2 + 1, cfg.stft_dim
     power, log = spectral_statistics(model, dataset, examples=examples)
 
-    mean_p, comps_p, var_p = _principal(power, d)
+    mean_p, comps_p, var_p, share_p = principal_components(power, d)
     filters = comps_p / var_p.sqrt()[:, None]  # whitened: each channel starts at unit variance
     proj = model.encoder.proj
     weight = proj.weight.view(d, 2, cfg.encoder_parts, bins)
@@ -75,7 +86,7 @@ def init_from_spectra(model: SpectrogramVAE, dataset: Dataset, *, examples: int 
     weight[:, :, :2, :] *= 0.1  # the re/im inputs start as a small addition to the filterbank, not its equal
     proj.bias.copy_(-(filters @ mean_p).to(proj.bias.dtype))
 
-    mean_l, comps_l, var_l = _principal(log, d)
+    mean_l, comps_l, var_l, share_l = principal_components(log, d)
     head = model.decoder.head
     rows = head.weight.view(2, 2, bins, d)  # (channel, log-magnitude/phase, bin, feature)
     rows[:, 0] = (comps_l * var_l.sqrt()[:, None]).T.reshape(2, bins, d).to(rows.dtype)
@@ -84,7 +95,4 @@ def init_from_spectra(model: SpectrogramVAE, dataset: Dataset, *, examples: int 
         rows[:, 1] = 0.0
         head.bias.view(2, 2, bins)[:, 1] = 0.0
 
-    def kept(frames: torch.Tensor, var: torch.Tensor) -> float:  # the components' share of the covariance's trace
-        return float(var.sum() * (frames.shape[0] - 1) / (frames - frames.mean(0)).pow(2).sum().clamp(min=1e-30))
-
-    return {"encoder_variance_kept": kept(power, var_p), "decoder_variance_kept": kept(log, var_l)}
+    return {"encoder_variance_kept": share_p, "decoder_variance_kept": share_l}

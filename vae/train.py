@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from musicprod_common.errors import InputError
-from musicprod_common.training import TrainConfig, add_train_args, example_randn, mix_seed, train, train_config_from_args
+from musicprod_common.training import STATE_NAME, TrainConfig, add_train_args, example_randn, mix_seed, train, train_config_from_args
 
 from .model import PHASE_MODES, SpectrogramVAE, VAEConfig, get_config
 from .spectral_init import init_from_spectra
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> dict:
     bank = load_clip_bank(args.data, seconds=args.clip_seconds, seed=args.seed)
     dataset = RandomCrops(bank, args.crop_frames * config.latent_hop, args.crops_per_clip, seed=args.seed)
     loss_fn = VAELoss(loss_config_from_args(args), crop_samples=dataset.crop)
-    if args.spectral_init and not (Path(args.out) / "state.pt").exists():  # a resumed run has its own weights
+    if args.spectral_init and not (Path(args.out) / STATE_NAME).exists():  # a resumed run has its own weights
         kept = init_from_spectra(model, dataset)
         print("spectral init: " + ", ".join(f"{k} {v:.3f}" for k, v in kept.items()), file=sys.stderr)
     cfg = train_config_from_args(args)
