@@ -13,6 +13,7 @@ With ``--vae`` and ``--data`` the cache is built first (on the main process, int
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-only", action="store_true", help="build the latent cache and stop (e.g. encode here, train on a GPU machine)")
     p.add_argument("--init", default=None, help="start from this DiT checkpoint's weights, config and latent statistics "
                    "(fresh optimizer and LR schedule; --preset is ignored); the cache must come from the same VAE")
+    p.add_argument("--init-stats", default="checkpoint", choices=["checkpoint", "cache"],
+                   help="with --init: normalise with the checkpoint's latent statistics (the same VAE) or the cache's "
+                   "own (a new VAE with the same latent shape: the weights are only a start)")
     add_training_args(p, DEFAULTS)
     return p
 
@@ -78,21 +82,25 @@ def ensure_cache(args: argparse.Namespace) -> list[Path]:
     return [cache]
 
 
-def initial_model(init: str, caches: list[Path]) -> tuple[DiT, LatentCache]:
+def initial_model(init: str, caches: list[Path], keep_stats: bool = True) -> tuple[DiT, LatentCache]:
     """A fine-tune's start: the checkpoint in float32, and the cache normalised with the checkpoint's statistics.
 
     The DiT learned ``(z - mean) / std`` with its own statistics; a new cache from the same VAE has slightly
-    different ones, and renormalising with them would shift what the network sees.
+    different ones, and renormalising with them would shift what the network sees. A cache from another VAE
+    (``keep_stats=False``) is normalised with its own statistics, which the model's config then carries.
     """
     model = DiT.from_pretrained(init).float()
     config = model.config
     stats = LatentStats(torch.tensor(config.latent_mean), torch.tensor(config.latent_std)) if config.latent_std else None
-    data = LatentCache(caches, stats=stats)
+    data = LatentCache(caches, stats=stats if keep_stats else None)
     got = (data.channels, data.frames, data.hop_samples, data.sample_rate)
     want = (config.in_channels, config.frames, config.hop_samples, config.sample_rate)
     if got != want:
         raise InputError(f"{data.name}: (channels, frames, hop, sample rate) {got} do not match --init {init} {want}; "
                          "encode the cache with the VAE that checkpoint was trained on")
+    if not keep_stats:
+        stats = data.dit_overrides()
+        model.config = replace(config, latent_mean=stats["latent_mean"], latent_std=stats["latent_std"])
     return model, data
 
 
@@ -105,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{data.name}: {len(data)} windows of {data.frames} latent frames x {data.channels} channels")
         return
     if args.init is not None:
-        model, data = initial_model(args.init, caches)
+        model, data = initial_model(args.init, caches, keep_stats=args.init_stats == "checkpoint")
         config = model.config
     else:
         data = LatentCache(caches)

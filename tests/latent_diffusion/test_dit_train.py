@@ -67,6 +67,27 @@ def test_fine_tune_starts_from_the_checkpoint_and_keeps_its_statistics(cache, tm
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
 
 
+def test_init_stats_cache_moves_the_checkpoint_onto_a_new_latent_space(cache, tmp_path):
+    first = tmp_path / "first"
+    main(["--preset", "tiny", "--latents", str(cache), "--out", str(first), "--steps", "4", "--batch-size", "8",
+          "--cpu", "--no-progress", "--export-dtype", "float32"])
+    other_vae = tmp_path / "other.safetensors"  # same shape, another VAE's statistics
+    save_latent_cache(other_vae, LatentCache(cache, normalize=False).raw * 3.0 - 2.0, hop_samples=1024, sample_rate=44100)
+    model, data = initial_model(str(first / "final"), [other_vae], keep_stats=False)
+    own = LatentCache(other_vae)
+    torch.testing.assert_close(data.mean, own.mean)
+    torch.testing.assert_close(data[0]["latents"], own[0]["latents"])
+    assert model.config.latent_std == pytest.approx(tuple(own.std.tolist()))  # what decoding its samples needs
+    start = DiT.from_pretrained(first / "final")
+    assert not torch.allclose(torch.tensor(start.config.latent_std), own.std, atol=0.1)
+    for a, b in zip(start.state_dict().values(), model.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    tuned = tmp_path / "tuned"
+    main(["--init", str(first / "final"), "--init-stats", "cache", "--latents", str(other_vae), "--out", str(tuned),
+          "--steps", "2", "--batch-size", "8", "--cpu", "--no-progress", "--export-dtype", "float32"])
+    assert DiT.from_pretrained(tuned / "final").config.latent_mean == pytest.approx(tuple(own.mean.tolist()))
+
+
 def test_fine_tune_refuses_a_cache_of_another_shape(cache, tmp_path, capsys):
     first = tmp_path / "first"
     main(["--preset", "tiny", "--latents", str(cache), "--out", str(first), "--steps", "2", "--batch-size", "8", "--cpu", "--no-progress"])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import pytest
@@ -71,8 +72,8 @@ def test_chunked_decode_matches_whole_decode(tiny_phase, seeded):
     frames = 5 * tiny.config.chunk_frames + 7  # several chunks, the last one partial
     z = torch.randn(2, tiny.config.latent_channels, frames, generator=seeded)
     with torch.no_grad():
-        whole = tiny.decode(z, chunked=False)
-        chunked = tiny.decode_long(z)
+        whole = tiny.decode(z, chunked=False)  # both with the config's phase refinement
+        chunked = tiny.decode(z, chunked=True)
     assert chunked.shape == whole.shape
     rms = (chunked - whole).pow(2).mean().sqrt() / whole.pow(2).mean().sqrt()
     assert rms < 1e-3
@@ -87,14 +88,14 @@ def test_chunk_context_covers_the_receptive_field(name):
     assert cfg.context_frames >= reach
 
 
-@pytest.mark.parametrize("phase", ["absolute", "instantaneous_frequency"])
-def test_small_preset_chunked_decode_matches_whole_decode(seeded, phase):
+@pytest.mark.parametrize("phase,iterations", [("absolute", 0), ("instantaneous_frequency", 0), ("instantaneous_frequency", 2)])
+def test_small_preset_chunked_decode_matches_whole_decode(seeded, phase, iterations):
     torch.manual_seed(0)
     model = SpectrogramVAE(dataclasses.replace(PRESETS["small"], phase=phase)).eval()
     z = torch.randn(1, 16, 100, generator=seeded)
     with torch.no_grad():
-        whole = model.decode(z, chunked=False)
-        chunked = model.decode_long(z, chunk_frames=30)
+        whole = model.decode(z, chunked=False, phase_iterations=iterations)
+        chunked = model.decode_long(z, chunk_frames=30, phase_iterations=iterations)
     rms = (chunked - whole).pow(2).mean().sqrt() / whole.pow(2).mean().sqrt()
     assert rms < 1e-3
 
@@ -114,8 +115,20 @@ def test_long_inputs_are_chunked_automatically_without_grad(tiny, seeded):
     z = torch.randn(1, tiny.config.latent_channels, frames, generator=seeded)
     with torch.no_grad():
         auto = tiny.decode(z)
-        chunked = tiny.decode_long(z)
+        chunked = tiny.decode_long(z, phase_iterations=tiny.config.phase_iterations)
     assert torch.equal(auto, chunked)
+
+
+def test_the_phase_is_refined_only_where_no_gradient_flows(tiny, seeded):
+    assert tiny.config.phase_iterations > 0
+    z = torch.randn(1, tiny.config.latent_channels, 12, generator=seeded)
+    with torch.no_grad():
+        heard = tiny.decode(z)
+        refined = tiny.decode(z, phase_iterations=tiny.config.phase_iterations)
+        raw = tiny.decode(z, phase_iterations=0)
+    assert torch.equal(heard, refined) and not torch.allclose(heard, raw, atol=1e-4)
+    with_grad = tiny.decode(z.requires_grad_())
+    torch.testing.assert_close(with_grad.detach(), raw)
 
 
 def test_bad_waveforms_raise_input_error(tiny):
@@ -247,3 +260,12 @@ def test_a_steady_decoder_output_is_a_tone_only_with_summed_phase(phase_mode):
         assert near > 0.95
     else:
         assert near < 0.05
+
+
+def test_configs_saved_before_the_phase_refinement_decode_without_it(tmp_path):
+    from musicprod_common.config import config_to_dict, load_config
+
+    data = config_to_dict(PRESETS["small"])
+    assert data.pop("phase_iterations") == 1  # the presets refine
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    assert load_config(VAEConfig, tmp_path / "config.json").phase_iterations == 0
