@@ -56,10 +56,9 @@ class VAEConfig:
     # over frames (the IF representation of GANSynth), the fix found in session 9
     phase: str = "instantaneous_frequency"
     # Griffin-Lim iterations that make the decoded spectrogram consistent before it is heard, in decodes that need no
-    # gradient (vae/phase_refinement.py). The presets use 1: held-out mel 0.342 -> 0.31 (session 13); a second gained
-    # 0.002 and cost the 60 s speed target. The default 0
-    # keeps configs saved before the field existed decoding as their cards measured them; the session-7 decoder, which
-    # shapes its output by cancellation, went from 0.44 to 0.91 with it.
+    # gradient (vae/phase_refinement.py). The presets use 1: held-out mel 0.342 -> 0.312 (session 13); a second gained
+    # 0.003 and cost the 60 s speed target. The default 0 keeps configs saved before the field existed decoding as
+    # their cards measured them: the session-7 decoder shapes its output by cancellation and went from 0.44 to 0.91.
     phase_iterations: int = 0
     logvar_min: float = -30.0
     logvar_max: float = 20.0
@@ -314,11 +313,8 @@ class SpectrogramVAE(nn.Module):
         with torch.autocast(mag.device.type, enabled=False):
             spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))  # = torch.polar, faster on CPU
             spec = spec.transpose(1, 2).reshape(b * 2, n, bins).transpose(1, 2)  # (B*2, F, N), F-contiguous like torch.stft's
-            if phase_iterations:
-                wav = refine_phase(spec, n_fft=cfg.n_fft, hop_length=cfg.hop_length, window=self.window, length=length,
-                                   iterations=phase_iterations)
-            else:
-                wav = torch.istft(spec, cfg.n_fft, cfg.hop_length, window=self.window, center=True, length=length)
+            wav = refine_phase(spec, n_fft=cfg.n_fft, hop_length=cfg.hop_length, window=self.window, length=length,
+                               iterations=phase_iterations)  # 0 iterations: the plain inverse STFT
         return wav.reshape(b, 2, length)
 
     # ---- public tensor API --------------------------------------------------------------------
