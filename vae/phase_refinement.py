@@ -18,7 +18,6 @@ def refine_phase(spec: torch.Tensor, *, n_fft: int, hop_length: int, window: tor
     magnitude is closer to ``spec.abs()``; ``iterations=0`` is the plain inverse STFT."""
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
-    magnitude = spec.abs()
     lead = spec.shape[:-2]
     flat = spec.reshape(-1, *spec.shape[-2:])
 
@@ -28,11 +27,12 @@ def refine_phase(spec: torch.Tensor, *, n_fft: int, hop_length: int, window: tor
     def stft(wav: torch.Tensor) -> torch.Tensor:
         return torch.stft(wav, n_fft, hop_length, window=window, center=True, pad_mode="constant", return_complex=True)
 
-    mag = magnitude.reshape(flat.shape)
+    if iterations == 0:  # every training and guidance decode comes through here: no magnitude to compute
+        return istft(flat).reshape(*lead, length)
+    mag = flat.abs()
     estimate, previous = flat, None
     for _ in range(iterations):
         projected = stft(istft(mag * torch.sgn(estimate)))
         estimate = projected if previous is None else projected + momentum * (projected - previous)
         previous = projected
-    wav = istft(mag * torch.sgn(estimate)) if iterations else istft(flat)
-    return wav.reshape(*lead, length)
+    return istft(mag * torch.sgn(estimate)).reshape(*lead, length)
