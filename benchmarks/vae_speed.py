@@ -78,6 +78,8 @@ def main() -> None:
         z = model.encode(audio).mode()
         t_enc = timed(lambda: model.encode(audio), args.repeats, "encode")
         t_dec = timed(lambda: model.decode(z, audio.shape[-1]), args.repeats, "decode")
+        # the checkpoint's phase refinement is a decode-time choice: its cost, timed in the same run
+        t_dec_plain = timed(lambda: model.decode(z, audio.shape[-1], phase_iterations=0), args.repeats, "decode_without_refinement")
         t_both = timed(lambda: model.decode(model.encode(audio).mode(), audio.shape[-1]), args.repeats, "encode_decode")
 
         def stft_round_trip():
@@ -94,6 +96,7 @@ def main() -> None:
         "threads": args.threads, "cpus": os.cpu_count(), "load_avg_1min": os.getloadavg()[0], "seconds": args.seconds,
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
         "encode_s": t_enc, "decode_s": t_dec, "encode_decode_s": t_both,
+        "phase_iterations": model.config.phase_iterations, "decode_without_refinement_s": t_dec_plain,
         "real_time_factor": t_both / args.seconds, "x_real_time": args.seconds / t_both,
         "stft_istft_round_trip_s": t_ref, "ratio_to_stft_round_trip": t_both / t_ref,
         "cpu_seconds": CPU_SECONDS,
@@ -107,6 +110,8 @@ def main() -> None:
           f"1-min load {result['load_avg_1min']:.1f}")
     print(f"CPU time of encode+decode {CPU_SECONDS['encode_decode']:.2f} s over {args.threads} threads "
           f"(idle-machine estimate {result['encode_decode_idle_estimate_s']:.2f} s)")
+    print(f"decode with {model.config.phase_iterations} phase iteration(s) {t_dec:.2f} s, without {t_dec_plain:.2f} s "
+          f"(ratio {t_dec / t_dec_plain:.2f})")
     print(f"same run: STFT+iSTFT round trip {t_ref:.2f} s; VAE / round trip = {result['ratio_to_stft_round_trip']:.1f}")
     print(f"peak RSS for {args.memory_minutes:g} min of audio: {peak:.0f} MB")
     if args.json:

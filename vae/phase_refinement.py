@@ -27,12 +27,14 @@ def refine_phase(spec: torch.Tensor, *, n_fft: int, hop_length: int, window: tor
     def stft(wav: torch.Tensor) -> torch.Tensor:
         return torch.stft(wav, n_fft, hop_length, window=window, center=True, pad_mode="constant", return_complex=True)
 
-    if iterations == 0:  # every training and guidance decode comes through here: no magnitude to compute
-        return istft(flat).reshape(*lead, length)
+    wav = istft(flat)  # the first projection: flat already has the target magnitude, so no polar step before it
+    if iterations == 0:  # every training and guidance decode stops here: no magnitude to compute
+        return wav.reshape(*lead, length)
     mag = flat.abs()
-    estimate, previous = flat, None
+    previous = None
     for _ in range(iterations):
-        projected = stft(istft(mag * torch.sgn(estimate)))
+        projected = stft(wav)
         estimate = projected if previous is None else projected + momentum * (projected - previous)
         previous = projected
-    return istft(mag * torch.sgn(estimate)).reshape(*lead, length)
+        wav = istft(mag * torch.sgn(estimate))
+    return wav.reshape(*lead, length)

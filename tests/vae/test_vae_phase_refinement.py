@@ -44,3 +44,12 @@ def test_iterations_bring_the_heard_magnitude_toward_the_target():
 
     errors = [error(n) for n in (0, 4, 32)]
     assert errors[1] < 0.8 * errors[0] and errors[2] < 0.6 * errors[0]
+
+
+def test_one_iteration_is_one_projection_onto_the_magnitude():
+    g = torch.Generator().manual_seed(3)
+    spec = _stft(_signal(2)) * torch.polar(torch.ones(()), torch.rand(257, 1, generator=g) * 6.28)  # a per-bin turn: inconsistent
+    mag = spec.abs()
+    by_hand = torch.istft(mag * torch.sgn(_stft(torch.istft(spec, N_FFT, HOP, window=WINDOW, center=True, length=8192))),
+                          N_FFT, HOP, window=WINDOW, center=True, length=8192)
+    torch.testing.assert_close(refine_phase(spec, n_fft=N_FFT, hop_length=HOP, window=WINDOW, length=8192, iterations=1), by_hand)
