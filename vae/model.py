@@ -358,8 +358,7 @@ class SpectrogramVAE(nn.Module):
             phase_iterations = 0 if torch.is_grad_enabled() else self.config.phase_iterations
         if chunked:
             return self.decode_long(latent, length, phase_iterations=phase_iterations)
-        mag, phase = self.decode_spectrum(latent)
-        return self._istft(mag, phase, latent.shape[-1] * self.latent_hop, phase_iterations)[..., :length]
+        return self.decode_with_magnitude(latent, length, phase_iterations)[0]
 
     def forward(self, audio: torch.Tensor, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, DiagonalGaussian, torch.Tensor]:
         """Training pass: reconstruction ``(B, 2, T)`` from a posterior sample, the posterior, and the
@@ -373,10 +372,10 @@ class SpectrogramVAE(nn.Module):
         """Latent ``(B, C, L)`` → the decoder's magnitude and phase ``(B, L * time_down + 1, 2, F)``."""
         return self._spectrum(self.decoder(latent.to(self.decoder.inp.weight.dtype)))
 
-    def decode_with_magnitude(self, latent: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode_with_magnitude(self, latent: torch.Tensor, length: int, phase_iterations: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """One unchunked decode: the waveform ``(B, 2, length)`` and the decoder's magnitude before the iSTFT."""
         mag, phase = self.decode_spectrum(latent)
-        return self._istft(mag, phase, latent.shape[-1] * self.latent_hop)[..., :length], mag
+        return self._istft(mag, phase, latent.shape[-1] * self.latent_hop, phase_iterations)[..., :length], mag
 
     def input_magnitude(self, audio: torch.Tensor) -> torch.Tensor:
         """``(B, 2, T)``, ``T`` a multiple of H → its STFT magnitude on the decoder's grid ``(B, T / hop + 1, 2, F)``."""
