@@ -22,8 +22,16 @@ def v_squared_error(net: torch.nn.Module, x0: torch.Tensor, t: torch.Tensor, eps
     return (v_pred.float() - v_target.float()) ** 2
 
 
-def v_objective_loss(net: torch.nn.Module, x0: torch.Tensor, keys: torch.Tensor, **net_kwargs: Any) -> torch.Tensor:
-    """Mean squared v-error for a batch ``x0`` ``(B, C, L)``; t and noise are functions of the draws' ``keys``."""
+def v_objective_loss(net: torch.nn.Module, x0: torch.Tensor, keys: torch.Tensor, weight: torch.Tensor | None = None,
+                     **net_kwargs: Any) -> torch.Tensor:
+    """Mean squared v-error for a batch ``x0`` ``(B, C, L)``; t and noise are functions of the draws' ``keys``.
+
+    ``weight`` (broadcastable to ``x0``, e.g. ``(B, 1, L)``) makes it a weighted mean, e.g. over generated frames only.
+    """
     t = example_rand(keys, (), salt=1, device=x0.device)  # (B,)
     eps = example_randn(keys, tuple(x0.shape[1:]), salt=2, device=x0.device).to(x0.dtype)
-    return torch.mean(v_squared_error(net, x0, t, eps, **net_kwargs))
+    err = v_squared_error(net, x0, t, eps, **net_kwargs)
+    if weight is None:
+        return torch.mean(err)
+    weight = weight.to(err.dtype).expand_as(err)
+    return (err * weight).sum() / weight.sum().clamp_min(1.0)

@@ -43,13 +43,16 @@ class EditModel:
     sample_rate: int = 44100
     xi: float = XI_LATENT
     eta: float = 0.0
+    # the network also reads the known frames clean: ``net(x, t, known=y, known_mask=mask)`` (DiT known_conditioning)
+    conditions_on_known: bool = False
 
 
 def latent_edit_model(dit: Any, vae: Any, *, xi: float = XI_LATENT, eta: float = ETA_LATENT) -> EditModel:
     """The latent model for the tasks: a v-prediction DiT (``dit.config.window_samples``, ``sample_rate``,
     ``normalize_latents``) over a SpectrogramVAE (``encode(audio).mode()``, ``decode(z, length)``)."""
     codec = VAECodec(vae, normalize=dit.normalize_latents, denormalize=dit.denormalize_latents)
-    return EditModel(Denoiser(dit, CosineSchedule(), "v"), codec, dit.config.window_samples, dit.config.sample_rate, xi, eta)
+    return EditModel(Denoiser(dit, CosineSchedule(), "v"), codec, dit.config.window_samples, dit.config.sample_rate, xi, eta,
+                     conditions_on_known=getattr(dit.config, "known_conditioning", False))
 
 
 def waveform_edit_model(unet: Any, *, xi: float = XI_WAVEFORM) -> EditModel:
@@ -224,6 +227,7 @@ def solve(
     ``strength`` < 1 (regenerate and transitions only) walks from t = strength instead of 1, starting from the
     prior noised to that level: the lower, the more of the original survives. 1 is the paper's x_T.
     ``extra_terms`` (e.g. :class:`guidance.terms.LossHook` around a classifier) are added with ``extra_weights``.
+    A model that ``conditions_on_known`` is also shown the encoded measurement and its frame mask at every step.
     """
     if not 0.0 < strength <= 1.0:
         raise InputError(f"strength must be in (0, 1], got {strength}; 1 regenerates from pure noise")
@@ -248,7 +252,9 @@ def solve(
         [recon, *extra_terms], weights, xi=xi, decode=lambda x0: codec.decode(x0, length), through_net=through_net,
     )
     project = ReplaceProjection(y, mask, model.denoiser.alpha_sigma)
-    x0 = sample(model.denoiser, x_T, ts, eta=eta, guidance=guidance, project=project, callback=callback, generator=generator)
+    known = dict(known=y, known_mask=mask) if model.conditions_on_known else None
+    x0 = sample(model.denoiser, x_T, ts, eta=eta, guidance=guidance, project=project, callback=callback, generator=generator,
+                extra_args=known)
     with torch.no_grad():
         audio = codec.decode(x0, length)
     if level_band_s is not None:

@@ -19,6 +19,10 @@ class DiTConfig:
     mlp_ratio: float = 4.0
     cond_width: int = 128  # timestep embedding width feeding each block's adaLN projection
     rope_base: float = 10000.0  # rotary position base (Su et al. 2021)
+    # Also read the known frames of an edit (their clean latents and a 0/1 mask) through a second, zero-initialised
+    # patch projection, so infill and continuation see the context clean at every noise level instead of only
+    # through the sampler's re-noised projection. Off: the paper's unconditional model.
+    known_conditioning: bool = False
     # Per-channel statistics of the VAE latents, so the DiT sees ~unit-variance data:
     # x = (z - latent_mean) / latent_std. Empty tuples mean identity (no VAE yet, tests).
     latent_mean: tuple[float, ...] = ()

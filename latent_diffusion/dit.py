@@ -8,6 +8,13 @@ Positions are relative, via rotary embeddings on queries and keys (Su et al. 202
 model also runs on windows longer or shorter than it was trained on.
 
 The network predicts v (Salimans & Ho 2022), as used by Levy et al. 2023: ``net(x_t, t) -> v``.
+
+With ``config.known_conditioning`` it also takes the known part of an edit, ``net(x_t, t, known, known_mask)``:
+the clean latents of the known frames and their mask enter through a second patch projection that starts at
+zero, so a checkpoint trained without it loads unchanged and behaves the same until the projection is trained.
+A mask of zeros (or no ``known``) is the unconditional model. This is the inpainting input of image models
+(e.g. Rombach et al. 2022, §4.3: masked image and mask concatenated to the input), here added instead of
+concatenated so the pretrained input projection stays as it was.
 """
 from __future__ import annotations
 
@@ -114,17 +121,34 @@ class DiT(nn.Module):
         self.config = config
         c = config
         self.patch_in = nn.Linear(c.in_channels * c.patch_size, c.width)
+        if c.known_conditioning:
+            self.known_in = nn.Linear((c.in_channels + 1) * c.patch_size, c.width)
+            nn.init.zeros_(self.known_in.weight)
+            nn.init.zeros_(self.known_in.bias)
         self.time_embed = TimestepEmbedding(c.cond_width)
         self.blocks = nn.ModuleList(DiTBlock(c.width, c.heads, c.mlp_ratio, c.cond_width, c.rope_base) for _ in range(c.depth))
         self.final = FinalLayer(c.width, c.cond_width, c.in_channels * c.patch_size)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, known: torch.Tensor | None = None,
+                known_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` ``(B, C, L)``, ``t`` ``(B,)``; ``known`` ``(B, C, L)`` and ``known_mask`` ``(B, 1, L)`` (1 = known
+        frame) only with ``config.known_conditioning``. Returns v ``(B, C, L)``."""
         B, C, L = x.shape
         p = self.config.patch_size
         if C != self.config.in_channels or L % p:
             raise ValueError(f"expected (B, {self.config.in_channels}, L) with L a multiple of {p}, got {tuple(x.shape)}")
+        if (known is None) != (known_mask is None):
+            raise ValueError("known and known_mask go together")
         cond = self.time_embed(expand_time(t, B, x.device))  # (B, cond_width)
         h = self.patch_in(rearrange(x, "b c (n p) -> b n (p c)", p=p))  # (B, N, d)
+        if self.config.known_conditioning:
+            if known is None:
+                known, known_mask = torch.zeros_like(x), x.new_zeros(B, 1, L)
+            mask = known_mask.to(x.dtype).expand(B, 1, L)
+            context = torch.cat([known.to(x.dtype) * mask, mask], dim=1)  # unknown frames carry nothing
+            h = h + self.known_in(rearrange(context, "b c (n p) -> b n (p c)", p=p))
+        elif known is not None:
+            raise ValueError("this DiT was trained without known-frame conditioning (config.known_conditioning is false)")
         for block in self.blocks:
             h = block(h, cond)
         out = self.final(h, cond)  # (B, N, p·C)

@@ -24,6 +24,7 @@ from musicprod_common.training import TrainConfig, train
 
 from .config import PRESETS, dit_preset
 from .dit import DiT
+from .known_masks import random_known_mask
 from .latent_cache import LatentCache, LatentStats, build_latent_cache
 from .train_cli import OneLineParser, add_training_args, run_main, train_config
 
@@ -32,8 +33,18 @@ DEFAULTS = TrainConfig(steps=100_000, batch_size=PAPER_BATCH, lr=3e-4, warmup_st
 
 
 def dit_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-    """v-objective on normalised latents ``batch["latents"]`` ``(B, C, L)``."""
-    return v_objective_loss(model, batch["latents"], batch["key"]), {}
+    """v-objective on normalised latents ``batch["latents"]`` ``(B, C, L)``.
+
+    A DiT with ``known_conditioning`` sees a random edit per draw (:func:`random_known_mask`): the known frames
+    clean as its condition, the loss on the frames it has to generate (all of them when nothing is known).
+    """
+    x0 = batch["latents"]
+    core = model.module if hasattr(model, "module") else model  # DDP wraps the model
+    if not core.config.known_conditioning:
+        return v_objective_loss(model, x0, batch["key"]), {}
+    mask = random_known_mask(batch["key"], x0.shape[-1], device=x0.device)
+    loss = v_objective_loss(model, x0, batch["key"], weight=1.0 - mask, known=x0, known_mask=mask)
+    return loss, {"known_fraction": float(mask.mean())}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-stats", default="checkpoint", choices=["checkpoint", "cache"],
                    help="with --init: normalise with the checkpoint's latent statistics (the same VAE) or the cache's "
                    "own (a new VAE with the same latent shape: the weights are only a start)")
+    p.add_argument("--known-conditioning", action="store_true",
+                   help="train the DiT to read the known frames of an edit (infill, continuation) as a clean condition; "
+                   "with --init, a checkpoint without it gains the input at zero, so it starts as it was")
     add_training_args(p, DEFAULTS)
     return p
 
@@ -80,6 +94,16 @@ def ensure_cache(args: argparse.Namespace) -> list[Path]:
             build_latent_cache(vae, dataset, cache, batch_size=args.encode_batch, device=state.device, source=str(args.data))
             del vae
     return [cache]
+
+
+def with_known_conditioning(model: DiT) -> DiT:
+    """``model`` with the known-frame input added at zero: the same function until that input is trained."""
+    if model.config.known_conditioning:
+        return model
+    grown = DiT(replace(model.config, known_conditioning=True))
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("known_in.") for k in missing), (missing, unexpected)
+    return grown
 
 
 def initial_model(init: str, caches: list[Path], keep_stats: bool = True) -> tuple[DiT, LatentCache]:
@@ -114,10 +138,12 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.init is not None:
         model, data = initial_model(args.init, caches, keep_stats=args.init_stats == "checkpoint")
+        if args.known_conditioning:
+            model = with_known_conditioning(model)
         config = model.config
     else:
         data = LatentCache(caches)
-        config = dit_preset(args.preset, **data.dit_overrides())
+        config = dit_preset(args.preset, **data.dit_overrides(), known_conditioning=args.known_conditioning)
         if config.frames % config.patch_size:
             raise InputError(f"{data.name}: {config.frames} latent frames is not a multiple of the patch size {config.patch_size}")
         torch.manual_seed(args.seed)  # initial weights: a function of the seed

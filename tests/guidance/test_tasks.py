@@ -323,3 +323,30 @@ def test_solve_takes_the_model_default_eta_unless_given():
     model.eta = 1.0
     assert torch.equal(run(model), run(model, eta=1.0))
     assert not torch.equal(run(model), deterministic)
+
+
+class ContextNet(TinyNet):
+    """A network conditioned on the known frames (as a DiT with ``known_conditioning``); records what it was shown."""
+
+    def __init__(self, channels: int):
+        super().__init__(channels)
+        self.seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, known: torch.Tensor, known_mask: torch.Tensor) -> torch.Tensor:
+        self.seen.append((known, known_mask))
+        return super().forward(x, t) + 0.1 * known * known_mask
+
+
+@pytest.mark.parametrize("xi", [0.0, 3e-2])
+def test_solve_shows_a_conditioned_model_the_clean_measurement_and_its_frame_mask(xi):
+    net = ContextNet(2 * HOP)
+    model = EditModel(Denoiser(net, CosineSchedule(), "v"), FoldCodec(), window=WINDOW, sample_rate=16, conditions_on_known=True)
+    x = audio(WINDOW)
+    problem = infill_problem(x, 24, 40)
+    out = solve(problem, model, steps=4, xi=xi)
+    assert len(net.seen) == 4
+    y = model.codec.encode(problem.y)
+    mask = latent_mask(problem.mask, HOP, y.shape[-1], model.codec.erode)
+    for known, known_mask in net.seen:
+        assert torch.equal(known, y) and torch.equal(known_mask, mask)
+    assert torch.equal(out[..., :24], x[..., :24]) and torch.equal(out[..., 40:], x[..., 40:])

@@ -95,3 +95,39 @@ def test_from_pretrained_rejects_a_missing_folder(tmp_path):
 def test_unknown_preset_lists_valid_ones():
     with pytest.raises(InputError, match="small"):
         dit_preset("huge")
+
+
+def test_known_conditioning_starts_as_the_model_it_grew_from(seeded):
+    from latent_diffusion.train import with_known_conditioning
+
+    cfg = dit_preset("tiny")
+    plain = _perturbed(DiT(cfg), seeded)
+    grown = with_known_conditioning(plain)
+    assert grown.config.known_conditioning and not plain.config.known_conditioning
+    x = torch.randn(2, cfg.in_channels, cfg.frames, generator=seeded)
+    t = torch.rand(2, generator=seeded)
+    mask = (torch.arange(cfg.frames) % 3 == 0).float().expand(2, 1, cfg.frames)
+    assert torch.equal(grown(x, t, known=torch.randn(x.shape, generator=seeded), known_mask=mask), plain(x, t))
+
+
+def test_known_conditioning_reads_only_the_known_frames(seeded):
+    cfg = dit_preset("tiny", known_conditioning=True)
+    model = _perturbed(DiT(cfg), seeded)
+    x = torch.randn(1, cfg.in_channels, cfg.frames, generator=seeded)
+    t = torch.tensor([0.7])
+    known = torch.randn(x.shape, generator=seeded)
+    mask = torch.zeros(1, 1, cfg.frames)
+    mask[..., :10] = 1.0
+    out = model(x, t, known=known, known_mask=mask)
+    elsewhere = torch.where(mask > 0, known, torch.randn(x.shape, generator=seeded))  # only unknown frames differ
+    assert torch.equal(model(x, t, known=elsewhere, known_mask=mask), out)
+    assert not torch.allclose(model(x, t, known=known + 1.0, known_mask=mask), out)  # the known frames do matter
+    # nothing known is the unconditional call
+    assert torch.equal(model(x, t, known=known, known_mask=torch.zeros_like(mask)), model(x, t))
+
+
+def test_a_dit_without_known_conditioning_refuses_known_frames(seeded):
+    cfg = dit_preset("tiny")
+    x = torch.randn(1, cfg.in_channels, cfg.frames, generator=seeded)
+    with pytest.raises(ValueError, match="known_conditioning"):
+        DiT(cfg)(x, torch.rand(1), known=x, known_mask=torch.ones(1, 1, cfg.frames))

@@ -54,3 +54,14 @@ def test_the_command_scores_a_checkpoint_on_a_cache(tmp_path, capsys):
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert row["windows"] == 6 and set(row["v_mse"]) == {str(t) for t in TIMES}
     assert row["mean"] == pytest.approx(sum(row["v_mse"].values()) / len(TIMES), abs=1e-3)
+
+
+def test_gap_scores_only_the_centred_gap():
+    """Zero v inside the gap (the exact answer for unit Gaussians, error 1) and nonsense outside it: the gap score is 1."""
+    from latent_diffusion.evaluate import centred_gap_mask
+
+    latents = torch.randn(64, 8, 32, generator=torch.Generator().manual_seed(3))
+    mask = centred_gap_mask(32, 10)
+    assert mask[0, 0, 11:21].sum() == 0 and mask.sum() == 22
+    errors = v_errors(Predictor(lambda x, t: 100.0 * mask * x), latents, gap=10)
+    assert errors == pytest.approx([1.0] * len(TIMES), abs=0.05)
