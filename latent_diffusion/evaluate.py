@@ -48,7 +48,7 @@ def v_errors(model: torch.nn.Module, latents: torch.Tensor, *, seed: int = 0, ba
     """
     x0_all = model.normalize_latents(latents)
     mask = None if gap is None else centred_gap_mask(x0_all.shape[-1], gap)
-    weight = torch.ones(1, 1, 1) if mask is None else 1.0 - mask
+    weight = torch.ones(1, 1, x0_all.shape[-1]) if mask is None else 1.0 - mask  # (1, 1, L): the scored frames
     conditioned = mask is not None and getattr(getattr(model, "config", None), "known_conditioning", False)
     generator = torch.Generator().manual_seed(seed)
     errors = []
@@ -59,7 +59,7 @@ def v_errors(model: torch.nn.Module, latents: torch.Tensor, *, seed: int = 0, ba
             eps = torch.randn(x0.shape, generator=generator)
             known = dict(known=x0, known_mask=mask.expand(len(x0), -1, -1)) if conditioned else {}
             total += float((v_squared_error(model, x0, torch.full((len(x0),), t), eps, **known) * weight).sum())
-        errors.append(total / float(weight.expand(len(x0_all), x0_all.shape[1], x0_all.shape[2]).sum()))
+        errors.append(total / (float(weight.sum()) * len(x0_all) * x0_all.shape[1]))
     return errors
 
 

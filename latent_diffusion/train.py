@@ -33,15 +33,15 @@ DEFAULTS = TrainConfig(steps=100_000, batch_size=PAPER_BATCH, lr=3e-4, warmup_st
 
 
 def dit_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-    """v-objective on normalised latents ``batch["latents"]`` ``(B, C, L)``.
+    """v-objective on normalised latents ``batch["latents"]`` ``(B, C, L)``."""
+    return v_objective_loss(model, batch["latents"], batch["key"]), {}
 
-    A DiT with ``known_conditioning`` sees a random edit per draw (:func:`random_known_mask`): the known frames
-    clean as its condition, the loss on the frames it has to generate (all of them when nothing is known).
+
+def known_frames_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    """:func:`dit_loss` for a DiT with ``known_conditioning``: a random edit per draw (:func:`random_known_mask`), the
+    known frames clean as its condition, the loss on the frames it has to generate (all of them when nothing is known).
     """
     x0 = batch["latents"]
-    core = model.module if hasattr(model, "module") else model  # DDP wraps the model
-    if not core.config.known_conditioning:
-        return v_objective_loss(model, x0, batch["key"]), {}
     mask = random_known_mask(batch["key"], x0.shape[-1], device=x0.device)
     loss = v_objective_loss(model, x0, batch["key"], weight=1.0 - mask, known=x0, known_mask=mask)
     return loss, {"known_fraction": float(mask.mean())}
@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> None:
         torch.manual_seed(args.seed)  # initial weights: a function of the seed
         model = DiT(config)
     cfg = train_config(args)
-    train(model, dit_loss, data, cfg, args.out, model_config=config, progress=not args.no_progress)
+    loss = known_frames_loss if config.known_conditioning else dit_loss
+    train(model, loss, data, cfg, args.out, model_config=config, progress=not args.no_progress)
 
 
 if __name__ == "__main__":
