@@ -188,14 +188,17 @@ class Encoder(nn.Module):
         self.out = nn.Conv1d(cfg.dim, 2 * cfg.latent_channels, 1)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        """``feats``: ``(B, N, 2, F, P)`` = (batch, frame, channel, bin, re/im(/magnitude)), the STFT's own memory order."""
-        b, n, _, bins, parts = feats.shape
-        # self.proj is a 1x1 conv over channels ordered (channel, part, bin); applying it as a linear map
-        # on the frame-major layout (weights reordered to (channel, bin, part)) avoids transposing the
-        # large (B, 2PF, N) input, which dominated the CPU time of encoding
+        """``feats``: ``(B, 2, N, F, P)`` = (batch, channel, frame, bin, re/im(/magnitude)), the STFT's own memory order."""
+        b, channels, n, bins, parts = feats.shape
+        # self.proj is a 1x1 conv over inputs ordered (channel, part, bin). Applied as one linear map per channel
+        # on the frame-major layout (weights reordered to (bin, part)), it reads the large input where it lies:
+        # transposing it to (B, 2PF, N), or gathering both channels per frame, dominated the CPU time of encoding
         d = self.proj.out_channels
-        weight = self.proj.weight.reshape(d, 2, parts, bins).transpose(2, 3).reshape(d, 2 * parts * bins)
-        h = F.linear(feats.reshape(b, n, -1), weight, self.proj.bias).transpose(1, 2)  # (B, stft_dim, N)
+        weight = self.proj.weight.reshape(d, channels, parts, bins).transpose(2, 3).reshape(d, channels, bins * parts)
+        h = self.proj.bias
+        for c in range(channels):
+            h = h + F.linear(feats[:, c].reshape(b, n, bins * parts), weight[:, c])
+        h = h.transpose(1, 2)  # (B, stft_dim, N)
         h = self.stft_blocks(h)
         h = self.blocks(self.down(h))
         return self.out(self.norm(h))
@@ -254,7 +257,7 @@ class SpectrogramVAE(nn.Module):
 
     # ---- spectral front and back ends ---------------------------------------------------------
     def _features(self, audio: torch.Tensor) -> torch.Tensor:
-        """``(B, 2, T)`` with ``T`` a multiple of H → compressed STFT features ``(B, T / hop, 2, F, P)``.
+        """``(B, 2, T)`` with ``T`` a multiple of H → compressed STFT features ``(B, 2, T / hop, F, P)``.
 
         Per bin: ``X |X|^(p - 1)`` (re, im: magnitude compressed to ``|X|^p``, phase kept) and, with
         ``encoder_magnitude``, ``|X|^p`` itself.
@@ -271,8 +274,7 @@ class SpectrogramVAE(nn.Module):
             torch.mul(ri, scale.unsqueeze(-1), out=feats[..., :2])
             if cfg.encoder_magnitude:
                 torch.mul(modulus, scale, out=feats[..., 2])  # the modulus of the re/im parts
-        n, bins, parts = feats.shape[1:]
-        return feats.reshape(b, ch, n, bins, parts).transpose(1, 2)  # (B, N, 2, F, P)
+        return feats.reshape(b, ch, *feats.shape[1:])  # (B, 2, N, F, P)
 
     def _stft(self, audio: torch.Tensor) -> torch.Tensor:
         """``(B, 2, T)`` → the complex STFT of every channel on the decoder's grid, ``(B*2, F, T / hop + 1)``, in float32."""
@@ -300,9 +302,7 @@ class SpectrogramVAE(nn.Module):
             mag = torch.exp(out[..., 0, :]).clamp(max=1e2)  # (B, N, 2, F)
             phase = out[..., 1, :]
             if cfg.phase == "instantaneous_frequency":
-                advance = torch.arange(bins, device=out.device, dtype=torch.float64) * (2 * math.pi * cfg.hop_length / cfg.n_fft)
-                # float64 and a wrap: summed over a long input, float32 would lose the phase's fractional part
-                phase = torch.remainder(torch.cumsum(phase.double() + advance, dim=1), 2 * math.pi).float()
+                phase = summed_phase(phase, cfg.hop_length, cfg.n_fft)
         return mag, phase
 
     def _istft(self, mag: torch.Tensor, phase: torch.Tensor, length: int, phase_iterations: int = 0) -> torch.Tensor:
@@ -312,9 +312,12 @@ class SpectrogramVAE(nn.Module):
         b, n, _, bins = mag.shape
         with torch.autocast(mag.device.type, enabled=False):
             spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))  # = torch.polar, faster on CPU
-            spec = spec.transpose(1, 2).reshape(b * 2, n, bins).transpose(1, 2)  # (B*2, F, N), F-contiguous like torch.stft's
-            wav = refine_phase(spec, n_fft=cfg.n_fft, hop_length=cfg.hop_length, window=self.window, length=length,
-                               iterations=phase_iterations)  # 0 iterations: the plain inverse STFT
+
+            def stft_layout(x: torch.Tensor) -> torch.Tensor:  # (B, N, 2, F) -> (B*2, F, N), F-contiguous like torch.stft's
+                return x.transpose(1, 2).reshape(b * 2, n, bins).transpose(1, 2)
+
+            wav = refine_phase(stft_layout(spec), n_fft=cfg.n_fft, hop_length=cfg.hop_length, window=self.window, length=length,
+                               iterations=phase_iterations, magnitude=stft_layout(mag) if phase_iterations else None)
         return wav.reshape(b, 2, length)
 
     # ---- public tensor API --------------------------------------------------------------------
@@ -449,6 +452,28 @@ class SpectrogramVAE(nn.Module):
         if not torch.isfinite(latent).all():
             raise InputError("decode: latent contains NaN or inf values; check what produced it")
         return latent
+
+
+def summed_phase(deviation: torch.Tensor, hop_length: int, n_fft: int) -> torch.Tensor:
+    """Per-frame phase deviations ``(B, N, C, F)`` → the phase of frame n, bin k: the deviations summed over frames
+    0..n plus the bin's centre-frequency advance ``2π k hop / n_fft`` per frame (GANSynth's instantaneous frequency,
+    Engel et al. 2019), equal modulo 2π to that sum in exact arithmetic.
+
+    Summed naively over a long input in float32 the phase would lose its fractional part, and a float64 sum took a
+    fifth of a minute's decode on the CPU. Instead the advance is counted in integers (exact at any length), the
+    deviations are summed in float32 within blocks of frames, and the block totals are carried in float64 and
+    wrapped. A block holds a whole number of advance periods, so one table of advances serves every block.
+    """
+    b, n, c, bins = deviation.shape
+    period = n_fft // math.gcd(hop_length, n_fft)  # frames after which every bin's advance is a whole turn
+    block = period * max(1, 64 // period)
+    summed = F.pad(deviation, (0, 0, 0, 0, 0, (-n) % block)).view(b, -1, block, c, bins).cumsum_(2)
+    totals = summed[:, :, -1].double()
+    summed += torch.remainder(totals.cumsum(1) - totals, 2 * math.pi).float().unsqueeze(2)  # earlier blocks
+    frames = torch.arange(1, block + 1, device=deviation.device).unsqueeze(1)
+    turns = frames * (torch.arange(bins, device=deviation.device) * hop_length).unsqueeze(0) % n_fft
+    summed += (turns * (2 * math.pi / n_fft)).float().view(block, 1, bins)
+    return summed.view(b, -1, c, bins)[:, :n]
 
 
 def check_waveform(audio: torch.Tensor) -> None:

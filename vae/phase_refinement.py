@@ -13,9 +13,10 @@ import torch
 
 
 def refine_phase(spec: torch.Tensor, *, n_fft: int, hop_length: int, window: torch.Tensor, length: int,
-                 iterations: int, momentum: float = 0.99) -> torch.Tensor:
+                 iterations: int, momentum: float = 0.99, magnitude: torch.Tensor | None = None) -> torch.Tensor:
     """Complex STFT ``(..., F, N)`` (the decoder's magnitude and phase) → waveform ``(..., length)`` whose STFT
-    magnitude is closer to ``spec.abs()``; ``iterations=0`` is the plain inverse STFT."""
+    magnitude is closer to ``spec.abs()``; ``iterations=0`` is the plain inverse STFT. ``magnitude``: ``spec.abs()``
+    where the caller has it already (the decoder built ``spec`` from it), which saves recomputing it."""
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
     lead = spec.shape[:-2]
@@ -30,7 +31,7 @@ def refine_phase(spec: torch.Tensor, *, n_fft: int, hop_length: int, window: tor
     wav = istft(flat)  # the first projection: flat already has the target magnitude, so no polar step before it
     if iterations == 0:  # every training and guidance decode stops here: no magnitude to compute
         return wav.reshape(*lead, length)
-    mag = flat.abs()
+    mag = flat.abs() if magnitude is None else magnitude.reshape(flat.shape)
     previous = None
     for _ in range(iterations):
         projected = stft(wav)

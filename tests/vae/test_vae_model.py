@@ -11,6 +11,7 @@ import torch
 from musicprod_common.checkpoint import save_pretrained
 from musicprod_common.errors import InputError
 from vae import PRESETS, SpectrogramVAE, VAEConfig, prepare_audio
+from vae.model import summed_phase
 
 
 @pytest.fixture
@@ -269,3 +270,14 @@ def test_configs_saved_before_the_phase_refinement_decode_without_it(tmp_path):
     assert data.pop("phase_iterations") == 1  # the presets refine
     (tmp_path / "config.json").write_text(json.dumps(data))
     assert load_config(VAEConfig, tmp_path / "config.json").phase_iterations == 0
+
+
+@pytest.mark.parametrize("hop, n_fft, frames", [(256, 1024, 20001), (96, 1024, 3001)])
+def test_summed_phase_matches_a_float64_running_sum(hop, n_fft, frames):
+    # deviations with a drift, so that the sum grows past 1e4 rad, where float32 has no fractional digits to spare
+    g = torch.Generator().manual_seed(0)
+    deviation = torch.randn(1, frames, 1, n_fft // 2 + 1, generator=g) * 2 + 1.3
+    advance = torch.arange(n_fft // 2 + 1, dtype=torch.float64) * (2 * math.pi * hop / n_fft)
+    reference = torch.cumsum(deviation.double() + advance, dim=1)
+    error = torch.remainder(summed_phase(deviation, hop, n_fft).double() - reference + math.pi, 2 * math.pi) - math.pi
+    assert error.abs().max() < 1e-3
