@@ -9,15 +9,20 @@
 # Since session 11 the loop draws fresh noise per draw, so a rerun trains the DiT properly from scratch; give it
 # both caches (8000 windows, 33 MB each; copy the second into .carry/ first so it travels), e.g.
 #   LATENTS=".carry/s4c/latents.safetensors .carry/s11/dit2_latents.safetensors" R=runs/gpu12 bash scripts/gpu/train_dit.sh
+# To continue a shipped DiT (e.g. the known-frame conditioned one) instead of starting from the preset:
+#   bash scripts/gpu/travel_light.sh dit      # then carry .whl and the cache; afterwards --restore
+#   INIT=checkpoints/dit LATENTS=.carry/s13/dit_latents.safetensors LR=2e-4 R=/root/dit bash scripts/gpu/train_dit.sh
 set -uo pipefail
 BUDGET=${BUDGET:-7.5}
+INIT=${INIT:-}
+LR=${LR:-3e-4}
 LATENTS=${LATENTS:-.carry/s4c/latents.safetensors}
 R=${R:-runs/gpu4}
 source scripts/gpu/device_env.sh
 export OMP_NUM_THREADS=4
 mkdir -p $R
 # the budget ends the run; the deadline 90 s later only makes a stuck run checkpoint and export
-run_until $(python3 -c "print(int($BUDGET * 60 + 90))") $R/dit.log python3 -m latent_diffusion.train --preset small \
+run_until $(python3 -c "print(int($BUDGET * 60 + 90))") $R/dit.log python3 -m latent_diffusion.train --preset small ${INIT:+--init $INIT} --lr $LR \
     --latents $LATENTS --out $R/dit --steps 1000000 --max-minutes $BUDGET --batch-size 96 \
     --num-workers 2 --mixed-precision bf16 --no-progress
 echo "== dit: $(wc -l < $R/dit/losses.jsonl) steps; last: $(tail -n 1 $R/dit/losses.jsonl)"; tail -n 3 $R/dit.log

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# One GPU call: fine-tune the shipped VAE's decoder (encoder frozen, so the DiT's latent space is unchanged)
+# in several variants side by side on one lent GPU, from a folder of FLAC pieces carried with the call.
+# Prepared here (session 17; that session was lent no GPU, so this script has not run on one yet):
+#   python scripts/gpu/flac_pieces.py build/gpu4/vae_flac .carry/s17v/vae --seconds 1.8 --megabytes 46
+#   bash scripts/gpu/travel_light.sh vae      # only checkpoints/vae travels; `--restore` afterwards
+#   pip download auraloss soundfile cffi pycparser into .whl (scripts/gpu/device_env.sh installs them there)
+# then through the device tool, with .whl and .carry/s17v in `carry`:
+#   AUDIO=.carry/s17v/vae R=/root/s17 bash scripts/gpu/finetune_decoder.sh
+# Each variant leaves <name>.tgz (final/ weights, losses, log) under $OUT; pick one on the validation renders
+# (vae.evaluate on a valid-split, held-out-style folder), then score that one alone on the test renders.
+set -uo pipefail
+AUDIO=${AUDIO:-.carry/s17v/vae}
+R=${R:-/root/s17}
+BUDGET=${BUDGET:-8}            # minutes of training per variant (the LR cosine anneals over them)
+VARIANTS=${VARIANTS:-"plain mel adv"}
+source scripts/gpu/device_env.sh
+export OMP_NUM_THREADS=1
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+mkdir -p $R
+[ -d $R/vae_init ] || cp -r checkpoints/vae $R/vae_init   # later calls may not carry the VAE
+[ -d $R/audio ] || cp -r $AUDIO $R/audio
+
+COMMON="--init $R/vae_init --data $R/audio --clip-seconds 1.8 --crops-per-clip 4096 --batch-size 64 --num-workers 4
+        --steps 1000000 --max-minutes $BUDGET --warmup-steps 100 --mixed-precision bf16 --no-progress"
+RECON="--w-adv 0 --w-feat 0 --betas 0.9 0.999 --lr 3e-4"   # a plain fine-tune on reconstruction losses
+for v in $VARIANTS; do
+    case $v in
+    plain) extra="$RECON" ;;                                 # the stage-1 losses
+    mel) extra="$RECON --w-mel 1" ;;                         # + multi-resolution log-mel L1 (HiFi-GAN, Vocos)
+    adv) extra="--w-mel 1" ;;                                # + the multi-scale STFT discriminator (its defaults)
+    *) echo "unknown variant $v"; exit 2 ;;
+    esac
+    run_until $(python3 -c "print(int($BUDGET * 60 + 90))") $R/$v.log python3 -m vae.adversarial $COMMON $extra --out $R/$v &
+done
+sleep 90; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
+wait
+for v in $VARIANTS; do
+    echo "== $v: $(wc -l < $R/$v/losses.jsonl) logged; last: $(tail -n 1 $R/$v/losses.jsonl)"
+    tail -n 2 $R/$v.log
+    tar czf $OUT/$v.tgz -C $R $v.log $v/final $v/losses.jsonl
+done
+ls -la $OUT
