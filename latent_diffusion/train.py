@@ -19,14 +19,14 @@ from pathlib import Path
 import torch
 
 from guidance.objective import v_objective_loss
-from musicprod_common.errors import InputError
+from musicprod_common.errors import InputError, OneLineParser, run_main
 from musicprod_common.training import TrainConfig, train
 
 from .config import PRESETS, dit_preset
 from .dit import DiT
 from .known_masks import random_known_mask
 from .latent_cache import LatentCache, LatentStats, build_latent_cache
-from .train_cli import OneLineParser, add_training_args, run_main, train_config
+from .train_cli import add_training_args, train_config
 
 PAPER_BATCH = 96  # Levy et al. 2023, latent model global batch
 DEFAULTS = TrainConfig(steps=100_000, batch_size=PAPER_BATCH, lr=3e-4, warmup_steps=1000, mixed_precision="auto", checkpoint_every=500)

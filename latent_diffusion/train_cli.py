@@ -2,27 +2,17 @@
 
 The TrainConfig flags come from :func:`musicprod_common.training.add_train_args`; what is shared here is
 only what the two diffusion scripts add on top: ``--mixed-precision auto`` (bf16 where the GPU supports
-it), the export dtype, one-line usage errors and the exit code of bad input.
+it) and the export dtype.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
-from typing import Callable
 
 import torch
 
 from musicprod_common.errors import InputError
 from musicprod_common.training import TrainConfig, add_train_args, train_config_from_args
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line and exit 2, like the ``musicprod`` CLI."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-        raise SystemExit(2)
 
 
 def add_training_args(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
@@ -47,13 +37,3 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         raise InputError(f"--steps {cfg.steps}: must be at least 1")
     return dataclasses.replace(cfg, mixed_precision=resolve_mixed_precision(cfg.mixed_precision, cfg.cpu),
                                warmup_steps=min(cfg.warmup_steps, max(1, cfg.steps // 20)), ema_decay=cfg.ema_decay or None)
-
-
-def run_main(main: Callable[[list[str] | None], None], argv: list[str] | None = None, prog: str = "") -> int:
-    """Run a training ``main``: bad input is one line on stderr and exit code 2."""
-    try:
-        main(argv)
-    except InputError as err:
-        sys.stderr.write(f"{prog}: error: {err}\n")
-        return 2
-    return 0

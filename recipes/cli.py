@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-from musicprod_common.errors import InputError
+from musicprod_common.errors import InputError, OneLineParser
 
 COMMAND_MODULES = [
     "recipes.render_cmd",
@@ -27,17 +27,9 @@ COMMAND_MODULES = [
 ]
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line naming the problem and pointing at --help."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-        raise SystemExit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog="musicprod", description="Controllable music production with diffusion models.")
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_OneLineParser)
+    parser = OneLineParser(prog="musicprod", description="Controllable music production with diffusion models.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser

@@ -19,10 +19,8 @@ detached (``torch.func.functional_call``), so each loss moves only its own side.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from musicprod_common.checkpoint import WEIGHTS_NAME, load_weights, save_pretrained
-from musicprod_common.errors import InputError
+from musicprod_common.errors import OneLineParser, run_main
 from musicprod_common.training import TrainConfig, add_train_args, example_randn, train, train_config_from_args
 
 from .model import PHASE_MODES, SpectrogramVAE
@@ -171,7 +169,7 @@ DEFAULTS = TrainConfig(steps=3000, batch_size=32, lr=1e-4, warmup_steps=100, bet
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(prog="python -m vae.adversarial", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m vae.adversarial", description=__doc__.split("\n\n")[0])
     p.add_argument("--init", required=True, help="stage-1 checkpoint folder (e.g. runs/vae/final)")
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True)
@@ -204,8 +202,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    raise SystemExit(run_main(main, prog="vae.adversarial"))

@@ -19,7 +19,7 @@ from typing import Mapping
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from musicprod_common.errors import InputError
+from musicprod_common.errors import InputError, OneLineParser, run_main
 from musicprod_common.training import STATE_NAME, TrainConfig, add_train_args, example_randn, mix_seed, train, train_config_from_args
 
 from .model import PHASE_MODES, SpectrogramVAE, VAEConfig, get_config
@@ -197,7 +197,7 @@ DEFAULTS = TrainConfig(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m vae.train", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m vae.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default="small", help="model preset: tiny, small, paper")
     p.add_argument("--data", required=True, help="folder of audio clips (flac/wav/ogg/mp3)")
     p.add_argument("--out", required=True, help="run folder: state.pt, losses.jsonl, tb/, final/")
@@ -236,8 +236,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    raise SystemExit(run_main(main, prog="vae.train"))

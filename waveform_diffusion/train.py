@@ -15,7 +15,8 @@ import argparse
 import torch
 
 from guidance.objective import v_objective_loss
-from latent_diffusion.train_cli import OneLineParser, add_training_args, run_main, train_config
+from latent_diffusion.train_cli import add_training_args, train_config
+from musicprod_common.errors import OneLineParser, run_main
 from musicprod_common.training import TrainConfig, example_rand, train
 
 from .config import PRESETS, unet_preset

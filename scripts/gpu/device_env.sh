@@ -15,3 +15,13 @@ run_until() {  # SECONDS LOG CMD...: run CMD, output appended to LOG; after SECO
     kill $watchdog 2>/dev/null
     echo "== exit $rc" >> "$log"
 }
+
+pack_runs() {  # ROOT NAME...: report each run ROOT/NAME and pack its log, final weights and losses into $OUT/NAME.tgz
+    local root=$1 name; shift
+    for name in "$@"; do
+        echo "== $name: $(wc -l < $root/$name/losses.jsonl) logged; last: $(tail -n 1 $root/$name/losses.jsonl)"
+        tail -n 3 $root/$name.log
+        tar czf $OUT/$name.tgz -C $root $name.log $name/final $name/losses.jsonl
+    done
+    ls -la $OUT
+}

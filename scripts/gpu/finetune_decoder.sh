@@ -7,8 +7,11 @@
 #   pip download auraloss soundfile cffi pycparser into .whl (scripts/gpu/device_env.sh installs them there)
 # then through the device tool, with .whl and .carry/s17v in `carry`:
 #   AUDIO=.carry/s17v/vae R=/root/s17 bash scripts/gpu/finetune_decoder.sh
-# Each variant leaves <name>.tgz (final/ weights, losses, log) under $OUT; pick one on the validation renders
-# (vae.evaluate on a valid-split, held-out-style folder), then score that one alone on the test renders.
+# Each variant leaves <name>.tgz (final/ weights, losses, log) under $OUT. Pick one on validation renders of the
+# held-out style, then score that one alone on the test renders (checkpoints/vae/README.md, Evaluation):
+#   python -m musicprod_common.prerender --pop909 ../shared/data/pop909 --split valid --styles mallets --count 24 \
+#       --seconds 6 --seed 33 --out build/s17/vae_valid
+#   python -m vae.evaluate --checkpoint VARIANT/final --data build/s17/vae_valid --no-baseline --out VARIANT.json
 set -uo pipefail
 AUDIO=${AUDIO:-.carry/s17v/vae}
 R=${R:-/root/s17}
@@ -35,9 +38,4 @@ for v in $VARIANTS; do
 done
 sleep 90; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
 wait
-for v in $VARIANTS; do
-    echo "== $v: $(wc -l < $R/$v/losses.jsonl) logged; last: $(tail -n 1 $R/$v/losses.jsonl)"
-    tail -n 2 $R/$v.log
-    tar czf $OUT/$v.tgz -C $R $v.log $v/final $v/losses.jsonl
-done
-ls -la $OUT
+pack_runs $R $VARIANTS

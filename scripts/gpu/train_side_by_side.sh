@@ -64,9 +64,4 @@ for m in $MODELS; do
 done
 sleep 120; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
 wait
-for m in $MODELS; do
-    echo "== $m: $(wc -l < $R/$m/losses.jsonl) steps; last: $(tail -n 1 $R/$m/losses.jsonl)"
-    tail -n 3 $R/$m.log
-    tar czf $OUT/$m.tgz -C $R $m.log $m/final $m/losses.jsonl
-done
-ls -la $OUT
+pack_runs $R $MODELS

@@ -12,7 +12,7 @@ from latent_diffusion import DiT, dit_preset
 from latent_diffusion.known_masks import GAP_FRACTION, P_NOTHING_KNOWN, P_PREFIX, random_known_mask
 from latent_diffusion.latent_cache import LatentCache, save_latent_cache
 from latent_diffusion.train import initial_model, main
-from latent_diffusion.train_cli import run_main
+from musicprod_common.errors import run_main
 from musicprod_common.training import example_rand, example_randn
 
 

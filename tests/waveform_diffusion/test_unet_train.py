@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from guidance.objective import v_objective_loss
-from latent_diffusion.train_cli import run_main
+from musicprod_common.errors import run_main
 from musicprod_common.datasets import AudioFolderSegments
 from waveform_diffusion import WaveformUNet, unet_preset
 from waveform_diffusion.train import main
