@@ -53,3 +53,12 @@ def test_one_iteration_is_one_projection_onto_the_magnitude():
     by_hand = torch.istft(mag * torch.sgn(_stft(torch.istft(spec, N_FFT, HOP, window=WINDOW, center=True, length=8192))),
                           N_FFT, HOP, window=WINDOW, center=True, length=8192)
     torch.testing.assert_close(refine_phase(spec, n_fft=N_FFT, hop_length=HOP, window=WINDOW, length=8192, iterations=1), by_hand)
+
+
+def test_a_given_magnitude_in_the_decoders_layout_is_the_same_as_recomputing_it():
+    # the VAE passes its own magnitude as a transposed view of a frame-major tensor; the result must not depend on that
+    g = torch.Generator().manual_seed(4)
+    spec = _stft(_signal(3)) * torch.polar(torch.ones(()), torch.rand(257, 1, generator=g) * 6.28)
+    frame_major = spec.abs().transpose(-1, -2).contiguous()  # (2, N, F), like the decoder's output
+    kwargs = dict(n_fft=N_FFT, hop_length=HOP, window=WINDOW, length=8192, iterations=2)
+    torch.testing.assert_close(refine_phase(spec, magnitude=frame_major.transpose(-1, -2), **kwargs), refine_phase(spec, **kwargs))
