@@ -191,10 +191,13 @@ def evaluate_style_transfer(
 
     with torch.no_grad():  # the source through the codec alone: the chroma a model keeping every note could reach
         codec_ceiling = model.codec.decode(model.codec.encode(source), window)
+    # per clip, so that two models run on the same clips and seeds can be compared clip by clip
+    per_clip = [{"to_b": p == b_idx, "chroma_corr": round(float(c), 4)}
+                for p, c in zip(_predictions(classifier, result), chroma_correlation(result, source))]
     return {"n": n, "split": split, "style_a": style_a, "style_b": style_b, "weight": weight, "classifier_weight": classifier_weight,
             "steps": steps, "k": k, "strength": strength,
             "result": summary(result), "source": summary(source), "oracle": summary(oracle),
-            "codec_ceiling": summary(codec_ceiling),
+            "codec_ceiling": summary(codec_ceiling), "per_clip": per_clip,
             "segments": [{"song": s, "start": round(t, 3)} for s, t in segments[:n]]}
 
 

@@ -136,6 +136,9 @@ def test_style_transfer_cli_end_to_end_with_untrained_tiny_models(tmp_path, pop9
     assert report["n"] == 1 and report["source"]["chroma_corr"] == pytest.approx(1.0)
     for key in ("result", "source", "oracle", "codec_ceiling"):
         assert 0.0 <= report[key]["to_b"] <= 1.0 and -1.0 <= report[key]["chroma_corr"] <= 1.0
+    per_clip = report["per_clip"]  # the clip-by-clip rows agree with the summary
+    assert len(per_clip) == 1 and float(per_clip[0]["to_b"]) == report["result"]["to_b"]
+    assert per_clip[0]["chroma_corr"] == pytest.approx(report["result"]["chroma_corr"], abs=1e-4)
 
 
 def test_on_span_measures_only_its_span():
