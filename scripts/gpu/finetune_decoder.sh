@@ -12,6 +12,10 @@
 #   python -m musicprod_common.prerender --pop909 ../shared/data/pop909 --split valid --styles mallets --count 24 \
 #       --seconds 6 --seed 33 --out build/s17/vae_valid
 #   python -m vae.evaluate --checkpoint VARIANT/final --data build/s17/vae_valid --no-baseline --out VARIANT.json
+# and, before shipping, the downstream checks the decoder feeds, clip by clip against the shipped one (session 17's CPU
+# mel fine-tune was better on every VAE clip but lost 6 of 32 style-transfer clips and gained none, so it stayed out):
+#   python -m guidance.style_transfer --pop909 ../shared/data/pop909 --classifier checkpoints/classifier \
+#       --checkpoints DIR_WITH_vae_AND_dit --style-a piano --style-b strings --n 32 --strength 0.5 --weight 1 --out style.json
 set -uo pipefail
 AUDIO=${AUDIO:-.carry/s17v/vae}
 R=${R:-/root/s17}
