@@ -184,20 +184,20 @@ def evaluate_style_transfer(
             progress(i + 1)
     result = torch.cat(results)
 
-    def summary(audio: torch.Tensor) -> dict[str, float]:
-        pred = _predictions(classifier, audio)
-        return {"to_b": float(np.mean([p == b_idx for p in pred])), "still_a": float(np.mean([p == a_idx for p in pred])),
-                "chroma_corr": float(chroma_correlation(audio, source).mean())}
+    def scores(audio: torch.Tensor) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        """The summary over clips, and each clip's row (so two models on the same clips and seeds compare clip by clip)."""
+        pred, chroma = _predictions(classifier, audio), chroma_correlation(audio, source)
+        summary = {"to_b": float(np.mean([p == b_idx for p in pred])), "still_a": float(np.mean([p == a_idx for p in pred])),
+                   "chroma_corr": float(chroma.mean())}
+        return summary, [{"to_b": p == b_idx, "chroma_corr": round(float(c), 4)} for p, c in zip(pred, chroma)]
 
     with torch.no_grad():  # the source through the codec alone: the chroma a model keeping every note could reach
         codec_ceiling = model.codec.decode(model.codec.encode(source), window)
-    # per clip, so that two models run on the same clips and seeds can be compared clip by clip
-    per_clip = [{"to_b": p == b_idx, "chroma_corr": round(float(c), 4)}
-                for p, c in zip(_predictions(classifier, result), chroma_correlation(result, source))]
+    result_summary, per_clip = scores(result)
     return {"n": n, "split": split, "style_a": style_a, "style_b": style_b, "weight": weight, "classifier_weight": classifier_weight,
             "steps": steps, "k": k, "strength": strength,
-            "result": summary(result), "source": summary(source), "oracle": summary(oracle),
-            "codec_ceiling": summary(codec_ceiling), "per_clip": per_clip,
+            "result": result_summary, "source": scores(source)[0], "oracle": scores(oracle)[0],
+            "codec_ceiling": scores(codec_ceiling)[0], "per_clip": per_clip,
             "segments": [{"song": s, "start": round(t, 3)} for s, t in segments[:n]]}
 
 

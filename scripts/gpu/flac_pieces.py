@@ -10,17 +10,17 @@ each clip's row (style, song, programs) with ``seconds`` and ``start`` updated.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import sys
 from pathlib import Path
 
 import soundfile as sf
 
+from musicprod_common.errors import OneLineParser
+
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="flac_pieces.py", description=__doc__.splitlines()[0])
     p.add_argument("src", type=Path, help="a prerender folder (FLAC + manifest.jsonl)")
     p.add_argument("dst", type=Path, help="new folder for the pieces")
     p.add_argument("--seconds", type=float, default=1.8, help="length of each piece (at least the training crop)")
@@ -29,9 +29,9 @@ def main() -> None:
     args = p.parse_args()
     manifest = args.src / "manifest.jsonl"
     if not manifest.is_file():
-        sys.exit(f"error: {manifest} not found; pass a folder written by musicprod_common.prerender")
+        p.error(f"{manifest} not found; pass a folder written by musicprod_common.prerender")
     if args.dst.exists():
-        sys.exit(f"error: {args.dst} exists; pass a new folder")
+        p.error(f"{args.dst} exists; pass a new folder")
     rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
     rng = random.Random(args.seed)
     rng.shuffle(rows)
