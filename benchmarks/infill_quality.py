@@ -2,7 +2,7 @@
 
     python benchmarks/infill_quality.py --dit runs/dit/final --vae runs/vae/final [--data /work/shared/data/pop909] \
         [--n 16] [--steps 50] [--paper] [--threads 2] [--split valid] [--only replacement] \
-        [--eta E] [--xi X] [--resample R --jump J] [--erode F] [--prior crossfade|original [--k K] [--strength S]]
+        [--eta E] [--xi X] [--distance mel|l1] [--resample R --jump J] [--erode F] [--prior crossfade|original [--k K] [--strength S]]
 
 Settings are chosen on ``--split valid`` and reported once on the test split.
 
@@ -10,8 +10,9 @@ Clips are held-out POP909 test-split renders (``Pop909Segments(split="test")``, 
 
 * crossfade:   ``guidance.neighbour_crossfade``, the audio before the gap fading into the audio after it (no model);
 * replacement: the latent model with ξ = 0, replacement-only projection (RePaint-style);
-* guided:      the latent model with ``guidance.solve``'s defaults (audio-space L1, ξ = 3e-2);
-* paper:       with ``--paper``, Algorithm 2 verbatim (full backprop through the DiT, whole known region);
+* guided:      the latent model with ``guidance.solve``'s defaults (log-mel distance on the decoded 0.5 s each side
+               of the gap, ξ = 3e-2; ``--distance l1`` for the paper's waveform L1);
+* paper:       with ``--paper``, Algorithm 2 verbatim (waveform L1, full backprop through the DiT, whole known region);
 * vae_ceiling: not a method: the VAE's own reconstruction of the true window, the best any latent-model fill
                can score (a perfect DiT would produce this latent).
 * vae_crossfade: not a method: the VAE's reconstruction of the crossfade, what a fill exactly as plausible as
@@ -53,6 +54,7 @@ def main() -> None:
     p.add_argument("--paper", action="store_true", help="also run Algorithm 2 verbatim (slow)")
     p.add_argument("--eta", type=float, help="DDIM η for the model fills (default: the latent model's)")
     p.add_argument("--xi", type=float, help="ξ of the guided fills (default: the latent model's)")
+    p.add_argument("--distance", choices=("mel", "l1"), help="the guided fills' reconstruction distance (default: the latent model's)")
     p.add_argument("--resample", type=int, default=1, help="RePaint resampling: walk every --jump steps this many times")
     p.add_argument("--jump", type=int, default=10)
     p.add_argument("--erode", type=int, help="latent frames next to the gap treated as unknown (default: the codec's)")
@@ -72,14 +74,15 @@ def main() -> None:
     start = (model.window - gap) // 2
     mel = MelDistance(model.sample_rate)
     xi = {} if args.xi is None else dict(xi=args.xi)
-    methods = {"replacement": dict(xi=0.0), "guided": xi}
+    guided = {**xi, **({} if args.distance is None else dict(distance=args.distance))}
+    methods = {"replacement": dict(xi=0.0), "guided": guided}
     if args.only is not None:
         methods = {name: methods[name] for name in args.only}
     if args.paper:
-        methods["paper"] = dict(through_net=True, band_s=None, **xi)
+        methods["paper"] = dict(through_net=True, band_s=None, distance="l1", **xi)
     shared = dict(steps=args.steps, eta=args.eta, resample=args.resample, jump=args.jump, strength=args.strength,
                   level_band_s=args.level_band)
-    setting = {**shared, **({"prior": args.prior, "k": args.k} if args.prior else {})}
+    setting = {**shared, "distance": guided.get("distance", model.distance), **({"prior": args.prior, "k": args.k} if args.prior else {})}
     problem = {
         None: lambda ref: infill_problem(ref, start, start + gap),
         "crossfade": lambda ref: infill_problem(ref, start, start + gap, args.k),

@@ -31,7 +31,7 @@ from .tasks import (
     transition,
     transition_problem,
 )
-from .terms import XI_LATENT, XI_WAVEFORM, CroppedAudioL1, Guidance, L1Distance, LossHook
+from .terms import XI_LATENT, XI_WAVEFORM, CroppedAudioL1, CroppedAudioMel, Guidance, L1Distance, LossHook
 from .windowing import distance_to_unknown, edit_long, known_weight, level_correction, paste_known, place_window
 
 __all__ = [
@@ -44,6 +44,6 @@ __all__ = [
     "continuation_problem", "infill", "infill_problem", "latent_edit_model", "neighbour_crossfade", "waveform_edit_model",
     "initial_noise", "regenerate", "regenerate_problem",
     "solve", "transition", "transition_problem",
-    "XI_LATENT", "XI_WAVEFORM", "CroppedAudioL1", "Guidance", "L1Distance", "LossHook",
+    "XI_LATENT", "XI_WAVEFORM", "CroppedAudioL1", "CroppedAudioMel", "Guidance", "L1Distance", "LossHook",
     "distance_to_unknown", "edit_long", "known_weight", "level_correction", "paste_known", "place_window",
 ]

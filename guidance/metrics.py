@@ -160,6 +160,28 @@ class MelDistance(torch.nn.Module):
             total = total + per_bin.reshape(b, -1).mean(-1)
         return total / len(self.losses)
 
+    def against(self, y: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``x -> forward(x, y)`` for a fixed ``y`` ``(B, C, T)``, whose mel spectra are computed once here: guidance
+        compares a new x with the same measurement at every step. It uses auraloss's own STFT, mel bank and
+        log-magnitude L1, so it equals ``forward`` (tested)."""
+        rows = y.float().reshape(-1, y.shape[-1])
+        for loss in self.losses:  # auraloss keeps the window as a plain attribute and moves it in forward()
+            loss.window = loss.window.to(y.device)
+        with torch.no_grad():
+            y_mels = [loss.fb @ loss.stft(rows)[0] for loss in self.losses]
+
+        def distance(x: torch.Tensor) -> torch.Tensor:
+            if x.shape != y.shape:
+                raise ValueError(f"mel distance needs equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
+            x_rows = x.float().reshape(-1, x.shape[-1])
+            total = x.new_zeros(x.shape[0])
+            for loss, y_mel in zip(self.losses, y_mels):
+                per_bin = loss.logstft(loss.fb @ loss.stft(x_rows)[0], y_mel)  # (B·C, mels, frames)
+                total = total + per_bin.reshape(x.shape[0], -1).mean(-1)
+            return total / len(self.losses)
+
+        return distance
+
 
 def mel_distance(x: torch.Tensor, y: torch.Tensor, sample_rate: int = 44100) -> torch.Tensor:
     """Per-example MR distance ``(B,)`` between waveforms ``(B, C, T)``."""

@@ -23,7 +23,7 @@ from .codec import Codec, IdentityCodec, VAECodec, latent_mask
 from .denoiser import CosineSchedule, Denoiser
 from .sampler import Callback, DenoiserLike, renoise, sample
 from .schedule import resampling_timesteps
-from .terms import XI_LATENT, XI_WAVEFORM, CroppedAudioL1, Guidance, L1Distance
+from .terms import XI_LATENT, XI_WAVEFORM, CroppedAudioL1, CroppedAudioMel, Guidance, L1Distance
 from .windowing import distance_to_unknown, edit_long, level_correction, paste_known
 
 K_PRIOR = 0.85  # Levy et al. 2023: weight of fresh noise against the prior x̄ in x_T
@@ -31,6 +31,13 @@ K_PRIOR = 0.85  # Levy et al. 2023: weight of fresh noise against the prior x̄ 
 # session-4 checkpoints) the gap mel distance was 1.27 (replacement only) and 1.27 (guided) against 1.34 and
 # 1.35 for deterministic DDIM (η = 0). The waveform model keeps η = 0: nothing was measured for it.
 ETA_LATENT = 1.0
+Distance = Literal["l1", "mel"]
+# How the reconstruction term d(y, A(x̂0)) compares the decoded known audio with the measurement. The paper's L1
+# sums over samples, so ξ = 3e-2 acts on O(1) per-sample gradients; the log-mel distance is a mean, O(1) per run,
+# so it carries this weight at the same ξ. Chosen on 32 POP909 valid-split infills (session 18, ξ·w = 20 / 100 / 300
+# / 1000: gap mel distance 1.130 / 1.116 / 1.111 / 1.147, replacement only 1.147): the smaller of the two best,
+# which were within the noise of each other.
+RECONSTRUCTION_WEIGHT: dict[str, float] = {"l1": 1.0, "mel": 100.0 / XI_LATENT}
 
 
 @dataclass
@@ -43,16 +50,20 @@ class EditModel:
     sample_rate: int = 44100
     xi: float = XI_LATENT
     eta: float = 0.0
+    distance: Distance = "l1"  # of the reconstruction term; see RECONSTRUCTION_WEIGHT
     # the network also reads the known frames clean: ``net(x, t, known=y, known_mask=mask)`` (DiT known_conditioning)
     conditions_on_known: bool = False
 
 
-def latent_edit_model(dit: Any, vae: Any, *, xi: float = XI_LATENT, eta: float = ETA_LATENT) -> EditModel:
+def latent_edit_model(dit: Any, vae: Any, *, xi: float = XI_LATENT, eta: float = ETA_LATENT, distance: Distance = "mel") -> EditModel:
     """The latent model for the tasks: a v-prediction DiT (``dit.config.window_samples``, ``sample_rate``,
-    ``normalize_latents``) over a SpectrogramVAE (``encode(audio).mode()``, ``decode(z, length)``)."""
+    ``normalize_latents``) over a SpectrogramVAE (``encode(audio).mode()``, ``decode(z, length)``).
+
+    Its reconstruction guidance compares log-mel spectrograms, not waveforms (the paper's L1): this VAE does not
+    keep the waveform's phase, and on valid-split infills the L1 made fills worse than none (``BENCHMARKS.md``)."""
     codec = VAECodec(vae, normalize=dit.normalize_latents, denormalize=dit.denormalize_latents)
     return EditModel(Denoiser(dit, CosineSchedule(), "v"), codec, dit.config.window_samples, dit.config.sample_rate, xi, eta,
-                     conditions_on_known=getattr(dit.config, "known_conditioning", False))
+                     distance, conditions_on_known=getattr(dit.config, "known_conditioning", False))
 
 
 def waveform_edit_model(unet: Any, *, xi: float = XI_WAVEFORM) -> EditModel:
@@ -180,15 +191,23 @@ def prior_start(
 
 
 def reconstruction_term(
-    problem: EditProblem, codec: Codec, y: torch.Tensor, mask: torch.Tensor, space: str, band: int | None
+    problem: EditProblem, codec: Codec, y: torch.Tensor, mask: torch.Tensor, space: str, band: int | None,
+    distance: Distance = "l1", sample_rate: int = 44100,
 ) -> Any:
     """d(y, A(x̂0)): L1 on the encoded measurement (``space="latent"``) or after the decoder (``"audio"``),
-    the latter optionally on the known audio within ``band`` samples of the generated region only."""
-    if space == "latent":
-        return L1Distance(y, mask, "latent")
-    if space != "audio":
+    the latter optionally on the known audio within ``band`` samples of the generated region only, and compared
+    as waveforms (``distance="l1"``) or as log-mel spectrograms (``"mel"``)."""
+    if space not in ("audio", "latent"):
         raise InputError(f"guidance space must be 'audio' or 'latent', got {space!r}")
+    if distance not in RECONSTRUCTION_WEIGHT:
+        raise InputError(f"guidance distance must be one of {sorted(RECONSTRUCTION_WEIGHT)}, got {distance!r}")
+    if space == "latent":
+        if distance != "l1":
+            raise InputError("a latent-space measurement is compared with L1 only; use space='audio' for the mel distance")
+        return L1Distance(y, mask, "latent")
     measured = problem.mask if band is None else problem.mask * (distance_to_unknown(problem.mask) <= band)
+    if distance == "mel":
+        return CroppedAudioMel(problem.y, measured, codec.decode, codec.hop, sample_rate=sample_rate)
     return CroppedAudioL1(problem.y, measured, codec.decode, codec.hop)
 
 
@@ -200,6 +219,7 @@ def solve(
     eta: float | None = None,
     xi: float | None = None,
     space: Literal["audio", "latent"] = "audio",
+    distance: Distance | None = None,
     through_net: bool = False,
     band_s: float | None = 0.5,
     extra_terms: Sequence[Any] = (),
@@ -216,11 +236,13 @@ def solve(
     pasted back (bit-exact beyond ``margin`` samples from the generated region).
 
     ``space="audio"`` measures d(y, A(x̂0)) after the decoder (the paper's choice for the latent model);
-    ``"latent"`` compares against the encoded measurement (cheap). ``band_s`` limits the audio-space measurement
-    to known audio that close to the generated region, decoding only those latent frames; ``None`` measures the
-    whole known region. ``through_net=True`` back-propagates through the network as in the paper; the default
-    holds v_θ constant. The defaults are the cheapest audio-space variant that meets the ≤ 2.5× cost target
-    (benchmarks/guidance_cost.py); ``through_net=True, band_s=None`` is the paper's Algorithm 2 verbatim.
+    ``"latent"`` compares against the encoded measurement (cheap). ``distance`` (default: the model's) compares the
+    decoded audio as waveforms (``"l1"``, the paper's) or as log-mel spectrograms (``"mel"``, the latent model's).
+    ``band_s`` limits the audio-space measurement to known audio that close to the generated region, decoding only
+    those latent frames; ``None`` measures the whole known region. ``through_net=True`` back-propagates through the
+    network as in the paper; the default holds v_θ constant. The defaults are the cheapest audio-space variant that meets the ≤ 2.5× cost target
+    (benchmarks/guidance_cost.py); ``through_net=True, band_s=None, distance="l1"`` is the paper's Algorithm 2
+    verbatim.
     ``xi=0`` gives replacement-only sampling. ``resample > 1`` walks every ``jump`` steps that many times
     (RePaint's resampling, Lugmayr et al. 2022), so the fill can agree with the known region; it costs
     ``resample`` times the network evaluations.
@@ -244,8 +266,10 @@ def solve(
     else:
         x_T = initial_noise(y, mask, prior, problem.k, generator)
     band = None if band_s is None else int(round(band_s * model.sample_rate))
-    recon = reconstruction_term(problem, codec, y, mask, space, band)
-    weights = [1.0] + list(extra_weights if extra_weights is not None else [1.0] * len(extra_terms))
+    if distance is None:  # a latent-space measurement has only the L1
+        distance = "l1" if space == "latent" else model.distance
+    recon = reconstruction_term(problem, codec, y, mask, space, band, distance, model.sample_rate)
+    weights = [RECONSTRUCTION_WEIGHT[distance]] + list(extra_weights if extra_weights is not None else [1.0] * len(extra_terms))
     xi = model.xi if xi is None else xi
     eta = model.eta if eta is None else eta
     guidance = None if xi == 0 else Guidance(  # ξ = 0: replacement-only (RePaint-style), no gradients at all

@@ -113,3 +113,17 @@ def test_mel_distance_properties():
     assert d_small.shape == (2,) and (d_small < d_large).all()
     with pytest.raises(ValueError):
         mr(x, x[..., :100])
+
+
+def test_mel_distance_against_a_fixed_target_equals_auraloss_forward():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 2, 8000, generator=g, requires_grad=True)
+    y = torch.randn(3, 2, 8000, generator=g)
+    mr = MelDistance(sample_rate=22050, fft_sizes=(1024, 512))
+    cached = mr.against(y)
+    torch.testing.assert_close(cached(x), mr(x, y))
+    (g_cached,) = torch.autograd.grad(cached(x).sum(), x)
+    (g_forward,) = torch.autograd.grad(mr(x, y).sum(), x)
+    torch.testing.assert_close(g_cached, g_forward)
+    with pytest.raises(ValueError):
+        cached(x[..., :4000])

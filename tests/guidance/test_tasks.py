@@ -311,6 +311,41 @@ def test_cropped_audio_l1_matches_full_decode_loss_and_gradient():
     assert g_full.abs().sum() > 0
 
 
+def test_cropped_audio_mel_scores_each_measured_run_on_the_mid_channel():
+    from guidance import CroppedAudioMel, distance_to_unknown
+    from guidance.metrics import MelDistance
+
+    codec, n = FoldCodec(), 24000
+    x = audio(n, seed=8)
+    problem = infill_problem(x, 10000, 14000)
+    band = problem.mask * (distance_to_unknown(problem.mask) <= 5000)  # runs [5000, 10000) and [14000, 19000)
+    term = CroppedAudioMel(problem.y, band, codec.decode, HOP, context=1, sample_rate=44100)
+    z = torch.randn(1, 2 * HOP, n // HOP, requires_grad=True)
+    decoded, mel = codec.decode(z, n), MelDistance(44100)
+    mid = lambda a: a.mean(1, keepdim=True)
+    expected = sum(mel(mid(decoded[..., a:b]), mid(x[..., a:b])).sum() for a, b in ((5000, 10000), (14000, 19000)))
+    torch.testing.assert_close(term(z, None), expected)
+    (g_term,) = torch.autograd.grad(term(z, None), z)
+    (g_expected,) = torch.autograd.grad(expected, z)
+    torch.testing.assert_close(g_term, g_expected)  # the fold codec has no receptive field, so they agree exactly
+    frames_touched = g_term.abs().sum(dim=1)[0] > 0
+    assert frames_touched[5000 // HOP : 10000 // HOP].any() and not frames_touched[: 5000 // HOP].any()
+    short = CroppedAudioMel(problem.y, problem.mask * (distance_to_unknown(problem.mask) <= 1000), codec.decode, HOP)
+    assert not short(z, None).requires_grad  # runs below the largest STFT are not measured
+
+
+def test_reconstruction_distance_is_checked_and_latent_space_defaults_to_l1():
+    problem = infill_problem(audio(WINDOW), WINDOW // 4, WINDOW // 2)
+    model = latent_model()
+    model.distance = "mel"
+    run = lambda **kw: solve(problem, model, steps=2, generator=torch.Generator().manual_seed(0), **kw)
+    assert run(space="latent").shape == (1, 2, WINDOW)  # the model's mel default does not apply to latents
+    with pytest.raises(InputError, match="L1 only"):
+        run(space="latent", distance="mel")
+    with pytest.raises(InputError, match="distance"):
+        run(distance="cosine")
+
+
 def test_solve_takes_the_model_default_eta_unless_given():
     from guidance.tasks import ETA_LATENT
 
