@@ -9,8 +9,8 @@ on the weights). Each variant solves the paper's 2 s infill in the middle of the
 * guided-audio:      d = L1 after the VAE decoder, full backprop through the DiT (Levy et al. 2023, Alg. 2);
 * guided-audio-x0:   same, with v_θ held constant (gradient through x̂0 and the decoder only);
 * guided-audio-band(-x0): audio L1 on the known 0.5 s either side of the gap only, decoding just those frames;
-* guided-mel-band-x0: the same band compared as log-mel spectrograms (what ``guidance.solve`` does by default
-  for the latent model);
+* guided-mel-band-x0: log-mel spectrograms of the known 0.25 s either side (what ``guidance.solve`` does by
+  default for the latent model);
 * guided-latent:     d = L1 against the encoded measurement, full backprop through the DiT;
 * guided-latent-x0:  latent measurement with v_θ held constant.
 
@@ -28,14 +28,14 @@ import torch
 from guidance import infill_problem, latent_edit_model, solve
 from latent_models import load_latent_models
 
-BAND_S = 0.5  # known audio each side of the gap for the band-limited audio measurement (solve's default)
+BAND_S = 0.5  # known audio each side of the gap for the band-limited L1 (solve's default for the L1)
 VARIANTS = {
     "unguided": dict(xi=0.0),
     "guided-audio": dict(space="audio", distance="l1", through_net=True, band_s=None),
     "guided-audio-x0": dict(space="audio", distance="l1", through_net=False, band_s=None),
     "guided-audio-band": dict(space="audio", distance="l1", through_net=True, band_s=BAND_S),
     "guided-audio-band-x0": dict(space="audio", distance="l1", through_net=False, band_s=BAND_S),
-    "guided-mel-band-x0": dict(space="audio", distance="mel", through_net=False, band_s=BAND_S),  # = solve()'s defaults
+    "guided-mel-band-x0": dict(space="audio", distance="mel", through_net=False),  # = solve()'s defaults
     "guided-latent": dict(space="latent", through_net=True),
     "guided-latent-x0": dict(space="latent", through_net=False),
 }

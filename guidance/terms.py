@@ -105,8 +105,8 @@ class CroppedAudioMel(CroppedAudioL1):
     side of a gap) is scored as a whole, per example; runs shorter than ``min_run`` samples (below the largest
     STFT) are skipped. The distance is a mean over mel bins and frames, so it is O(1) per run whatever its length.
     It compares the mid channel (L + R)/2 only, which halves its STFTs: with both channels, guided infill took 2.9×
-    the unguided time against the 2.5× target (``benchmarks/guidance_cost.py``). The measurement's spectra are
-    computed once, here, not at every step.
+    the unguided time against the 2.5× target (``benchmarks/guidance_cost.py``; ``solve`` also measures a narrower
+    band with this term). The measurement's spectra are computed once, here, not at every step.
     """
 
     sample_rate: int = 44100

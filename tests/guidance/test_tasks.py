@@ -346,6 +346,16 @@ def test_reconstruction_distance_is_checked_and_latent_space_defaults_to_l1():
         run(distance="cosine")
 
 
+def test_solve_measures_the_band_of_its_distance_unless_given():
+    from guidance.tasks import RECONSTRUCTION_BAND_S
+
+    problem = infill_problem(audio(WINDOW, seed=3), WINDOW // 4, WINDOW // 2)
+    run = lambda **kw: solve(problem, latent_model(), steps=4, distance="l1", generator=torch.Generator().manual_seed(0), **kw)
+    assert RECONSTRUCTION_BAND_S["l1"] == 0.5  # 8 samples at the stand-in's 16 Hz
+    assert torch.equal(run(), run(band_s=0.5))
+    assert not torch.equal(run(), run(band_s=0.1))  # 2 samples: half of the eroded frame next to the gap
+
+
 def test_solve_takes_the_model_default_eta_unless_given():
     from guidance.tasks import ETA_LATENT
 
