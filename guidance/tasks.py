@@ -193,20 +193,24 @@ def prior_start(
     return renoise(clean, torch.ones_like(alpha), torch.zeros_like(sigma), alpha, sigma, generator)
 
 
+def check_reconstruction(space: str, distance: str) -> None:
+    """Bad input for :func:`reconstruction_term`, caught before any sampling, whether or not ξ uses the term."""
+    if space not in ("audio", "latent"):
+        raise InputError(f"guidance space must be 'audio' or 'latent', got {space!r}")
+    if distance not in RECONSTRUCTION_WEIGHT:
+        raise InputError(f"guidance distance must be one of {sorted(RECONSTRUCTION_WEIGHT)}, got {distance!r}")
+    if space == "latent" and distance != "l1":
+        raise InputError("a latent-space measurement is compared with L1 only; use space='audio' for the mel distance")
+
+
 def reconstruction_term(
     problem: EditProblem, codec: Codec, y: torch.Tensor, mask: torch.Tensor, space: str, band: int | None,
     distance: Distance = "l1", sample_rate: int = 44100,
 ) -> Any:
     """d(y, A(x̂0)): L1 on the encoded measurement (``space="latent"``) or after the decoder (``"audio"``),
     the latter optionally on the known audio within ``band`` samples of the generated region only, and compared
-    as waveforms (``distance="l1"``) or as log-mel spectrograms (``"mel"``)."""
-    if space not in ("audio", "latent"):
-        raise InputError(f"guidance space must be 'audio' or 'latent', got {space!r}")
-    if distance not in RECONSTRUCTION_WEIGHT:
-        raise InputError(f"guidance distance must be one of {sorted(RECONSTRUCTION_WEIGHT)}, got {distance!r}")
+    as waveforms (``distance="l1"``) or as log-mel spectrograms (``"mel"``); see :func:`check_reconstruction`."""
     if space == "latent":
-        if distance != "l1":
-            raise InputError("a latent-space measurement is compared with L1 only; use space='audio' for the mel distance")
         return L1Distance(y, mask, "latent")
     measured = problem.mask if band is None else problem.mask * (distance_to_unknown(problem.mask) <= band)
     if distance == "mel":
@@ -259,6 +263,9 @@ def solve(
         raise InputError(f"strength must be in (0, 1], got {strength}; 1 regenerates from pure noise")
     if strength < 1.0 and problem.prior is None:
         raise InputError("a strength below 1 needs a prior x̄ to start from: use it with regenerate or a transition, not infill or continuation")
+    if distance is None:  # a latent-space measurement has only the L1
+        distance = "l1" if space == "latent" else model.distance
+    check_reconstruction(space, distance)
     codec, length = model.codec, problem.y.shape[-1]
     with torch.no_grad():  # measurements are constants: no encoder graph may ride along the sampling loop
         y = codec.encode(problem.y)  # (B, C, L)
@@ -269,18 +276,16 @@ def solve(
         x_T = prior_start(y, mask, prior, ts[:1].expand(y.shape[0]), model.denoiser.alpha_sigma, generator)
     else:
         x_T = initial_noise(y, mask, prior, problem.k, generator)
-    if distance is None:  # a latent-space measurement has only the L1
-        distance = "l1" if space == "latent" else model.distance
-    if band_s == "default":
-        band_s = RECONSTRUCTION_BAND_S.get(distance)
-    band = None if band_s is None else int(round(band_s * model.sample_rate))
-    recon = reconstruction_term(problem, codec, y, mask, space, band, distance, model.sample_rate)
-    weights = [RECONSTRUCTION_WEIGHT[distance]] + list(extra_weights if extra_weights is not None else [1.0] * len(extra_terms))
     xi = model.xi if xi is None else xi
     eta = model.eta if eta is None else eta
-    guidance = None if xi == 0 else Guidance(  # ξ = 0: replacement-only (RePaint-style), no gradients at all
-        [recon, *extra_terms], weights, xi=xi, decode=lambda x0: codec.decode(x0, length), through_net=through_net,
-    )
+    guidance = None  # ξ = 0: replacement-only (RePaint-style), no terms to build and no gradients at all
+    if xi != 0:
+        if band_s == "default":
+            band_s = RECONSTRUCTION_BAND_S[distance]
+        band = None if band_s is None else int(round(band_s * model.sample_rate))
+        recon = reconstruction_term(problem, codec, y, mask, space, band, distance, model.sample_rate)
+        weights = [RECONSTRUCTION_WEIGHT[distance]] + list(extra_weights if extra_weights is not None else [1.0] * len(extra_terms))
+        guidance = Guidance([recon, *extra_terms], weights, xi=xi, decode=lambda x0: codec.decode(x0, length), through_net=through_net)
     project = ReplaceProjection(y, mask, model.denoiser.alpha_sigma)
     known = dict(known=y, known_mask=mask) if model.conditions_on_known else None
     x0 = sample(model.denoiser, x_T, ts, eta=eta, guidance=guidance, project=project, callback=callback, generator=generator,

@@ -111,32 +111,35 @@ class CroppedAudioMel(CroppedAudioL1):
 
     sample_rate: int = 44100
     min_run: int = 4096
-    # run length -> its runs as (crop, example, start, stop), the samples relative to the crop
-    runs: dict[int, list[tuple[int, int, int, int]]] = field(init=False, repr=False)
-    distances: dict[int, Callable[[torch.Tensor], torch.Tensor]] = field(init=False, repr=False)
+    # runs of one length, as (crop, example, start, stop) with the samples relative to the crop, and their distance
+    # (the runs of one length go through the STFTs as one batch)
+    groups: list[tuple[list[tuple[int, int, int, int]], Callable[[torch.Tensor], torch.Tensor]]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.runs = {}
+        by_length: dict[int, list[tuple[int, int, int, int]]] = {}
         for crop, (s0, s1) in enumerate(self.crop_samples()):
             for b in range(self.mask.shape[0]):
                 for start, stop in measured_runs(self.mask[b, :, s0:s1].amax(dim=0)):
                     if stop - start >= self.min_run:
-                        self.runs.setdefault(stop - start, []).append((crop, b, start, stop))
-        mel, starts = MelDistance(self.sample_rate).to(self.target.device), [s0 for s0, _ in self.crop_samples()]
-        self.distances = {  # runs of one length go through the STFTs as one batch
-            n: mel.against(torch.stack([self.target[b, :, starts[c] + a : starts[c] + z].mean(0, keepdim=True) for c, b, a, z in runs]))
-            for n, runs in self.runs.items()
-        }
+                        by_length.setdefault(stop - start, []).append((crop, b, start, stop))
+        mel = MelDistance(self.sample_rate).to(self.target.device)
+        targets = [self.target[..., s0:s1] for s0, s1 in self.crop_samples()]
+        self.groups = [(runs, mel.against(mid_runs(targets, runs))) for runs in by_length.values()]
 
     def __call__(self, x0: torch.Tensor, audio: torch.Tensor | None) -> torch.Tensor:
         total = x0.new_zeros(())
-        if not self.runs:
+        if not self.groups:
             return total
         decoded = self.decoded_crops(x0)
-        for n, runs in self.runs.items():
-            total = total + self.distances[n](torch.stack([decoded[c][b, :, a:z].mean(0, keepdim=True) for c, b, a, z in runs])).sum()
+        for runs, distance in self.groups:
+            total = total + distance(mid_runs(decoded, runs)).sum()
         return total
+
+
+def mid_runs(crops: list[torch.Tensor], runs: list[tuple[int, int, int, int]]) -> torch.Tensor:
+    """The mid channel of each run ``(crop, example, start, stop)`` of per-crop audio ``(B, 2, n)``: ``(runs, 1, stop − start)``."""
+    return torch.stack([crops[c][b, :, a:z].mean(0, keepdim=True) for c, b, a, z in runs])
 
 
 @dataclass
