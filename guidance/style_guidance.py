@@ -6,6 +6,7 @@ them to :func:`guidance.tasks.solve` as ``extra_terms`` (weights in ``extra_weig
 
 * :class:`EmbeddingGuidance` (style transfer): d = ‖e(x̂0) − e(reference)‖², e = PaSST embedding.
 * :class:`ClassifierGuidance`: d = BCE(σ(f(x̂0)), target classes), multi-hot targets.
+* :class:`ChromaGuidance` (what a restyle keeps): d = 1 − corr(chroma(x̂0), chroma(source)), the source's notes.
 
 Like the reconstruction term, the distances are sums over the batch (not means), so a batch of B edits
 gets the same per-example step as one edit. The classifier's parameters are frozen here; only the
@@ -92,6 +93,56 @@ class ClassifierGuidance:
         logits = self.logits(audio).float()  # (B, K)
         target = self.target.to(logits.device).expand_as(logits)
         return F.binary_cross_entropy_with_logits(logits, target, reduction="sum")
+
+
+class ChromaGuidance:
+    """Keeps a source's notes while another term changes its style: d = Σ_b (1 − r_b), with r_b the Pearson
+    correlation of the chromagrams of the decoded x̂0 and of the source ``(B, 2, T)`` (mid channel).
+
+    The chromagram is librosa's ``chroma_stft`` (power spectrogram, librosa's chroma filter bank, each frame divided by
+    its largest bin) written in torch so that it has a gradient. Why a long FFT (8192 samples, 5.4 Hz bins): a
+    semitone is 6 Hz at 100 Hz, and shorter FFTs blur the bass notes into their neighbours. Optimising the shipped
+    VAE's latent for this distance on 4 held-out clips raised their CQT chroma (the evaluation's) from 0.25 to 0.52
+    in 60 steps with n_fft 8192, against 0.42 with 4096 and 0.34 with 2048 (``benchmarks/vae_chroma_reach.py``).
+    """
+
+    space = "audio"
+
+    def __init__(self, source: torch.Tensor, *, sample_rate: int = 44100, n_fft: int = 8192):
+        import librosa
+
+        if source.ndim != 3:
+            raise InputError(f"the source must be audio (B, channels, T), got shape {tuple(source.shape)}")
+        if source.shape[-1] < n_fft:
+            raise InputError(f"keeping the notes needs at least {n_fft} samples ({n_fft / sample_rate:.2f} s) of source audio, "
+                             f"got {source.shape[-1]}; use a longer region or set the chroma weight to 0")
+        self.n_fft, self.hop, self.length = n_fft, n_fft // 4, source.shape[-1]
+        self.filters = torch.from_numpy(librosa.filters.chroma(sr=sample_rate, n_fft=n_fft, tuning=0.0)).float().to(source.device)
+        self.window = torch.hann_window(n_fft, device=source.device)
+        with torch.no_grad():
+            self.target = _standardised(self.chromagram(source))
+
+    def chromagram(self, audio: torch.Tensor) -> torch.Tensor:
+        """``(B, C, T)`` → ``(B, 12, frames)``, librosa's ``chroma_stft(n_fft, hop = n_fft / 4, tuning=0)`` of the mid channel."""
+        spec = torch.stft(audio.float().mean(1), self.n_fft, self.hop, window=self.window, center=True, pad_mode="constant",
+                          return_complex=True)
+        chroma = torch.einsum("cf,bfn->bcn", self.filters, spec.real.square() + spec.imag.square())
+        return chroma / chroma.amax(1, keepdim=True).clamp_min(1e-10)
+
+    def __call__(self, x0: torch.Tensor, audio: torch.Tensor | None) -> torch.Tensor:
+        if audio is None:
+            raise ValueError("ChromaGuidance works on decoded audio; the Guidance needs a decode function")
+        if audio.shape[-1] != self.length:
+            raise ValueError(f"ChromaGuidance: x̂0 has {audio.shape[-1]} samples, the source {self.length}")
+        correlation = (_standardised(self.chromagram(audio)) * self.target.to(audio.device)).sum(-1)
+        return (1.0 - correlation).sum()
+
+
+def _standardised(chroma: torch.Tensor) -> torch.Tensor:
+    """``(B, 12, n)`` → ``(B, 12·n)`` with zero mean and unit norm per example, so a dot product is Pearson's r."""
+    flat = chroma.flatten(1)
+    flat = flat - flat.mean(1, keepdim=True)
+    return flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-10)
 
 
 def style_target(classifier: PaSST, style: str) -> int:

@@ -11,10 +11,11 @@ class of the classifier instead of, or beside, a reference clip (``musicprod sty
 
 Evaluation: the source is a test-split segment rendered in style A; the reference is a *different*
 test-split segment rendered in style B. Reported: the fraction of results the classifier calls B (the
-target) and A (the source style), and the CQT-chroma correlation between result and source (how much of
-the notes survive). For context the same numbers are given for the source itself and for an oracle (the
-source segment re-rendered in style B, i.e. perfect transfer), and for the codec ceiling (the source
-encoded and decoded by the model's codec alone: no latent model can keep more of the notes than that).
+target) and A (the source style), the CQT-chroma correlation between result and source (how much of
+the notes survive), and the mel distance to the oracle (the source segment re-rendered in style B, i.e. perfect
+transfer: how close the result comes to the real thing). For context the same numbers are given for the source
+itself, for the oracle, and for the codec ceiling (the source encoded and decoded by the model's codec alone: how
+much of the notes the latent space keeps without help; chroma guidance, ``--chroma-weight``, can go past it).
 """
 from __future__ import annotations
 
@@ -31,20 +32,27 @@ from musicprod_common.audio import chroma_correlation
 from musicprod_common.errors import InputError
 
 from .passt import PaSST
-from .style_guidance import ClassifierGuidance, EmbeddingGuidance, style_target
+from .metrics import mel_distance
+from .style_guidance import ChromaGuidance, ClassifierGuidance, EmbeddingGuidance, style_target
 from .terms import OnSpan
 
 # The classifier's BCE has small gradients next to the embedding distance. At ξ = 3e-2 and strength 0.5, weights
 # 100, 300 and 1000 moved 7, 8 and 8 of 8 valid-split piano windows to strings (BENCHMARKS.md, "Style transfer")
 CLASSIFIER_WEIGHT = 300.0
+# The chroma term's distance is at most 2 per clip and its gradient small next to the embedding distance's. At weight 1
+# on the reference and strength 0.5, chroma weights 0 / 30 / 300 / 3000 / 10000 / 30000 kept CQT chroma 0.26 / 0.29 /
+# 0.32 / 0.51 / 0.61 / 0.58 of 16 valid-split sources, while 50-88% of them went to strings (BENCHMARKS.md, session 19)
+CHROMA_WEIGHT = 1e4
 
 
 def style_terms(
     embedder: PaSST, *, reference: torch.Tensor | None = None, target_class: int | None = None, weight: float = 1.0,
     classifier_weight: float = CLASSIFIER_WEIGHT, span: tuple[int, int] | None = None, window: int | None = None,
+    source: torch.Tensor | None = None, chroma_weight: float = 0.0,
 ) -> tuple[list[Any], list[float]]:
     """The guidance terms of a style edit and their weights: the embedding distance to ``reference`` audio
-    ``(1 or B, 2, T)`` and/or the classifier's BCE toward ``target_class``.
+    ``(1 or B, 2, T)`` and/or the classifier's BCE toward ``target_class``, and optionally ``chroma_weight`` ×
+    the chroma distance to the ``source`` audio being restyled (its notes; ``(B, 2, T)``, the span's samples).
 
     ``span`` = (start, stop) samples of a ``window``-sample model window limits both to the audio being
     restyled, widened around its centre to the classifier's shortest input where the region is shorter.
@@ -65,6 +73,12 @@ def style_terms(
         if window is not None:
             start = min(start, max(0, window - need))
         terms = [OnSpan(t, start, start + need) for t in terms]
+    if chroma_weight:
+        if source is None:
+            raise InputError("keeping the notes (chroma_weight) needs the source audio")
+        chroma = ChromaGuidance(source)
+        terms.append(chroma if span is None else OnSpan(chroma, *span))
+        weights.append(chroma_weight)
     return terms, weights
 
 
@@ -77,6 +91,7 @@ def transfer_style(
     weight: float = 1.0,
     classifier_weight: float = 0.0,
     target_class: int | None = None,
+    chroma_weight: float = 0.0,
     k: float = 0.85,
     strength: float = 1.0,
     steps: int = 50,
@@ -88,7 +103,8 @@ def transfer_style(
 
     ``model`` is a :class:`guidance.tasks.EditModel`. ``weight`` scales the pull toward the reference's embedding,
     ``classifier_weight`` the pull toward ``target_class`` (classifier guidance with the same PaSST); with both at
-    0 the sampler runs unguided from the same start, the baseline. ``strength`` < 1 starts from the source noised
+    0 the sampler runs unguided from the same start, the baseline. ``chroma_weight`` adds a pull toward the
+    source's chromagram (:class:`ChromaGuidance`), to keep its notes. ``strength`` < 1 starts from the source noised
     to that level instead of the paper's x_T (``guidance.tasks.solve``), keeping more of its notes.
     """
     from .tasks import regenerate_problem, solve
@@ -102,7 +118,7 @@ def transfer_style(
     terms, weights = [], []  # both weights 0: the unguided baseline from the same start
     if weight or classifier_weight:
         terms, weights = style_terms(embedder, reference=reference, target_class=target_class, weight=weight,
-                                     classifier_weight=classifier_weight)
+                                     classifier_weight=classifier_weight, source=source, chroma_weight=chroma_weight)
     problem = regenerate_problem(source, 0, source.shape[-1], k)  # nothing known: the source is only the prior
     return solve(problem, model, steps=steps, xi=xi, strength=strength, extra_terms=terms, extra_weights=weights,
                  generator=generator, callback=callback)
@@ -110,18 +126,21 @@ def transfer_style(
 
 def restyle(
     model: Any, audio: torch.Tensor, start_s: float, end_s: float, *, embedder: PaSST, reference: torch.Tensor | None = None,
-    target_class: int | None = None, weight: float = 1.0, classifier_weight: float = CLASSIFIER_WEIGHT, **kw: Any,
+    target_class: int | None = None, weight: float = 1.0, classifier_weight: float = CLASSIFIER_WEIGHT, chroma_weight: float = 0.0,
+    **kw: Any,
 ) -> torch.Tensor:
     """Re-create [start_s, end_s) of ``audio`` ``(B, 2, N)`` in another style, keeping its context; ``(B, 2, N)``.
 
     The regeneration task (``guidance.tasks.regenerate``, which takes ``strength``, ``k``, ``margin_s`` and the
-    sampler's arguments) with the style terms of :func:`style_terms` measured on the region only.
+    sampler's arguments) with the style terms of :func:`style_terms` measured on the region only; ``chroma_weight``
+    pulls the region toward its own original notes.
     """
     from .tasks import regenerate
 
-    def terms(a: int, b: int) -> tuple[list[Any], list[float]]:
+    def terms(window: torch.Tensor, a: int, b: int) -> tuple[list[Any], list[float]]:
         return style_terms(embedder, reference=reference, target_class=target_class, weight=weight,
-                           classifier_weight=classifier_weight, span=(a, b), window=model.window)
+                           classifier_weight=classifier_weight, span=(a, b), window=model.window,
+                           source=window[..., a:b], chroma_weight=chroma_weight)
 
     return regenerate(model, audio, start_s, end_s, region_terms=terms, **kw)
 
@@ -160,8 +179,8 @@ def _predictions(classifier: PaSST, audio: torch.Tensor) -> list[int]:
 
 def evaluate_style_transfer(
     model: Any, classifier: PaSST, pop909: str | Path, *, style_a: str, style_b: str, n: int = 8, seed: int = 0,
-    weight: float = 1.0, classifier_weight: float = 0.0, steps: int = 50, xi: float | None = None, k: float = 0.85,
-    strength: float = 1.0, split: str = "test", progress: Callable[[int], None] | None = None,
+    weight: float = 1.0, classifier_weight: float = 0.0, chroma_weight: float = 0.0, steps: int = 50, xi: float | None = None,
+    k: float = 0.85, strength: float = 1.0, split: str = "test", progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Transfer ``n`` clips of ``split`` songs (test by default) from ``style_a`` to ``style_b``; accuracies and
     chroma correlations.
@@ -178,7 +197,7 @@ def evaluate_style_transfer(
     for i in range(n):
         gen = torch.Generator().manual_seed(seed * 1000 + i)
         results.append(transfer_style(model, classifier, source[i : i + 1], reference[i : i + 1], weight=weight,
-                                      classifier_weight=classifier_weight, target_class=b_idx, steps=steps,
+                                      classifier_weight=classifier_weight, target_class=b_idx, chroma_weight=chroma_weight, steps=steps,
                                       xi=xi, k=k, strength=strength, generator=gen))
         if progress is not None:
             progress(i + 1)
@@ -187,14 +206,18 @@ def evaluate_style_transfer(
     def scores(audio: torch.Tensor) -> tuple[dict[str, float], list[dict[str, Any]]]:
         """The summary over clips, and each clip's row (so two models on the same clips and seeds compare clip by clip)."""
         pred, chroma = _predictions(classifier, audio), chroma_correlation(audio, source)
+        with torch.no_grad():
+            to_oracle = mel_distance(audio, oracle)
         summary = {"to_b": float(np.mean([p == b_idx for p in pred])), "still_a": float(np.mean([p == a_idx for p in pred])),
-                   "chroma_corr": float(chroma.mean())}
-        return summary, [{"to_b": p == b_idx, "chroma_corr": round(float(c), 4)} for p, c in zip(pred, chroma)]
+                   "chroma_corr": float(chroma.mean()), "mel_to_oracle": float(to_oracle.mean())}
+        return summary, [{"to_b": p == b_idx, "chroma_corr": round(float(c), 4), "mel_to_oracle": round(float(m), 4)}
+                         for p, c, m in zip(pred, chroma, to_oracle)]
 
-    with torch.no_grad():  # the source through the codec alone: the chroma a model keeping every note could reach
+    with torch.no_grad():  # the source through the codec alone: how much of the notes the latent space keeps by itself
         codec_ceiling = model.codec.decode(model.codec.encode(source), window)
     result_summary, per_clip = scores(result)
     return {"n": n, "split": split, "style_a": style_a, "style_b": style_b, "weight": weight, "classifier_weight": classifier_weight,
+            "chroma_weight": chroma_weight,
             "steps": steps, "k": k, "strength": strength,
             "result": result_summary, "source": scores(source)[0], "oracle": scores(oracle)[0],
             "codec_ceiling": scores(codec_ceiling)[0], "per_clip": per_clip,
@@ -213,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--weight", type=float, default=1.0, help="weight of the embedding-guidance term (toward the reference clip)")
     p.add_argument("--classifier-weight", type=float, default=0.0, help="weight of the classifier-guidance term (toward style B)")
+    p.add_argument("--chroma-weight", type=float, default=0.0, help="weight of the chroma term that keeps the source's notes "
+                   f"(default 0, the paper's recipe; {CHROMA_WEIGHT:g} was chosen on valid clips)")
     p.add_argument("--xi", type=float)
     p.add_argument("--k", type=float, default=0.85, help="noise share of the start, x_T = k z + (1 - k) source; "
                    "lower keeps more of the source's notes")
@@ -237,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         with tqdm(total=args.n, desc=f"{args.style_a} → {args.style_b}", unit="clip") as bar:
             report = evaluate_style_transfer(model, classifier, args.pop909, style_a=args.style_a, style_b=args.style_b,
                                              n=args.n, seed=args.seed, weight=args.weight, classifier_weight=args.classifier_weight,
+                                             chroma_weight=args.chroma_weight,
                                              steps=args.steps, xi=args.xi, k=args.k,
                                              strength=args.strength, split=args.split,
                                              progress=lambda done: bar.update(done - bar.n))

@@ -320,7 +320,7 @@ def infill(model: EditModel, audio: torch.Tensor, start_s: float, end_s: float, 
     return edit_long(audio, _samples(model, start_s), _samples(model, end_s), model.window, margin, edit)
 
 
-RegionTerms = Callable[[int, int], tuple[list[Any], list[float]]]
+RegionTerms = Callable[[torch.Tensor, int, int], tuple[list[Any], list[float]]]  # (window audio, region start, stop)
 
 
 def regenerate(
@@ -329,14 +329,15 @@ def regenerate(
 ) -> torch.Tensor:
     """Re-create [start_s, end_s) of ``audio`` ``(B, 2, N)`` keeping its context; ``(B, 2, N)``.
 
-    ``region_terms(a, b) -> (terms, weights)`` adds guidance terms that need to know where the region lies in
-    the model window (samples [a, b)), such as a style loss on the regenerated audio alone.
+    ``region_terms(window, a, b) -> (terms, weights)`` adds guidance terms that need the model window's original
+    audio ``(B, 2, window)`` or where the region lies in it (samples [a, b)), such as a style loss on the
+    regenerated audio alone, or a pull toward the region's original notes.
     """
     _check_audio(audio)
     margin = _samples(model, margin_s)
 
     def edit(chunk: torch.Tensor, a: int, b: int) -> torch.Tensor:
-        extra = {} if region_terms is None else dict(zip(("extra_terms", "extra_weights"), region_terms(a, b)))
+        extra = {} if region_terms is None else dict(zip(("extra_terms", "extra_weights"), region_terms(chunk, a, b)))
         return solve(regenerate_problem(chunk, a, b, k), model, margin=margin, **{**kw, **extra})
 
     return edit_long(audio, _samples(model, start_s), _samples(model, end_s), model.window, margin, edit)

@@ -3,7 +3,8 @@
 The region is regenerated as by ``musicprod regenerate``, from the original noised to ``--strength`` (0.5 by
 default, which kept the most notes at an 88 % style hit rate in BENCHMARKS.md), while guidance gradients pull the
 decoded audio toward the PaSST embedding of a reference clip (``--reference``), toward one of the style
-classifier's classes (``--to``), or both (Levy et al. 2023, §3.3). The style is measured on the region alone.
+classifier's classes (``--to``), or both (Levy et al. 2023, §3.3), and a third pull keeps the region's own notes
+(``--chroma-weight``: the chromagram of the result against the original's). The style is measured on the region alone.
 Everything beyond the crossfade margins stays the input's own samples, as with ``musicprod inpaint``.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from guidance.style_transfer import CLASSIFIER_WEIGHT
+from guidance.style_transfer import CHROMA_WEIGHT, CLASSIFIER_WEIGHT
 from musicprod_common.errors import InputError
 
 from .cli_common import add_strength_arg, check_output_file, non_negative_float, read_audio
@@ -32,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weight", type=non_negative_float, default=1.0, help="weight of the pull toward the reference clip (default 1)")
     p.add_argument("--classifier-weight", type=non_negative_float, default=CLASSIFIER_WEIGHT,
                    help=f"weight of the pull toward --to STYLE (default {CLASSIFIER_WEIGHT:g}, chosen on valid-split clips)")
+    p.add_argument("--chroma-weight", type=non_negative_float, default=CHROMA_WEIGHT,
+                   help=f"weight of the pull toward the region's own notes, its chromagram (default {CHROMA_WEIGHT:g}, chosen on "
+                   "valid-split clips); 0 lets the style take them too")
     p.add_argument("--classifier", type=Path, default=None,
                    help="the PaSST style classifier's folder (default: classifier/ in --checkpoints or the shipped checkpoints)")
     add_strength_arg(p, default=0.5)
@@ -71,5 +75,6 @@ def run(args: argparse.Namespace) -> None:
                              f"pass at least {classifier.min_samples / SAMPLE_RATE:.2f} s")
         check_output_file(args.output, args.song, args.reference)
     task = partial(restyle, embedder=classifier, reference=reference, reference_rate=reference_rate, target_class=target,
-                   weight=args.weight, classifier_weight=args.classifier_weight, strength=args.strength)
+                   weight=args.weight, classifier_weight=args.classifier_weight, chroma_weight=args.chroma_weight,
+                   strength=args.strength)
     run_region(args, task, "restyle", "restyled")

@@ -8,7 +8,7 @@ import torch
 
 from guidance import Denoiser, EditModel, IdentityCodec
 from guidance.passt import PaSST, passt_config
-from guidance.style_guidance import ClassifierGuidance, EmbeddingGuidance, style_target
+from guidance.style_guidance import ChromaGuidance, ClassifierGuidance, EmbeddingGuidance, style_target
 from guidance.style_transfer import transfer_style
 from musicprod_common.audio import chroma_correlation
 from musicprod_common.errors import InputError
@@ -110,6 +110,44 @@ def test_chroma_correlation_known_cases():
         assert other.item() < 0.5
 
 
+def chord(hz: list[float], seconds: float = 1.0, batch: int = 1) -> torch.Tensor:
+    """Equal-level sines, the same in both channels: ``(batch, 2, samples)``."""
+    t = torch.arange(int(seconds * SR)) / SR
+    mono = sum(torch.sin(2 * math.pi * f * t) for f in hz) / len(hz)
+    return mono.expand(batch, 2, -1).clone()
+
+
+def test_chroma_guidance_chromagram_equals_librosa_chroma_stft():
+    import librosa
+
+    noise = 0.05 * torch.randn(2, 2, SR, generator=torch.Generator().manual_seed(0))
+    audio = torch.cat([chord([110.0, 261.63, 329.63]), chord([98.0, 246.94, 293.66])]) + noise
+    term = ChromaGuidance(audio)
+    ours = term.chromagram(audio).numpy()
+    for b in range(2):
+        theirs = librosa.feature.chroma_stft(y=audio[b].mean(0).numpy(), sr=SR, n_fft=8192, hop_length=2048, tuning=0.0)
+        assert ours[b].shape == theirs.shape
+        assert abs(ours[b] - theirs).max() < 1e-5
+    assert int(term.chromagram(chord([440.0]))[0].mean(-1).argmax()) == 9  # librosa's order starts at C: A is 9
+
+
+def test_chroma_guidance_distance_is_pitch_not_level_and_its_gradient_finds_the_notes():
+    a_minor = chord([220.0, 261.63, 329.63])  # A C E
+    term = ChromaGuidance(a_minor)
+    assert term.space == "audio"
+    assert float(term(None, a_minor)) == pytest.approx(0.0, abs=1e-5)
+    assert float(term(None, 0.1 * a_minor)) == pytest.approx(0.0, abs=1e-5)  # level-blind
+    c_major = chord([261.63, 329.63, 392.0])  # C E G: two notes shared
+    f_sharp_major = chord([369.99, 466.16, 554.37])  # F# A# C#: none shared
+    assert 0.0 < float(term(None, c_major)) < float(term(None, f_sharp_major)) <= 2.0
+    before, after = descend(term, 0.3 * torch.randn(1, 2, SR, generator=torch.Generator().manual_seed(1)), lr=1e-2, steps=5)
+    assert after < before
+    with pytest.raises(ValueError):
+        term(None, a_minor[..., :-1])
+    with pytest.raises(InputError):
+        ChromaGuidance(a_minor[..., :4000])  # shorter than one chroma frame
+
+
 @pytest.mark.slow
 def test_style_transfer_cli_end_to_end_with_untrained_tiny_models(tmp_path, pop909_root):
     """Wiring only: renders test-split clips, loads VAE + DiT + classifier from folders, writes the report."""
@@ -167,6 +205,14 @@ def test_style_terms_widen_short_regions_to_the_classifier_input_and_stay_in_the
     assert [type(t) for t in terms] == [EmbeddingGuidance, ClassifierGuidance] and weights == [2.0, 3.0]
     with pytest.raises(InputError):
         style_terms(model, reference=reference, weight=0.0)
+    with pytest.raises(InputError):  # keeping the notes needs the notes
+        style_terms(model, reference=reference, chroma_weight=1.0)
+    source = chord([220.0, 261.63, 329.63], seconds=0.5)
+    terms, weights = style_terms(model, reference=reference, source=source, chroma_weight=5.0)
+    assert isinstance(terms[-1], ChromaGuidance) and weights == [1.0, 5.0]
+    region = (2000, 2000 + source.shape[-1])
+    terms, _ = style_terms(model, target_class=2, span=region, window=SR, source=source, chroma_weight=5.0)
+    assert isinstance(terms[-1], OnSpan) and (terms[-1].start, terms[-1].stop) == region  # the region itself, not widened
     # the widened span is long enough for the classifier: the term evaluates
     x = 0.3 * torch.randn(1, 2, SR, generator=torch.Generator().manual_seed(1))
     (term,), _ = style_terms(model, target_class=2, span=(5000, 5010), window=SR)
@@ -184,7 +230,8 @@ def test_restyle_changes_only_the_region_and_its_style_term_sees_only_the_region
     start_s, end_s = 0.5 * window / SR, 0.9 * window / SR  # inside the first window
     seen = []
 
-    def recording_terms(a: int, b: int):
+    def recording_terms(window: torch.Tensor, a: int, b: int):
+        assert window.shape == (1, 2, model.window)
         seen.append((a, b))
         return [LossHook(lambda au: (au[..., a:b] ** 2).sum(), space="audio")], [1.0]
 

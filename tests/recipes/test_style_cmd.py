@@ -38,13 +38,26 @@ def test_style_changes_only_the_region_and_keeps_the_format(tmp_path, ckpt_env, 
     assert lo >= 22050 * (1 - DEFAULT_MARGIN) - 1 and hi <= 22050 * (1.2 + DEFAULT_MARGIN) + 1
 
 
-def test_style_weight_reaches_the_guidance(tmp_path, ckpt_env):
+def test_style_weights_reach_the_guidance(tmp_path, ckpt_env):
     song = write_song(tmp_path / "song.wav", 2.0, seed=1)
-    outs = [tmp_path / f"out{w}.wav" for w in ("1", "1000")]
-    for w, out in zip(("1", "1000"), outs):
+    runs = {"plain": ["--chroma-weight", "0"], "classifier": ["--chroma-weight", "0", "--classifier-weight", "1000"], "chroma": []}
+    outs = {}
+    for name, extra in runs.items():
+        out = tmp_path / f"{name}.wav"
         assert main(["style", str(song), "--start", "0.5", "--end", "0.7", "-o", str(out), "--steps", STEPS, "--to", "strings",
-                     "--classifier-weight", w]) == 0
-    assert not np.array_equal(sf.read(str(outs[0]))[0], sf.read(str(outs[1]))[0])
+                     "--classifier-weight", "1", *extra]) == 0
+        outs[name] = sf.read(str(out))[0]
+    assert not np.array_equal(outs["plain"], outs["classifier"])
+    assert not np.array_equal(outs["plain"], outs["chroma"])
+
+
+def test_style_keeping_the_notes_of_a_too_short_region_is_one_clear_error(tmp_path, ckpt_env, capsys):
+    song = write_song(tmp_path / "song.wav", 2.0, seed=1)
+    rc = main(["style", str(song), "--start", "0.5", "--end", "0.55", "-o", str(tmp_path / "out.wav"), "--steps", STEPS,
+               "--to", "strings"])  # the default keeps the notes
+    assert rc == 2
+    assert "chroma weight to 0" in one_error_line(capsys)
+    assert not (tmp_path / "out.wav").exists()
 
 
 @pytest.mark.parametrize("extra, expect", [
