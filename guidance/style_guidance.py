@@ -24,6 +24,9 @@ from musicprod_common.errors import InputError
 from .passt import PaSST
 
 
+CHROMA_N_FFT = 8192  # the chromagram's FFT size; see ChromaGuidance
+
+
 def _frozen(model: PaSST) -> PaSST:
     return model.eval().requires_grad_(False)
 
@@ -108,7 +111,7 @@ class ChromaGuidance:
 
     space = "audio"
 
-    def __init__(self, source: torch.Tensor, *, sample_rate: int = 44100, n_fft: int = 8192):
+    def __init__(self, source: torch.Tensor, *, sample_rate: int = 44100, n_fft: int = CHROMA_N_FFT):
         import librosa
 
         if source.ndim != 3:

@@ -33,7 +33,7 @@ from musicprod_common.errors import InputError
 
 from .passt import PaSST
 from .metrics import mel_distance
-from .style_guidance import ChromaGuidance, ClassifierGuidance, EmbeddingGuidance, style_target
+from .style_guidance import CHROMA_N_FFT, ChromaGuidance, ClassifierGuidance, EmbeddingGuidance, style_target
 from .terms import OnSpan
 
 # The classifier's BCE has small gradients next to the embedding distance. At ξ = 3e-2 and strength 0.5, weights
@@ -52,10 +52,11 @@ def style_terms(
 ) -> tuple[list[Any], list[float]]:
     """The guidance terms of a style edit and their weights: the embedding distance to ``reference`` audio
     ``(1 or B, 2, T)`` and/or the classifier's BCE toward ``target_class``, and optionally ``chroma_weight`` ×
-    the chroma distance to the ``source`` audio being restyled (its notes; ``(B, 2, T)``, the span's samples).
+    the chroma distance to the ``source`` audio ``(B, 2, window)``, the original being restyled (its notes).
 
-    ``span`` = (start, stop) samples of a ``window``-sample model window limits both to the audio being
-    restyled, widened around its centre to the classifier's shortest input where the region is shorter.
+    ``span`` = (start, stop) samples of a ``window``-sample model window limits them to the audio being
+    restyled, widened around its centre to the shortest input of the classifier (or of the chromagram) where the
+    region is shorter; the widened part is known context, which the projection keeps anyway.
     """
     terms: list[Any] = []
     weights: list[float] = []
@@ -68,18 +69,26 @@ def style_terms(
     if not terms:
         raise InputError("a style edit needs a reference clip or a target style with a non-zero weight")
     if span is not None:
-        need = max(span[1] - span[0], embedder.min_samples)
-        start = max(0, (span[0] + span[1]) // 2 - need // 2)
-        if window is not None:
-            start = min(start, max(0, window - need))
-        terms = [OnSpan(t, start, start + need) for t in terms]
+        terms = [OnSpan(t, *_widened(span, embedder.min_samples, window)) for t in terms]
     if chroma_weight:
         if source is None:
             raise InputError("keeping the notes (chroma_weight) needs the source audio")
-        chroma = ChromaGuidance(source)
-        terms.append(chroma if span is None else OnSpan(chroma, *span))
+        if span is None:
+            terms.append(ChromaGuidance(source))
+        else:
+            start, stop = _widened(span, CHROMA_N_FFT, window)
+            terms.append(OnSpan(ChromaGuidance(source[..., start:stop]), start, stop))
         weights.append(chroma_weight)
     return terms, weights
+
+
+def _widened(span: tuple[int, int], need: int, window: int | None) -> tuple[int, int]:
+    """``span`` widened around its centre to at least ``need`` samples, kept inside a ``window``-sample window."""
+    need = max(span[1] - span[0], need)
+    start = max(0, (span[0] + span[1]) // 2 - need // 2)
+    if window is not None:
+        start = min(start, max(0, window - need))
+    return start, start + need
 
 
 def transfer_style(
@@ -140,7 +149,7 @@ def restyle(
     def terms(window: torch.Tensor, a: int, b: int) -> tuple[list[Any], list[float]]:
         return style_terms(embedder, reference=reference, target_class=target_class, weight=weight,
                            classifier_weight=classifier_weight, span=(a, b), window=model.window,
-                           source=window[..., a:b], chroma_weight=chroma_weight)
+                           source=window, chroma_weight=chroma_weight)
 
     return regenerate(model, audio, start_s, end_s, region_terms=terms, **kw)
 

@@ -207,12 +207,16 @@ def test_style_terms_widen_short_regions_to_the_classifier_input_and_stay_in_the
         style_terms(model, reference=reference, weight=0.0)
     with pytest.raises(InputError):  # keeping the notes needs the notes
         style_terms(model, reference=reference, chroma_weight=1.0)
-    source = chord([220.0, 261.63, 329.63], seconds=0.5)
+    source = chord([220.0, 261.63, 329.63], seconds=1.0)  # one model window of SR samples
     terms, weights = style_terms(model, reference=reference, source=source, chroma_weight=5.0)
     assert isinstance(terms[-1], ChromaGuidance) and weights == [1.0, 5.0]
-    region = (2000, 2000 + source.shape[-1])
+    region = (2000, 2000 + 10000)  # longer than a chroma frame: measured on the region itself
     terms, _ = style_terms(model, target_class=2, span=region, window=SR, source=source, chroma_weight=5.0)
-    assert isinstance(terms[-1], OnSpan) and (terms[-1].start, terms[-1].stop) == region  # the region itself, not widened
+    assert isinstance(terms[-1], OnSpan) and (terms[-1].start, terms[-1].stop) == region
+    assert float(terms[-1](None, source)) == pytest.approx(0.0, abs=1e-5)
+    terms, _ = style_terms(model, target_class=2, span=(SR - 100, SR), window=SR, source=source, chroma_weight=5.0)
+    assert (terms[-1].start, terms[-1].stop) == (SR - 8192, SR)  # a short region: widened to one chroma frame, in the window
+    assert float(terms[-1](None, source)) == pytest.approx(0.0, abs=1e-5)
     # the widened span is long enough for the classifier: the term evaluates
     x = 0.3 * torch.randn(1, 2, SR, generator=torch.Generator().manual_seed(1))
     (term,), _ = style_terms(model, target_class=2, span=(5000, 5010), window=SR)

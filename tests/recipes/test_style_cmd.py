@@ -51,15 +51,6 @@ def test_style_weights_reach_the_guidance(tmp_path, ckpt_env):
     assert not np.array_equal(outs["plain"], outs["chroma"])
 
 
-def test_style_keeping_the_notes_of_a_too_short_region_is_one_clear_error(tmp_path, ckpt_env, capsys):
-    song = write_song(tmp_path / "song.wav", 2.0, seed=1)
-    rc = main(["style", str(song), "--start", "0.5", "--end", "0.55", "-o", str(tmp_path / "out.wav"), "--steps", STEPS,
-               "--to", "strings"])  # the default keeps the notes
-    assert rc == 2
-    assert "chroma weight to 0" in one_error_line(capsys)
-    assert not (tmp_path / "out.wav").exists()
-
-
 @pytest.mark.parametrize("extra, expect", [
     ([], "--reference"),                                      # no style named at all
     (["--to", "polka"], "strings"),                           # the error lists the styles the classifier knows
