@@ -106,7 +106,7 @@ class ChromaGuidance:
     its largest bin) written in torch so that it has a gradient. Why a long FFT (8192 samples, 5.4 Hz bins): a
     semitone is 6 Hz at 100 Hz, and shorter FFTs blur the bass notes into their neighbours. Optimising the shipped
     VAE's latent for this distance on 4 held-out clips raised their CQT chroma (the evaluation's) from 0.25 to 0.52
-    in 60 steps with n_fft 8192, against 0.42 with 4096 and 0.34 with 2048 (``benchmarks/vae_chroma_reach.py``).
+    in 60 steps with n_fft 8192, against 0.42 with 4096 and 0.34 with 2048 (``benchmarks/vae_latent_reach.py --objective chroma``).
     """
 
     space = "audio"
