@@ -113,7 +113,7 @@ def transfer_style(
     ``model`` is a :class:`guidance.tasks.EditModel`. ``weight`` scales the pull toward the reference's embedding,
     ``classifier_weight`` the pull toward ``target_class`` (classifier guidance with the same PaSST); with both at
     0 the sampler runs unguided from the same start, the baseline. ``chroma_weight`` adds a pull toward the
-    source's chromagram (:class:`ChromaGuidance`), to keep its notes. ``strength`` < 1 starts from the source noised
+    source's chromagram (:class:`ChromaGuidance`), to keep its notes; it needs one of the other two. ``strength`` < 1 starts from the source noised
     to that level instead of the paper's x_T (``guidance.tasks.solve``), keeping more of its notes.
     """
     from .tasks import regenerate_problem, solve
@@ -124,8 +124,8 @@ def transfer_style(
         raise InputError(f"k = {k}: the noise share of the start must be in (0, 1]; 0.85 is the paper's")
     if classifier_weight and target_class is None:
         raise InputError("classifier guidance needs target_class")
-    terms, weights = [], []  # both weights 0: the unguided baseline from the same start
-    if weight or classifier_weight:
+    terms, weights = [], []  # every weight 0: the unguided baseline from the same start
+    if weight or classifier_weight or chroma_weight:  # the notes alone are no style edit: style_terms refuses that
         terms, weights = style_terms(embedder, reference=reference, target_class=target_class, weight=weight,
                                      classifier_weight=classifier_weight, source=source, chroma_weight=chroma_weight)
     problem = regenerate_problem(source, 0, source.shape[-1], k)  # nothing known: the source is only the prior

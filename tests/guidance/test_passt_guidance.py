@@ -95,6 +95,8 @@ def test_transfer_style_runs_through_the_shared_sampler_and_weight_matters():
     assert not torch.allclose(plain, guided)
     with pytest.raises(InputError):
         transfer_style(model, embedder, source[..., :-1], reference)
+    with pytest.raises(InputError):  # keeping the notes with no style pull is no style transfer
+        transfer_style(model, embedder, source, reference, weight=0.0, chroma_weight=1.0, steps=2)
 
 
 def test_chroma_correlation_known_cases():
