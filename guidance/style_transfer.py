@@ -190,11 +190,13 @@ def evaluate_style_transfer(
     model: Any, classifier: PaSST, pop909: str | Path, *, style_a: str, style_b: str, n: int = 8, seed: int = 0,
     weight: float = 1.0, classifier_weight: float = 0.0, chroma_weight: float = 0.0, steps: int = 50, xi: float | None = None,
     k: float = 0.85, strength: float = 1.0, split: str = "test", progress: Callable[[int], None] | None = None,
+    plot: str | Path | None = None,
 ) -> dict[str, Any]:
     """Transfer ``n`` clips of ``split`` songs (test by default) from ``style_a`` to ``style_b``; accuracies and
     chroma correlations.
 
-    ``weight`` pulls toward the reference clip's embedding, ``classifier_weight`` toward the class ``style_b``."""
+    ``weight`` pulls toward the reference clip's embedding, ``classifier_weight`` toward the class ``style_b``;
+    ``plot`` is a PNG path for the chromagrams of the first clip's source, result and oracle."""
     pop909 = Path(pop909)
     a_idx, b_idx = style_target(classifier, style_a), style_target(classifier, style_b)
     window = model.window
@@ -225,6 +227,12 @@ def evaluate_style_transfer(
     with torch.no_grad():  # the source through the codec alone: how much of the notes the latent space keeps by itself
         codec_ceiling = model.codec.decode(model.codec.encode(source), window)
     result_summary, per_clip = scores(result)
+    if plot:
+        from musicprod_common.plot import plot_chromagrams
+
+        plot_chromagrams(plot, {f"source ({style_a})": source[0], "result": result[0], f"oracle ({style_b})": oracle[0]}, 44100,
+                         title=f"{segments[0][0]} at {segments[0][1]:.1f} s: chroma with the source {per_clip[0]['chroma_corr']:.2f} "
+                               f"(chroma weight {chroma_weight:g})")
     return {"n": n, "split": split, "style_a": style_a, "style_b": style_b, "weight": weight, "classifier_weight": classifier_weight,
             "chroma_weight": chroma_weight,
             "steps": steps, "k": k, "strength": strength,
@@ -256,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="test", choices=["train", "valid", "test"],
                    help="songs to draw the clips from: choose settings on valid, report on test")
     p.add_argument("--out", help="write the results JSON here")
+    p.add_argument("--plot", help="write the chromagrams of the first clip's source, result and oracle to this PNG")
     args = p.parse_args(argv)
     from recipes.pipeline import edit_model, load_models
 
@@ -273,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                                              n=args.n, seed=args.seed, weight=args.weight, classifier_weight=args.classifier_weight,
                                              chroma_weight=args.chroma_weight,
                                              steps=args.steps, xi=args.xi, k=args.k,
-                                             strength=args.strength, split=args.split,
+                                             strength=args.strength, split=args.split, plot=args.plot,
                                              progress=lambda done: bar.update(done - bar.n))
     except InputError as err:
         sys.stderr.write(f"style_transfer: error: {err}\n")

@@ -1,4 +1,5 @@
-"""Before/after log-mel spectrograms, edited regions marked: ``musicprod ... --plot out.png``, ``vae.evaluate --plot``."""
+"""Pictures of edits: before/after log-mel spectrograms with the edited regions marked (``musicprod ... --plot out.png``,
+``vae.evaluate --plot``) and chromagrams (``guidance.style_transfer --plot``)."""
 from __future__ import annotations
 
 import os
@@ -63,6 +64,36 @@ def plot_before_after(
     fig.colorbar(im, ax=axes, label="dB", shrink=0.8)
     if title:
         fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_chromagrams(path: str | os.PathLike, clips: dict[str, torch.Tensor], sample_rate: int, *, title: str = "") -> Path:
+    """Write a PNG of the CQT chromagram (librosa, as ``chroma_correlation`` scores it) of each labelled clip
+    ``(channels, T)``, one above the other: whether the notes survive an edit is easier to see than to read."""
+    import librosa
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(clips), 1, figsize=(10, 1.6 + 1.5 * len(clips)), sharex=True, squeeze=False,
+                             constrained_layout=True)
+    for ax, (label, audio) in zip(axes[:, 0], clips.items()):
+        chroma = librosa.feature.chroma_cqt(y=audio.float().mean(0).cpu().numpy(), sr=sample_rate, tuning=0.0)
+        ax.imshow(chroma, origin="lower", aspect="auto", cmap="magma", vmin=0.0, vmax=1.0, interpolation="nearest",
+                  extent=(0.0, audio.shape[-1] / sample_rate, -0.5, 11.5))
+        ax.set_yticks(range(12), ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"], fontsize=7)
+        ax.set_ylabel(label)
+    axes[-1, 0].set_xlabel("time (s)")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    """Write ``fig`` to ``path`` whole or not at all (its suffix picks the format), and free it."""
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".").lower() or "png")

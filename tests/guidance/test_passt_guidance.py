@@ -150,6 +150,15 @@ def test_chroma_guidance_distance_is_pitch_not_level_and_its_gradient_finds_the_
         ChromaGuidance(a_minor[..., :4000])  # shorter than one chroma frame
 
 
+def test_chromagram_picture_is_written_whole(tmp_path):
+    from musicprod_common.plot import plot_chromagrams
+
+    path = plot_chromagrams(tmp_path / "c.png", {"A minor": chord([220.0, 261.63, 329.63])[0], "C major": chord([261.63, 329.63, 392.0])[0]},
+                            SR, title="two chords")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["c.png"]  # no temporary file left beside it
+
+
 @pytest.mark.slow
 def test_style_transfer_cli_end_to_end_with_untrained_tiny_models(tmp_path, pop909_root):
     """Wiring only: renders test-split clips, loads VAE + DiT + classifier from folders, writes the report."""
@@ -170,8 +179,9 @@ def test_style_transfer_cli_end_to_end_with_untrained_tiny_models(tmp_path, pop9
     save_pretrained(classifier, classifier.cfg, tmp_path / "classifier")
     out = tmp_path / "report.json"
     rc = main(["--pop909", str(pop909_root), "--classifier", str(tmp_path / "classifier"), "--checkpoints", str(tmp_path),
-               "--n", "1", "--steps", "2", "--out", str(out)])
+               "--n", "1", "--steps", "2", "--chroma-weight", "10", "--out", str(out), "--plot", str(tmp_path / "chroma.png")])
     assert rc == 0
+    assert (tmp_path / "chroma.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = json.loads(out.read_text())
     assert report["n"] == 1 and report["source"]["chroma_corr"] == pytest.approx(1.0)
     for key in ("result", "source", "oracle", "codec_ceiling"):
