@@ -39,9 +39,9 @@ from .terms import OnSpan
 # The classifier's BCE has small gradients next to the embedding distance. At ξ = 3e-2 and strength 0.5, weights
 # 100, 300 and 1000 moved 7, 8 and 8 of 8 valid-split piano windows to strings (BENCHMARKS.md, "Style transfer")
 CLASSIFIER_WEIGHT = 300.0
-# The chroma term's distance is at most 2 per clip and its gradient small next to the embedding distance's. At weight 1
-# on the reference and strength 0.5, chroma weights 0 / 30 / 300 / 3000 / 10000 / 30000 kept CQT chroma 0.26 / 0.29 /
-# 0.32 / 0.51 / 0.61 / 0.58 of 16 valid-split sources, while 50-88% of them went to strings (BENCHMARKS.md, session 19)
+# The chroma term's distance is at most 2 per clip, so it needs a weight in the thousands beside the reference's 1. At
+# strength 0.5, chroma weights 0 / 30 / 300 / 3000 / 10000 / 30000 gave results a CQT chroma of 0.26 / 0.29 / 0.32 /
+# 0.51 / 0.61 / 0.58 with their 16 valid-split sources, and 50-88% went to strings (BENCHMARKS.md, session 19)
 CHROMA_WEIGHT = 1e4
 
 
