@@ -10,8 +10,8 @@ Clips are held-out POP909 test-split renders (``Pop909Segments(split="test")``, 
 
 * crossfade:   ``guidance.neighbour_crossfade``, the audio before the gap fading into the audio after it (no model);
 * replacement: the latent model with ξ = 0, replacement-only projection (RePaint-style);
-* guided:      the latent model with ``guidance.solve``'s defaults (log-mel distance on the decoded 0.5 s each side
-               of the gap, ξ = 3e-2; ``--distance l1`` for the paper's waveform L1);
+* guided:      the latent model with ``guidance.solve``'s defaults (log-mel distance on the decoded 0.25 s each side
+               of the gap, ξ = 3e-2; ``--distance l1`` for the paper's waveform L1 on 0.5 s);
 * paper:       with ``--paper``, Algorithm 2 verbatim (waveform L1, full backprop through the DiT, whole known region);
 * vae_ceiling: not a method: the VAE's own reconstruction of the true window, the best any latent-model fill
                can score (a perfect DiT would produce this latent).

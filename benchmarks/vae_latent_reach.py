@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 from typing import Callable
 
 import torch
@@ -73,9 +74,8 @@ def main(argv: list[str] | None = None) -> dict:
     with torch.no_grad():
         codec = scores(clips, vae.decode(vae.encode(clips).mode(), clips.shape[-1]))
     print(f"codec alone: chroma {codec['chroma']:.3f}, mel {codec['mel']:.3f}", flush=True)
-    if args.objective == "chroma":
-        objectives = {f"chroma, n_fft {n}": ChromaGuidance(clips, n_fft=n) for n in args.n_fft}
-        objectives = {k: (lambda y, term=term: term(None, y)) for k, term in objectives.items()}
+    if args.objective == "chroma":  # a guidance term takes (x̂0, audio); only the audio matters here
+        objectives = {f"chroma, n_fft {n}": partial(ChromaGuidance(clips, n_fft=n), None) for n in args.n_fft}
     else:
         metrics = Metrics()
         objectives = {"mel": lambda y: metrics.mel(clips, y).sum()}

@@ -41,11 +41,7 @@ def plot_before_after(
 
     Each region (seconds) is shaded; the colour scale is shared so a level change shows as a change in colour.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     duration = before.shape[-1] / sample_rate
     lo = max(0.0, min(a for a, _ in regions) - context) if regions else 0.0
     hi = min(duration, max(b for _, b in regions) + context) if regions else duration
@@ -71,11 +67,8 @@ def plot_chromagrams(path: str | os.PathLike, clips: dict[str, torch.Tensor], sa
     """Write a PNG of the CQT chromagram (librosa, as ``chroma_correlation`` scores it) of each labelled clip
     ``(channels, T)``, one above the other: whether the notes survive an edit is easier to see than to read."""
     import librosa
-    import matplotlib
 
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, axes = plt.subplots(len(clips), 1, figsize=(10, 1.6 + 1.5 * len(clips)), sharex=True, squeeze=False,
                              constrained_layout=True)
     for ax, (label, audio) in zip(axes[:, 0], clips.items()):
@@ -90,10 +83,18 @@ def plot_chromagrams(path: str | os.PathLike, clips: dict[str, torch.Tensor], sa
     return _save(fig, path)
 
 
-def _save(fig, path: str | os.PathLike) -> Path:
-    """Write ``fig`` to ``path`` whole or not at all (its suffix picks the format), and free it."""
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    """Write ``fig`` to ``path`` whole or not at all (its suffix picks the format), and free it."""
+    plt = _pyplot()
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".").lower() or "png")
