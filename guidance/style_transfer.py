@@ -43,6 +43,12 @@ CLASSIFIER_WEIGHT = 300.0
 # strength 0.5, chroma weights 0 / 30 / 300 / 3000 / 10000 / 30000 gave results a CQT chroma of 0.26 / 0.29 / 0.32 /
 # 0.51 / 0.61 / 0.58 with their 16 valid-split sources, and 50-88% went to strings (BENCHMARKS.md, session 19)
 CHROMA_WEIGHT = 1e4
+# With that chroma weight, on 32 valid-split windows (BENCHMARKS.md, session 20): strength 0.5 with the latent model's
+# η = 1 kept a CQT chroma of 0.57 (27 of 32 to strings); 0.4 kept 0.60 but only 22 went. η = 0 (deterministic DDIM,
+# whose step keeps all of the guided ε̂) kept 0.60 at 0.5, 0.45 and 0.4, with 28, 28 and 25 to strings. The rule set
+# in advance, the highest chroma with ≥ 70% to strings, chose 0.4 (0.606 against 0.602 for 0.45: within the noise)
+STYLE_STRENGTH = 0.4
+STYLE_ETA = 0.0
 
 
 def style_terms(
@@ -105,6 +111,7 @@ def transfer_style(
     strength: float = 1.0,
     steps: int = 50,
     xi: float | None = None,
+    eta: float | None = None,
     generator: torch.Generator | None = None,
     callback: Callable[[dict[str, Any]], None] | None = None,
 ) -> torch.Tensor:
@@ -114,7 +121,8 @@ def transfer_style(
     ``classifier_weight`` the pull toward ``target_class`` (classifier guidance with the same PaSST); with both at
     0 the sampler runs unguided from the same start, the baseline. ``chroma_weight`` adds a pull toward the
     source's chromagram (:class:`ChromaGuidance`), to keep its notes; it needs one of the other two. ``strength`` < 1 starts from the source noised
-    to that level instead of the paper's x_T (``guidance.tasks.solve``), keeping more of its notes.
+    to that level instead of the paper's x_T (``guidance.tasks.solve``), keeping more of its notes; ``eta`` (default
+    the model's) is the sampler's η, and 0 (``STYLE_ETA``) keeps all of each step's pull.
     """
     from .tasks import regenerate_problem, solve
 
@@ -129,7 +137,7 @@ def transfer_style(
         terms, weights = style_terms(embedder, reference=reference, target_class=target_class, weight=weight,
                                      classifier_weight=classifier_weight, source=source, chroma_weight=chroma_weight)
     problem = regenerate_problem(source, 0, source.shape[-1], k)  # nothing known: the source is only the prior
-    return solve(problem, model, steps=steps, xi=xi, strength=strength, extra_terms=terms, extra_weights=weights,
+    return solve(problem, model, steps=steps, xi=xi, eta=eta, strength=strength, extra_terms=terms, extra_weights=weights,
                  generator=generator, callback=callback)
 
 
@@ -189,7 +197,7 @@ def _predictions(classifier: PaSST, audio: torch.Tensor) -> list[int]:
 def evaluate_style_transfer(
     model: Any, classifier: PaSST, pop909: str | Path, *, style_a: str, style_b: str, n: int = 8, seed: int = 0,
     weight: float = 1.0, classifier_weight: float = 0.0, chroma_weight: float = 0.0, steps: int = 50, xi: float | None = None,
-    k: float = 0.85, strength: float = 1.0, split: str = "test", progress: Callable[[int], None] | None = None,
+    eta: float | None = None, k: float = 0.85, strength: float = 1.0, split: str = "test", progress: Callable[[int], None] | None = None,
     plot: str | Path | None = None,
 ) -> dict[str, Any]:
     """Transfer ``n`` clips of ``split`` songs (test by default) from ``style_a`` to ``style_b``; accuracies and
@@ -209,7 +217,7 @@ def evaluate_style_transfer(
         gen = torch.Generator().manual_seed(seed * 1000 + i)
         results.append(transfer_style(model, classifier, source[i : i + 1], reference[i : i + 1], weight=weight,
                                       classifier_weight=classifier_weight, target_class=b_idx, chroma_weight=chroma_weight, steps=steps,
-                                      xi=xi, k=k, strength=strength, generator=gen))
+                                      xi=xi, eta=eta, k=k, strength=strength, generator=gen))
         if progress is not None:
             progress(i + 1)
     result = torch.cat(results)
@@ -235,7 +243,7 @@ def evaluate_style_transfer(
                                f"(chroma weight {chroma_weight:g})")
     return {"n": n, "split": split, "style_a": style_a, "style_b": style_b, "weight": weight, "classifier_weight": classifier_weight,
             "chroma_weight": chroma_weight,
-            "steps": steps, "k": k, "strength": strength,
+            "steps": steps, "eta": model.eta if eta is None else eta, "k": k, "strength": strength,
             "result": result_summary, "source": scores(source)[0], "oracle": scores(oracle)[0],
             "codec_ceiling": scores(codec_ceiling)[0], "per_clip": per_clip,
             "segments": [{"song": s, "start": round(t, 3)} for s, t in segments[:n]]}
@@ -256,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chroma-weight", type=float, default=0.0, help="weight of the chroma term that keeps the source's notes "
                    f"(default 0, the paper's recipe; {CHROMA_WEIGHT:g} was chosen on valid clips)")
     p.add_argument("--xi", type=float)
+    p.add_argument("--eta", type=float, help="sampler η (0 = deterministic DDIM; default: the model's)")
     p.add_argument("--k", type=float, default=0.85, help="noise share of the start, x_T = k z + (1 - k) source; "
                    "lower keeps more of the source's notes")
     p.add_argument("--strength", type=float, default=1.0, help="start from the source noised to this level (SDEdit) instead "
@@ -281,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             report = evaluate_style_transfer(model, classifier, args.pop909, style_a=args.style_a, style_b=args.style_b,
                                              n=args.n, seed=args.seed, weight=args.weight, classifier_weight=args.classifier_weight,
                                              chroma_weight=args.chroma_weight,
-                                             steps=args.steps, xi=args.xi, k=args.k,
+                                             steps=args.steps, xi=args.xi, eta=args.eta, k=args.k,
                                              strength=args.strength, split=args.split, plot=args.plot,
                                              progress=lambda done: bar.update(done - bar.n))
     except InputError as err:

@@ -76,7 +76,7 @@ def add_model_args(parser: argparse.ArgumentParser, *, default_steps: int = 50, 
     parser.add_argument("--guidance", type=non_negative_float, default=None, metavar="XI",
                         help="guidance strength ξ (default: the paper's, 3e-2 latent / 3e-3 waveform; 0 = projection only)")
     parser.add_argument("--eta", type=unit_float, default=None,
-                        help="sampler η: 0 = deterministic DDIM, 1 = DDPM-like (default: 1 latent, 0 waveform)")
+                        help="sampler η: 0 = deterministic DDIM, 1 = DDPM-like (default: 1 latent, 0 waveform and style)")
     parser.add_argument("--threads", type=positive_int, default=default_threads,
                         help="CPU threads for torch (default: " + ("torch's own" if default_threads is None else str(default_threads))
                              + "; 1 is fastest on a busy 2-core machine)")

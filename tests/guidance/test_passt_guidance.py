@@ -93,6 +93,9 @@ def test_transfer_style_runs_through_the_shared_sampler_and_weight_matters():
     assert plain.shape == guided.shape == source.shape
     assert torch.isfinite(guided).all()
     assert not torch.allclose(plain, guided)
+    ancestral = transfer_style(model, embedder, source, reference, weight=100.0, steps=4, eta=1.0,
+                               generator=torch.Generator().manual_seed(1))
+    assert not torch.allclose(ancestral, guided)  # η reaches the sampler (this model's default is 0)
     with pytest.raises(InputError):
         transfer_style(model, embedder, source[..., :-1], reference)
     with pytest.raises(InputError):  # keeping the notes with no style pull is no style transfer
@@ -179,11 +182,11 @@ def test_style_transfer_cli_end_to_end_with_untrained_tiny_models(tmp_path, pop9
     save_pretrained(classifier, classifier.cfg, tmp_path / "classifier")
     out = tmp_path / "report.json"
     rc = main(["--pop909", str(pop909_root), "--classifier", str(tmp_path / "classifier"), "--checkpoints", str(tmp_path),
-               "--n", "1", "--steps", "2", "--chroma-weight", "10", "--out", str(out), "--plot", str(tmp_path / "chroma.png")])
+               "--n", "1", "--steps", "2", "--chroma-weight", "10", "--eta", "0", "--out", str(out), "--plot", str(tmp_path / "chroma.png")])
     assert rc == 0
     assert (tmp_path / "chroma.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = json.loads(out.read_text())
-    assert report["n"] == 1 and report["source"]["chroma_corr"] == pytest.approx(1.0)
+    assert report["n"] == 1 and report["eta"] == 0.0 and report["source"]["chroma_corr"] == pytest.approx(1.0)
     for key in ("result", "source", "oracle", "codec_ceiling"):
         assert 0.0 <= report[key]["to_b"] <= 1.0 and -1.0 <= report[key]["chroma_corr"] <= 1.0
     per_clip = report["per_clip"]  # the clip-by-clip rows agree with the summary
