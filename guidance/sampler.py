@@ -38,11 +38,21 @@ class DenoiserLike(Protocol):
 def denoise(
     denoiser: DenoiserLike, x: torch.Tensor, t: torch.Tensor, guidance: Guidance | None, extra: dict[str, Any]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(x̂0, ε̂, ∇_{x_t} Σ w d) for x ``(B, ...)`` at times t ``(B,)``; the gradient is None without guidance."""
+    """(x̂0, ε̂, ∇ Σ w d) for x ``(B, ...)`` at times t ``(B,)``; the gradient is None without guidance.
+
+    The gradient is with respect to x_t, or to x̂0 itself for ``guidance.step == "x0"``."""
     if guidance is None:
         with torch.no_grad():
             x0, eps = denoiser(x, t, **extra)
         return x0, eps, None
+    if guidance.step == "x0":
+        with torch.no_grad():
+            x0, eps = denoiser(x, t, **extra)
+        with torch.enable_grad():
+            x0_in = x0.detach().requires_grad_(True)
+            loss = guidance.loss(x0_in)
+            grad = torch.autograd.grad(loss, x0_in)[0] if loss.requires_grad else torch.zeros_like(x0_in)
+        return x0, eps, grad
     with torch.enable_grad():
         x_in = x.detach().requires_grad_(True)
         if guidance.through_net:
@@ -112,13 +122,15 @@ def sample(
         if bool((s > t).all()):
             x = renoise(x, alpha_t, sigma_t, alpha_s, sigma_s, generator)
             continue
-        # The gradient only moves x_s through σ_s ε̂, so it is skipped when σ_s = 0 (the final step).
-        guided = guidance if guidance is not None and bool((sigma_s > 0).any()) else None
+        # An ε̂ step only moves x_s through σ_s ε̂, so it is skipped when σ_s = 0 (the final step); an x̂0 step is not.
+        guided = guidance if guidance is not None and (guidance.step == "x0" or bool((sigma_s > 0).any())) else None
         x0, eps, grad = denoise(denoiser, x, t, guided, extra)  # Alg. 2, lines 1-2 (ε̂ from the Denoiser)
         if edit_denoised is not None:
             x0 = edit_denoised(x0, t)  # Zhu et al. 2024: correct x̂0 ...
             eps = (x - alpha_t * x0) / sigma_t  # ... and recompute ε̂ from it (Alg. 2, line 2)
-        if grad is not None:
+        if grad is not None and guided.step == "x0":
+            x0 = x0 - guided.xi * grad  # He et al. 2024, Alg. 1: step x̂0, keep the network's ε̂
+        elif grad is not None:
             eps = eps - guided.xi * sigma_t * grad  # Alg. 2, line 3
         x = ddim_step(x0, eps, alpha_t, sigma_t, alpha_s, sigma_s, eta, generator)  # Alg. 2, line 4
         if project is not None:

@@ -49,6 +49,10 @@ CHROMA_WEIGHT = 1e4
 # in advance, the highest chroma with ≥ 70% to strings, chose 0.4 (0.606 against 0.602 for 0.45: within the noise)
 STYLE_STRENGTH = 0.4
 STYLE_ETA = 0.0
+# Then stepping x̂0 itself (MPGD, guidance.terms.Guidance) instead of ε̂: at ξ = 3e-3 and 1e-2, chroma 0.603 and 0.618 with
+# 22 and 28 of those 32 to strings. The same rule chose 1e-2; on test it kept 0.606 with 30 of 32 (BENCHMARKS.md, session 20)
+STYLE_GUIDANCE_STEP = "x0"
+STYLE_XI = 1e-2
 
 
 def style_terms(
@@ -112,6 +116,7 @@ def transfer_style(
     steps: int = 50,
     xi: float | None = None,
     eta: float | None = None,
+    guidance_step: str = "eps",
     generator: torch.Generator | None = None,
     callback: Callable[[dict[str, Any]], None] | None = None,
 ) -> torch.Tensor:
@@ -122,7 +127,8 @@ def transfer_style(
     0 the sampler runs unguided from the same start, the baseline. ``chroma_weight`` adds a pull toward the
     source's chromagram (:class:`ChromaGuidance`), to keep its notes; it needs one of the other two. ``strength`` < 1 starts from the source noised
     to that level instead of the paper's x_T (``guidance.tasks.solve``), keeping more of its notes; ``eta`` (default
-    the model's) is the sampler's η, and 0 (``STYLE_ETA``) keeps all of each step's pull.
+    the model's) is the sampler's η, and 0 (``STYLE_ETA``) keeps all of each step's pull; ``guidance_step`` as in
+    ``guidance.tasks.solve``.
     """
     from .tasks import regenerate_problem, solve
 
@@ -137,7 +143,7 @@ def transfer_style(
         terms, weights = style_terms(embedder, reference=reference, target_class=target_class, weight=weight,
                                      classifier_weight=classifier_weight, source=source, chroma_weight=chroma_weight)
     problem = regenerate_problem(source, 0, source.shape[-1], k)  # nothing known: the source is only the prior
-    return solve(problem, model, steps=steps, xi=xi, eta=eta, strength=strength, extra_terms=terms, extra_weights=weights,
+    return solve(problem, model, steps=steps, xi=xi, eta=eta, guidance_step=guidance_step, strength=strength, extra_terms=terms, extra_weights=weights,
                  generator=generator, callback=callback)
 
 
@@ -197,7 +203,7 @@ def _predictions(classifier: PaSST, audio: torch.Tensor) -> list[int]:
 def evaluate_style_transfer(
     model: Any, classifier: PaSST, pop909: str | Path, *, style_a: str, style_b: str, n: int = 8, seed: int = 0,
     weight: float = 1.0, classifier_weight: float = 0.0, chroma_weight: float = 0.0, steps: int = 50, xi: float | None = None,
-    eta: float | None = None, k: float = 0.85, strength: float = 1.0, split: str = "test", progress: Callable[[int], None] | None = None,
+    eta: float | None = None, guidance_step: str = "eps", k: float = 0.85, strength: float = 1.0, split: str = "test", progress: Callable[[int], None] | None = None,
     plot: str | Path | None = None,
 ) -> dict[str, Any]:
     """Transfer ``n`` clips of ``split`` songs (test by default) from ``style_a`` to ``style_b``; accuracies and
@@ -217,7 +223,8 @@ def evaluate_style_transfer(
         gen = torch.Generator().manual_seed(seed * 1000 + i)
         results.append(transfer_style(model, classifier, source[i : i + 1], reference[i : i + 1], weight=weight,
                                       classifier_weight=classifier_weight, target_class=b_idx, chroma_weight=chroma_weight, steps=steps,
-                                      xi=xi, eta=eta, k=k, strength=strength, generator=gen))
+                                      xi=xi, eta=eta, guidance_step=guidance_step, k=k, strength=strength,
+                                      generator=gen))
         if progress is not None:
             progress(i + 1)
     result = torch.cat(results)
@@ -243,7 +250,7 @@ def evaluate_style_transfer(
                                f"(chroma weight {chroma_weight:g})")
     return {"n": n, "split": split, "style_a": style_a, "style_b": style_b, "weight": weight, "classifier_weight": classifier_weight,
             "chroma_weight": chroma_weight,
-            "steps": steps, "eta": model.eta if eta is None else eta, "k": k, "strength": strength,
+            "steps": steps, "eta": model.eta if eta is None else eta, "guidance_step": guidance_step, "k": k, "strength": strength,
             "result": result_summary, "source": scores(source)[0], "oracle": scores(oracle)[0],
             "codec_ceiling": scores(codec_ceiling)[0], "per_clip": per_clip,
             "segments": [{"song": s, "start": round(t, 3)} for s, t in segments[:n]]}
@@ -265,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
                    f"(default 0, the paper's recipe; {CHROMA_WEIGHT:g} was chosen on valid clips)")
     p.add_argument("--xi", type=float)
     p.add_argument("--eta", type=float, help="sampler η (0 = deterministic DDIM; default: the model's)")
+    p.add_argument("--guidance-step", choices=["eps", "x0"], default="eps",
+                   help="what the guidance moves: eps (the paper's, fades with the noise) or x0 (MPGD, He et al. 2024)")
     p.add_argument("--k", type=float, default=0.85, help="noise share of the start, x_T = k z + (1 - k) source; "
                    "lower keeps more of the source's notes")
     p.add_argument("--strength", type=float, default=1.0, help="start from the source noised to this level (SDEdit) instead "
@@ -290,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             report = evaluate_style_transfer(model, classifier, args.pop909, style_a=args.style_a, style_b=args.style_b,
                                              n=args.n, seed=args.seed, weight=args.weight, classifier_weight=args.classifier_weight,
                                              chroma_weight=args.chroma_weight,
-                                             steps=args.steps, xi=args.xi, eta=args.eta, k=args.k,
+                                             steps=args.steps, xi=args.xi, eta=args.eta, guidance_step=args.guidance_step, k=args.k,
                                              strength=args.strength, split=args.split, plot=args.plot,
                                              progress=lambda done: bar.update(done - bar.n))
     except InputError as err:

@@ -228,6 +228,7 @@ def solve(
     space: Literal["audio", "latent"] = "audio",
     distance: Distance | None = None,
     through_net: bool = False,
+    guidance_step: Literal["eps", "x0"] = "eps",
     band_s: float | None | Literal["default"] = "default",
     extra_terms: Sequence[Any] = (),
     extra_weights: Sequence[float] | None = None,
@@ -248,7 +249,7 @@ def solve(
     ``band_s`` limits the audio-space measurement to known audio that close to the generated region, decoding only
     those latent frames (default: the distance's ``RECONSTRUCTION_BAND_S``); ``None`` measures the whole known
     region. ``through_net=True`` back-propagates through the network as in the paper; the default holds v_θ
-    constant. The defaults are the cheapest audio-space variant that meets the ≤ 2.5× cost target
+    constant. ``guidance_step="x0"`` steps x̂0 instead of ε̂ (:class:`guidance.terms.Guidance`, MPGD). The defaults are the cheapest audio-space variant that meets the ≤ 2.5× cost target
     (benchmarks/guidance_cost.py); ``through_net=True, band_s=None, distance="l1"`` is the paper's Algorithm 2
     verbatim.
     ``xi=0`` gives replacement-only sampling. ``resample > 1`` walks every ``jump`` steps that many times
@@ -285,7 +286,8 @@ def solve(
         band = None if band_s is None else int(round(band_s * model.sample_rate))
         recon = reconstruction_term(problem, codec, y, mask, space, band, distance, model.sample_rate)
         weights = [RECONSTRUCTION_WEIGHT[distance]] + list(extra_weights if extra_weights is not None else [1.0] * len(extra_terms))
-        guidance = Guidance([recon, *extra_terms], weights, xi=xi, decode=lambda x0: codec.decode(x0, length), through_net=through_net)
+        guidance = Guidance([recon, *extra_terms], weights, xi=xi, decode=lambda x0: codec.decode(x0, length), through_net=through_net,
+                            step=guidance_step)
     project = ReplaceProjection(y, mask, model.denoiser.alpha_sigma)
     known = dict(known=y, known_mask=mask) if model.conditions_on_known else None
     x0 = sample(model.denoiser, x_T, ts, eta=eta, guidance=guidance, project=project, callback=callback, generator=generator,

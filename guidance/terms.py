@@ -171,6 +171,10 @@ class LossHook:
 class Guidance:
     """Σ_i w_i d_i(x̂0), scaled by ξ in the sampler (Levy et al. 2023, Alg. 2, line 3).
 
+    ``step="eps"`` (the paper's) moves ε̂ by −ξ σ_t ∇_{x_t}, a pull that fades with the noise level;
+    ``step="x0"`` moves x̂0 itself by −ξ ∇_{x̂0} with the network held constant, at every step including the last
+    (manifold-preserving guidance, He et al. 2024, Alg. 1), so the pull lasts until the end.
+
     ``decode`` maps model-space x̂0 ``(B, C, L)`` to audio ``(B, 2, T)`` for audio-space terms (the VAE decoder
     for the latent model, identity for the waveform model). ``through_net=True`` back-propagates through the
     network (∇_{x_t} exactly as in the paper); ``False`` holds the network output constant, so only the
@@ -182,6 +186,7 @@ class Guidance:
     xi: float = XI_LATENT
     decode: Callable[[torch.Tensor], torch.Tensor] | None = None
     through_net: bool = True
+    step: Literal["eps", "x0"] = "eps"
     _weights: list[float] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -190,6 +195,8 @@ class Guidance:
         self._weights = [1.0] * len(self.terms) if self.weights is None else list(self.weights)
         if len(self._weights) != len(self.terms):
             raise ValueError(f"{len(self.terms)} guidance terms but {len(self._weights)} weights")
+        if self.step not in ("eps", "x0"):
+            raise ValueError(f"Guidance step {self.step!r}: choose 'eps' (the paper's) or 'x0' (MPGD)")
         if self.decode is None and any(getattr(t, "space", "latent") == "audio" for t in self.terms):
             raise ValueError("an audio-space guidance term needs Guidance(decode=...)")
 

@@ -270,8 +270,8 @@ def restyle(
     models: Models, audio: torch.Tensor, sample_rate: int, start: float, end: float, *, embedder: torch.nn.Module,
     reference: torch.Tensor | None = None, reference_rate: int = SAMPLE_RATE, target_class: int | None = None,
     weight: float = 1.0, classifier_weight: float | None = None, chroma_weight: float | None = None, strength: float | None = None, steps: int = 50,
-    seed: int = 0, xi: float | None = None, margin: float = DEFAULT_MARGIN, level_band: float | None = None,
-    progress: Progress | None = None,
+    seed: int = 0, xi: float | None = None, guidance_step: str | None = None, margin: float = DEFAULT_MARGIN,
+    level_band: float | None = None, progress: Progress | None = None,
 ) -> torch.Tensor:
     """Re-create [start, end) s of ``audio`` ``(channels, T)`` in the style of ``reference`` ``(channels, Tr)`` at
     ``reference_rate`` and/or toward the ``embedder``'s class ``target_class``; ``(channels, T)``.
@@ -280,9 +280,11 @@ def restyle(
     ``guidance.style_transfer.CLASSIFIER_WEIGHT``; ``chroma_weight`` (default ``CHROMA_WEIGHT``, 0 turns it off)
     pulls the region toward its own original notes (``guidance.style_guidance.ChromaGuidance``); ``strength`` (default
     ``STYLE_STRENGTH``) as in :func:`regenerate`, whose guarantees this keeps. Unless ``models.eta`` says otherwise, the
-    sampler runs at ``STYLE_ETA``. The style is measured on the region only (``guidance.style_transfer.restyle``).
+    sampler runs at ``STYLE_ETA``; the guidance steps x̂0 (``guidance_step``, default ``STYLE_GUIDANCE_STEP``) by ``xi``
+    (default ``STYLE_XI``). The style is measured on the region only (``guidance.style_transfer.restyle``).
     """
-    from guidance.style_transfer import CHROMA_WEIGHT, CLASSIFIER_WEIGHT, STYLE_ETA, STYLE_STRENGTH, restyle as restyle_task
+    from guidance.style_transfer import (CHROMA_WEIGHT, CLASSIFIER_WEIGHT, STYLE_ETA, STYLE_GUIDANCE_STEP, STYLE_STRENGTH,
+                                         STYLE_XI, restyle as restyle_task)
 
     classifier_weight = CLASSIFIER_WEIGHT if classifier_weight is None else classifier_weight
     chroma_weight = CHROMA_WEIGHT if chroma_weight is None else chroma_weight
@@ -290,7 +292,8 @@ def restyle(
     task_kwargs = {"reference": ref, "target_class": target_class, "weight": weight, "classifier_weight": classifier_weight,
                    "chroma_weight": chroma_weight, "strength": STYLE_STRENGTH if strength is None else strength,
                    "eta": STYLE_ETA if models.eta is None else models.eta, "level_band_s": level_band,
-                   **_sampler_kwargs(steps, seed, xi, progress)}
+                   "guidance_step": guidance_step or STYLE_GUIDANCE_STEP,
+                   **_sampler_kwargs(steps, seed, STYLE_XI if xi is None else xi, progress)}
     return _edit_region(models, audio, sample_rate, start, end, margin, partial(restyle_task, embedder=embedder), task_kwargs)
 
 

@@ -1,12 +1,12 @@
 """``musicprod style SONG --start S --end E (--reference REF | --to STYLE) -o OUT``: re-create a region in another style.
 
 The region is regenerated as by ``musicprod regenerate``, from the original noised to ``--strength`` (0.4 by
-default, with deterministic DDIM unless ``--eta`` says otherwise: together they kept the most notes among the settings
-that moved at least 70 % of valid-split clips to the target style, BENCHMARKS.md), while guidance gradients pull the
-decoded audio toward the PaSST embedding of a reference clip (``--reference``), toward one of the style
+default, with deterministic DDIM unless ``--eta`` says otherwise), while guidance gradients, applied to the denoised
+estimate at every step (``--guidance-step x0``, ξ = 1e-2), pull the decoded audio toward the PaSST embedding of a reference clip (``--reference``), toward one of the style
 classifier's classes (``--to``), or both (Levy et al. 2023, §3.3), and a third pull keeps the region's own notes
 (``--chroma-weight``: the chromagram of the result against the original's). The style is measured on the region alone.
-Everything beyond the crossfade margins stays the input's own samples, as with ``musicprod inpaint``.
+Everything beyond the crossfade margins stays the input's own samples, as with ``musicprod inpaint``. These defaults
+kept the most notes among the settings that moved at least 70 % of valid-split clips to the target style (BENCHMARKS.md).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from guidance.style_transfer import CHROMA_WEIGHT, CLASSIFIER_WEIGHT, STYLE_STRENGTH
+from guidance.style_transfer import CHROMA_WEIGHT, CLASSIFIER_WEIGHT, STYLE_GUIDANCE_STEP, STYLE_STRENGTH, STYLE_XI
 from musicprod_common.errors import InputError
 
 from .cli_common import add_strength_arg, check_output_file, non_negative_float, read_audio
@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "valid-split clips); 0 lets the style take them too")
     p.add_argument("--classifier", type=Path, default=None,
                    help="the PaSST style classifier's folder (default: classifier/ in --checkpoints or the shipped checkpoints)")
+    p.add_argument("--guidance-step", choices=["x0", "eps"], default=STYLE_GUIDANCE_STEP,
+                   help=f"what the pulls move: x0, the denoised estimate, to the last step (default; MPGD, He et al. 2024; "
+                   f"--guidance defaults to {STYLE_XI:g} with it), or eps, the paper's noise estimate (fades as the noise does)")
     add_strength_arg(p, default=STYLE_STRENGTH)
     p.set_defaults(func=run)
 
@@ -77,5 +80,5 @@ def run(args: argparse.Namespace) -> None:
         check_output_file(args.output, args.song, args.reference)
     task = partial(restyle, embedder=classifier, reference=reference, reference_rate=reference_rate, target_class=target,
                    weight=args.weight, classifier_weight=args.classifier_weight, chroma_weight=args.chroma_weight,
-                   strength=args.strength)
+                   strength=args.strength, guidance_step=args.guidance_step)
     run_region(args, task, "restyle", "restyled")

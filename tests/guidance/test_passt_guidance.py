@@ -182,11 +182,11 @@ def test_style_transfer_cli_end_to_end_with_untrained_tiny_models(tmp_path, pop9
     save_pretrained(classifier, classifier.cfg, tmp_path / "classifier")
     out = tmp_path / "report.json"
     rc = main(["--pop909", str(pop909_root), "--classifier", str(tmp_path / "classifier"), "--checkpoints", str(tmp_path),
-               "--n", "1", "--steps", "2", "--chroma-weight", "10", "--eta", "0", "--out", str(out), "--plot", str(tmp_path / "chroma.png")])
+               "--n", "1", "--steps", "2", "--chroma-weight", "10", "--eta", "0", "--guidance-step", "x0", "--out", str(out), "--plot", str(tmp_path / "chroma.png")])
     assert rc == 0
     assert (tmp_path / "chroma.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = json.loads(out.read_text())
-    assert report["n"] == 1 and report["eta"] == 0.0 and report["source"]["chroma_corr"] == pytest.approx(1.0)
+    assert report["n"] == 1 and report["eta"] == 0.0 and report["guidance_step"] == "x0" and report["source"]["chroma_corr"] == pytest.approx(1.0)
     for key in ("result", "source", "oracle", "codec_ceiling"):
         assert 0.0 <= report[key]["to_b"] <= 1.0 and -1.0 <= report[key]["chroma_corr"] <= 1.0
     per_clip = report["per_clip"]  # the clip-by-clip rows agree with the summary

@@ -210,13 +210,13 @@ class Conv(torch.nn.Module):
         return self.conv(x) * broadcast_like(torch.cos(t), x)
 
 
-@pytest.mark.parametrize("through_net", [True, False])
+@pytest.mark.parametrize("through_net, step", [(True, "eps"), (False, "eps"), (False, "x0")])
 @pytest.mark.parametrize("eta", [0.0, 1.0])
-def test_zero_xi_guidance_equals_unguided(through_net, eta):
+def test_zero_xi_guidance_equals_unguided(through_net, step, eta):
     den = Denoiser(Conv(), CosineSchedule(), "v")
     x = torch.randn(2, 2, 32, generator=torch.Generator().manual_seed(3))
     mask = (torch.arange(32) < 16).float().expand(2, 1, 32)
-    guide = Guidance([L1Distance(torch.ones_like(x), mask)], xi=0.0, through_net=through_net)
+    guide = Guidance([L1Distance(torch.ones_like(x), mask)], xi=0.0, through_net=through_net, step=step)
     ts = uniform_timesteps(10)
     plain = sample(den, x, ts, eta=eta, generator=torch.Generator().manual_seed(4))
     guided = sample(den, x, ts, eta=eta, guidance=guide, generator=torch.Generator().manual_seed(4))
@@ -236,6 +236,22 @@ def test_guidance_pulls_towards_measurement(through_net):
     plain = sample(GAUSSIAN, x, ts)
     guided = sample(GAUSSIAN, x, ts, guidance=Guidance([L1Distance(target, mask)], xi=0.3, through_net=through_net))
     assert dist(guided) < dist(plain)
+
+
+def test_x0_step_moves_the_denoised_estimate_by_xi_times_the_gradient():
+    """Known answer: the last step lands on x̂0, so an x̂0 step (MPGD) shows there exactly, an ε̂ step not at all."""
+    x = torch.randn(3, 1, 16, generator=torch.Generator().manual_seed(8))
+    target = torch.zeros_like(x)
+    ts = torch.tensor([0.6, 0.0])
+    plain = sample(GAUSSIAN, x, ts)
+    x0 = gaussian_x0(x, ts[:1].expand(3))
+    assert torch.allclose(plain, x0, atol=1e-6)
+    l1 = [L1Distance(target, torch.ones(3, 1, 16))]  # ∇ = sign(x̂0 − 0)
+    stepped = sample(GAUSSIAN, x, ts, guidance=Guidance(l1, xi=0.1, step="x0"))
+    assert torch.allclose(stepped, x0 - 0.1 * torch.sign(x0), atol=1e-6)
+    assert torch.equal(sample(GAUSSIAN, x, ts, guidance=Guidance(l1, xi=0.1)), plain)
+    with pytest.raises(ValueError):
+        Guidance(l1, step="x")
 
 
 def test_edit_denoised_output_is_the_edited_x0():

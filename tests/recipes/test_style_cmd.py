@@ -38,10 +38,10 @@ def test_style_changes_only_the_region_and_keeps_the_format(tmp_path, ckpt_env, 
     assert lo >= 22050 * (1 - DEFAULT_MARGIN) - 1 and hi <= 22050 * (1.2 + DEFAULT_MARGIN) + 1
 
 
-def test_style_weights_and_eta_reach_the_guidance(tmp_path, ckpt_env):
+def test_style_weights_eta_and_guidance_step_reach_the_sampler(tmp_path, ckpt_env):
     song = write_song(tmp_path / "song.wav", 2.0, seed=1)
     runs = {"plain": ["--chroma-weight", "0"], "classifier": ["--chroma-weight", "0", "--classifier-weight", "1000"], "chroma": [],
-            "ancestral": ["--eta", "1"]}  # the style default is η = 0
+            "ancestral": ["--eta", "1"], "eps_step": ["--guidance-step", "eps"]}  # the style defaults: η = 0, x̂0 steps
     outs = {}
     for name, extra in runs.items():
         out = tmp_path / f"{name}.wav"
@@ -51,6 +51,7 @@ def test_style_weights_and_eta_reach_the_guidance(tmp_path, ckpt_env):
     assert not np.array_equal(outs["plain"], outs["classifier"])
     assert not np.array_equal(outs["plain"], outs["chroma"])
     assert not np.array_equal(outs["chroma"], outs["ancestral"])
+    assert not np.array_equal(outs["chroma"], outs["eps_step"])
 
 
 @pytest.mark.parametrize("extra, expect", [
