@@ -249,9 +249,9 @@ def solve(
     ``band_s`` limits the audio-space measurement to known audio that close to the generated region, decoding only
     those latent frames (default: the distance's ``RECONSTRUCTION_BAND_S``); ``None`` measures the whole known
     region. ``through_net=True`` back-propagates through the network as in the paper; the default holds v_θ
-    constant. ``guidance_step="x0"`` steps x̂0 instead of ε̂ (:class:`guidance.terms.Guidance`, MPGD). The defaults are the cheapest audio-space variant that meets the ≤ 2.5× cost target
-    (benchmarks/guidance_cost.py); ``through_net=True, band_s=None, distance="l1"`` is the paper's Algorithm 2
-    verbatim.
+    constant. ``guidance_step="x0"`` steps x̂0 instead of ε̂ (:class:`guidance.terms.Guidance`, MPGD). The defaults
+    are the cheapest audio-space variant that meets the ≤ 2.5× cost target (benchmarks/guidance_cost.py);
+    ``through_net=True, band_s=None, distance="l1"`` is the paper's Algorithm 2 verbatim.
     ``xi=0`` gives replacement-only sampling. ``resample > 1`` walks every ``jump`` steps that many times
     (RePaint's resampling, Lugmayr et al. 2022), so the fill can agree with the known region; it costs
     ``resample`` times the network evaluations.

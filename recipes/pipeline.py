@@ -281,19 +281,21 @@ def restyle(
     pulls the region toward its own original notes (``guidance.style_guidance.ChromaGuidance``); ``strength`` (default
     ``STYLE_STRENGTH``) as in :func:`regenerate`, whose guarantees this keeps. Unless ``models.eta`` says otherwise, the
     sampler runs at ``STYLE_ETA``; the guidance steps x̂0 (``guidance_step``, default ``STYLE_GUIDANCE_STEP``) by ``xi``
-    (default ``STYLE_XI``). The style is measured on the region only (``guidance.style_transfer.restyle``).
+    (default ``STYLE_XI``; with ``"eps"`` the model's ξ). The style is measured on the region only (``guidance.style_transfer.restyle``).
     """
     from guidance.style_transfer import (CHROMA_WEIGHT, CLASSIFIER_WEIGHT, STYLE_ETA, STYLE_GUIDANCE_STEP, STYLE_STRENGTH,
                                          STYLE_XI, restyle as restyle_task)
 
     classifier_weight = CLASSIFIER_WEIGHT if classifier_weight is None else classifier_weight
     chroma_weight = CHROMA_WEIGHT if chroma_weight is None else chroma_weight
+    guidance_step = guidance_step or STYLE_GUIDANCE_STEP
+    if xi is None and guidance_step == "x0":  # an ε̂ step keeps the model's own ξ
+        xi = STYLE_XI
     ref = None if reference is None else to_model_audio(reference, reference_rate)
     task_kwargs = {"reference": ref, "target_class": target_class, "weight": weight, "classifier_weight": classifier_weight,
                    "chroma_weight": chroma_weight, "strength": STYLE_STRENGTH if strength is None else strength,
-                   "eta": STYLE_ETA if models.eta is None else models.eta, "level_band_s": level_band,
-                   "guidance_step": guidance_step or STYLE_GUIDANCE_STEP,
-                   **_sampler_kwargs(steps, seed, STYLE_XI if xi is None else xi, progress)}
+                   "eta": STYLE_ETA if models.eta is None else models.eta, "guidance_step": guidance_step,
+                   "level_band_s": level_band, **_sampler_kwargs(steps, seed, xi, progress)}
     return _edit_region(models, audio, sample_rate, start, end, margin, partial(restyle_task, embedder=embedder), task_kwargs)
 
 
