@@ -125,10 +125,10 @@ def transfer_style(
     ``model`` is a :class:`guidance.tasks.EditModel`. ``weight`` scales the pull toward the reference's embedding,
     ``classifier_weight`` the pull toward ``target_class`` (classifier guidance with the same PaSST); with both at
     0 the sampler runs unguided from the same start, the baseline. ``chroma_weight`` adds a pull toward the
-    source's chromagram (:class:`ChromaGuidance`), to keep its notes; it needs one of the other two. ``strength`` < 1 starts from the source noised
-    to that level instead of the paper's x_T (``guidance.tasks.solve``), keeping more of its notes; ``eta`` (default
-    the model's) is the sampler's η, and 0 (``STYLE_ETA``) keeps all of each step's pull; ``guidance_step`` as in
-    ``guidance.tasks.solve``.
+    source's chromagram (:class:`ChromaGuidance`), to keep its notes; it needs one of the other two. ``strength`` < 1
+    starts from the source noised to that level instead of the paper's x_T (``guidance.tasks.solve``), keeping more of
+    its notes; ``eta`` (default the model's) is the sampler's η, and 0 (``STYLE_ETA``) keeps all of each step's pull;
+    ``guidance_step`` as in ``guidance.tasks.solve``.
     """
     from .tasks import regenerate_problem, solve
 
@@ -143,8 +143,8 @@ def transfer_style(
         terms, weights = style_terms(embedder, reference=reference, target_class=target_class, weight=weight,
                                      classifier_weight=classifier_weight, source=source, chroma_weight=chroma_weight)
     problem = regenerate_problem(source, 0, source.shape[-1], k)  # nothing known: the source is only the prior
-    return solve(problem, model, steps=steps, xi=xi, eta=eta, guidance_step=guidance_step, strength=strength, extra_terms=terms, extra_weights=weights,
-                 generator=generator, callback=callback)
+    return solve(problem, model, steps=steps, xi=xi, eta=eta, guidance_step=guidance_step, strength=strength,
+                 extra_terms=terms, extra_weights=weights, generator=generator, callback=callback)
 
 
 def restyle(
@@ -203,8 +203,8 @@ def _predictions(classifier: PaSST, audio: torch.Tensor) -> list[int]:
 def evaluate_style_transfer(
     model: Any, classifier: PaSST, pop909: str | Path, *, style_a: str, style_b: str, n: int = 8, seed: int = 0,
     weight: float = 1.0, classifier_weight: float = 0.0, chroma_weight: float = 0.0, steps: int = 50, xi: float | None = None,
-    eta: float | None = None, guidance_step: str = "eps", k: float = 0.85, strength: float = 1.0, split: str = "test", progress: Callable[[int], None] | None = None,
-    plot: str | Path | None = None,
+    eta: float | None = None, guidance_step: str = "eps", k: float = 0.85, strength: float = 1.0, split: str = "test",
+    progress: Callable[[int], None] | None = None, plot: str | Path | None = None,
 ) -> dict[str, Any]:
     """Transfer ``n`` clips of ``split`` songs (test by default) from ``style_a`` to ``style_b``; accuracies and
     chroma correlations.

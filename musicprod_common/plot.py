@@ -66,13 +66,13 @@ def plot_before_after(
 def plot_chromagrams(path: str | os.PathLike, clips: dict[str, torch.Tensor], sample_rate: int, *, title: str = "") -> Path:
     """Write a PNG of the CQT chromagram (librosa, as ``chroma_correlation`` scores it) of each labelled clip
     ``(channels, T)``, one above the other: whether the notes survive an edit is easier to see than to read."""
-    import librosa
+    from .audio import chromagram
 
     plt = _pyplot()
     fig, axes = plt.subplots(len(clips), 1, figsize=(10, 1.6 + 1.5 * len(clips)), sharex=True, squeeze=False,
                              constrained_layout=True)
     for ax, (label, audio) in zip(axes[:, 0], clips.items()):
-        chroma = librosa.feature.chroma_cqt(y=audio.float().mean(0).cpu().numpy(), sr=sample_rate, tuning=0.0)
+        chroma = chromagram(audio, sample_rate)
         ax.imshow(chroma, origin="lower", aspect="auto", cmap="magma", vmin=0.0, vmax=1.0, interpolation="nearest",
                   extent=(0.0, audio.shape[-1] / sample_rate, -0.5, 11.5))
         ax.set_yticks(range(12), ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"], fontsize=7)
