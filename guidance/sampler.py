@@ -41,32 +41,28 @@ def denoise(
     """(x̂0, ε̂, ∇ Σ w d) for x ``(B, ...)`` at times t ``(B,)``; the gradient is None without guidance.
 
     The gradient is with respect to x_t, or to x̂0 itself for ``guidance.step == "x0"``."""
-    if guidance is None:
+    if guidance is None or guidance.step == "x0" or not guidance.through_net:
         with torch.no_grad():
             x0, eps = denoiser(x, t, **extra)
-        return x0, eps, None
-    if guidance.step == "x0":
-        with torch.no_grad():
-            x0, eps = denoiser(x, t, **extra)
+        if guidance is None:
+            return x0, eps, None
+        # The network held constant: only the decoder and the loss are differentiated, at x̂0 ...
         with torch.enable_grad():
             x0_in = x0.detach().requires_grad_(True)
-            loss = guidance.loss(x0_in)
-            grad = torch.autograd.grad(loss, x0_in)[0] if loss.requires_grad else torch.zeros_like(x0_in)
+            grad = _gradient(guidance.loss(x0_in), x0_in)
+        if guidance.step == "eps":  # ... and x̂0 = α_t x_t − σ_t v has ∂x̂0/∂x_t = α_t whatever the network predicts
+            grad = denoiser.alpha_sigma(t, x)[0] * grad
         return x0, eps, grad
     with torch.enable_grad():
         x_in = x.detach().requires_grad_(True)
-        if guidance.through_net:
-            x0, eps = denoiser(x_in, t, **extra)
-        else:
-            # v_θ held constant: x̂0 = α_t x_t − σ_t v has ∂x̂0/∂x_t = α_t whatever the network predicts,
-            # so only the decoder and the loss are differentiated. Adding α (x − x) keeps x̂0 bit-exact.
-            with torch.no_grad():
-                x0, eps = denoiser(x, t, **extra)
-            x0 = x0 + denoiser.alpha_sigma(t, x)[0] * (x_in - x_in.detach())
-        loss = guidance.loss(x0)
-        # a loss without a graph measured nothing (e.g. a whole-window regeneration: no known audio, no other term)
-        grad = torch.autograd.grad(loss, x_in)[0] if loss.requires_grad else torch.zeros_like(x_in)
+        x0, eps = denoiser(x_in, t, **extra)
+        grad = _gradient(guidance.loss(x0), x_in)
     return x0.detach(), eps.detach(), grad
+
+
+def _gradient(loss: torch.Tensor, wrt: torch.Tensor) -> torch.Tensor:
+    # a loss without a graph measured nothing (e.g. a whole-window regeneration: no known audio, no other term)
+    return torch.autograd.grad(loss, wrt)[0] if loss.requires_grad else torch.zeros_like(wrt)
 
 
 def ddim_step(

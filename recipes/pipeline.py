@@ -270,8 +270,9 @@ def restyle(
     models: Models, audio: torch.Tensor, sample_rate: int, start: float, end: float, *, embedder: torch.nn.Module,
     reference: torch.Tensor | None = None, reference_rate: int = SAMPLE_RATE, target_class: int | None = None,
     weight: float = 1.0, classifier_weight: float | None = None, chroma_weight: float | None = None,
-    strength: float | None = None, steps: int = 50, seed: int = 0, xi: float | None = None, guidance_step: str | None = None, margin: float = DEFAULT_MARGIN,
-    level_band: float | None = None, progress: Progress | None = None,
+    strength: float | None = None, steps: int = 50, seed: int = 0, xi: float | None = None,
+    guidance_step: str | None = None, margin: float = DEFAULT_MARGIN, level_band: float | None = None,
+    progress: Progress | None = None,
 ) -> torch.Tensor:
     """Re-create [start, end) s of ``audio`` ``(channels, T)`` in the style of ``reference`` ``(channels, Tr)`` at
     ``reference_rate`` and/or toward the ``embedder``'s class ``target_class``; ``(channels, T)``.
