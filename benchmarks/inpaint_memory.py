@@ -1,9 +1,11 @@
-"""Peak memory of ``musicprod inpaint`` on a 10-minute song (issue 7 target: < 3 GB RSS).
+"""Peak memory of ``musicprod inpaint`` on a 10-minute song (target: < 3 GB RSS).
 
 Writes a 10-minute 44.1 kHz stereo 16-bit wav (synthetic notes, generated block by block so this process
 stays small), then runs the real command in a child process and reads the child's peak RSS from
-``getrusage(RUSAGE_CHILDREN)``. Memory does not depend on training, so without ``--checkpoints`` the
-``small`` presets (the shipped architecture) are saved with random weights and used.
+``getrusage(RUSAGE_CHILDREN)``. The command's default ``--source auto`` searches the whole song for a passage
+first; the synthetic notes never repeat, so the model then fills the region too, and the peak covers both.
+Memory does not depend on training, so without ``--checkpoints`` the ``small`` presets (the shipped
+architecture) are saved with random weights and used.
 
     python benchmarks/inpaint_memory.py                        # small presets, latent model
     python benchmarks/inpaint_memory.py --checkpoints checkpoints --model waveform --minutes 10

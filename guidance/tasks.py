@@ -311,18 +311,27 @@ def _check_audio(audio: torch.Tensor, name: str = "audio") -> None:
         raise InputError(f"{name} must be stereo of shape (B, 2, T), got {tuple(audio.shape)}; load it with 2 channels")
 
 
-def infill(model: EditModel, audio: torch.Tensor, start_s: float, end_s: float, *, margin_s: float = 0.05, **kw: Any) -> torch.Tensor:
-    """Generate [start_s, end_s) of ``audio`` ``(B, 2, N)`` (any length) from its surroundings; ``(B, 2, N)``."""
+RegionTerms = Callable[[torch.Tensor, int, int], tuple[list[Any], list[float]]]  # (window audio, region start, stop)
+
+
+def _region_extra(region_terms: RegionTerms | None, chunk: torch.Tensor, a: int, b: int) -> dict:
+    return {} if region_terms is None else dict(zip(("extra_terms", "extra_weights"), region_terms(chunk, a, b)))
+
+
+def infill(
+    model: EditModel, audio: torch.Tensor, start_s: float, end_s: float, *, margin_s: float = 0.05,
+    region_terms: RegionTerms | None = None, **kw: Any
+) -> torch.Tensor:
+    """Generate [start_s, end_s) of ``audio`` ``(B, 2, N)`` (any length) from its surroundings; ``(B, 2, N)``.
+    ``region_terms`` adds guidance terms as in :func:`regenerate` (the region's own samples never reach the sampler
+    otherwise: they are unknown to it)."""
     _check_audio(audio)
     margin = _samples(model, margin_s)
 
     def edit(chunk: torch.Tensor, a: int, b: int) -> torch.Tensor:
-        return solve(infill_problem(chunk, a, b), model, margin=margin, **kw)
+        return solve(infill_problem(chunk, a, b), model, margin=margin, **{**kw, **_region_extra(region_terms, chunk, a, b)})
 
     return edit_long(audio, _samples(model, start_s), _samples(model, end_s), model.window, margin, edit)
-
-
-RegionTerms = Callable[[torch.Tensor, int, int], tuple[list[Any], list[float]]]  # (window audio, region start, stop)
 
 
 def regenerate(
@@ -339,8 +348,7 @@ def regenerate(
     margin = _samples(model, margin_s)
 
     def edit(chunk: torch.Tensor, a: int, b: int) -> torch.Tensor:
-        extra = {} if region_terms is None else dict(zip(("extra_terms", "extra_weights"), region_terms(chunk, a, b)))
-        return solve(regenerate_problem(chunk, a, b, k), model, margin=margin, **{**kw, **extra})
+        return solve(regenerate_problem(chunk, a, b, k), model, margin=margin, **{**kw, **_region_extra(region_terms, chunk, a, b)})
 
     return edit_long(audio, _samples(model, start_s), _samples(model, end_s), model.window, margin, edit)
 

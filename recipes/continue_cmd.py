@@ -1,8 +1,9 @@
 """``musicprod continue SONG -o OUT``: extend a song by one model window, continuing its last seconds.
 
-The last ``--context`` seconds (Levy et al. 2023 use 2.4 s) are the measurement; the model generates the
-rest of its window after them. The output is the whole input followed by the new audio, in the input's
-rate, channels and format.
+Where the song's closing bars occurred before, what followed them there is copied on (``--source``, as in
+``musicprod inpaint``). Otherwise the last ``--context`` seconds (Levy et al. 2023 use 2.4 s) are the model's
+measurement and it generates the rest of its window after them. The output is the whole input followed by the
+new audio, in the input's rate, channels and format.
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import sys
 from pathlib import Path
 
 from .cli_common import add_model_args, check_output_file, models_from_args, non_negative_float, read_audio
-from .pipeline import continue_audio
+from .inpaint_cmd import add_source_args
+from .pipeline import continue_song
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="output file; its suffix picks the format")
     p.add_argument("--context", type=non_negative_float, default=2.4, help="seconds of the song's end the model sees (default 2.4)")
     add_model_args(p)
+    add_source_args(p, references=False)
     p.set_defaults(func=run)
 
 
@@ -39,9 +42,11 @@ def run(args: argparse.Namespace) -> None:
     if args.context >= window:
         raise InputError(f"--context {args.context:g} s must be shorter than the {args.model} model's {window:.2f} s window")
     with tqdm(total=args.steps, desc=f"continue {args.song.name}", unit="step", file=sys.stderr, leave=False, delay=0.5) as bar:
-        out = continue_audio(models, audio, sr, context=args.context, steps=args.steps, seed=args.seed, xi=args.guidance,
-                             progress=bar.update)
-    save_audio(args.output, out, sr, like=args.song)
-    added = (out.shape[-1] - audio.shape[-1]) / sr
-    print(f"continued {args.song} by {added:.2f} s from its last {args.context:g} s with the {args.model} model "
-          f"({args.steps} steps, seed {args.seed}) -> {args.output}")
+        result = continue_song(models, audio, sr, context=args.context, source=args.source, refine=args.refine, steps=args.steps,
+                               seed=args.seed, xi=args.guidance, progress=bar.update)
+    save_audio(args.output, result.audio, sr, like=args.song)
+    added = (result.audio.shape[-1] - audio.shape[-1]) / sr
+    plan = result.plans[0]
+    how = plan.describe(["the song"], args.model, args.refine) if plan.copied else (
+        f"from its last {args.context:g} s with the {args.model} model ({args.steps} steps, seed {args.seed})")
+    print(f"continued {args.song} by {added:.2f} s -> {args.output}\n  {how}")

@@ -1,5 +1,8 @@
 """``musicprod inpaint-batch (FOLDER | jobs.csv) -o OUT/``: inpaint many files with one model load and one progress bar.
 
+Each region is filled as ``musicprod inpaint`` fills it: from the file's own matching passage where one matches
+(``--source``), with the model otherwise. The model is loaded only if some job needs it.
+
 * a folder: every audio file in it (not recursive) gets the same ``--start``/``--end``; outputs keep their
   names and formats under ``OUT/``;
 * a CSV with the header ``file,start,end,output``: one job per row; relative ``file`` paths are read from the
@@ -20,7 +23,8 @@ from musicprod_common.audio import AUDIO_SUFFIXES
 from musicprod_common.errors import InputError
 
 from .cli_common import add_model_args, check_writable_dir, models_from_args, non_negative_float
-from .pipeline import DEFAULT_MARGIN, inpaint, windows_needed
+from .inpaint_cmd import add_source_args
+from .pipeline import DEFAULT_MARGIN, inpaint_regions, model_windows, needs_model, plan_inpaint
 
 CSV_COLUMNS = ("file", "start", "end", "output")
 
@@ -43,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, default=None, help="output folder (created if missing; required for a folder input)")
     add_model_args(p)
     p.add_argument("--margin", type=non_negative_float, default=DEFAULT_MARGIN, help="crossfade each side of a region, s")
+    add_source_args(p, references=False)
     p.set_defaults(func=run)
 
 
@@ -156,20 +161,26 @@ def run(args: argparse.Namespace) -> None:
             missing = [p for p in (folder, *folder.parents) if not p.exists()]
             check_writable_dir(folder, create=True)
             created += missing
-        models = models_from_args(args)
-        windows = sum(windows_needed(models, j.start, j.end, j.duration, args.margin) for j in jobs)
-        with tqdm(total=args.steps * windows, desc=f"inpaint {len(jobs)} files", unit="step", file=sys.stderr, delay=0.5) as bar:
-            for j in jobs:
+        plans = []
+        for j in jobs:  # the search needs no model: plan every job first, so the model loads only if one needs it
+            audio, sr = read_audio(j.file)
+            plans.append(plan_inpaint(audio, sr, [(j.start, j.end)], source=args.source, margin=args.margin))
+        del audio
+        models = models_from_args(args) if any(needs_model(p, args.refine) for p in plans) else None
+        total = args.steps * sum(model_windows(models, p, j.duration, args.refine, args.margin) for j, p in zip(jobs, plans)) if models else 0
+        with tqdm(total=total, desc=f"inpaint {len(jobs)} files", unit="step", file=sys.stderr, delay=0.5, disable=total == 0) as bar:
+            for j, plan in zip(jobs, plans):
                 bar.set_postfix_str(j.file.name)
                 audio, sr = read_audio(j.file)
-                out = inpaint(models, audio, sr, j.start, j.end, steps=args.steps, seed=args.seed, xi=args.guidance,
-                              margin=args.margin, progress=bar.update)
+                out = inpaint_regions(models, audio, sr, plan, refine=args.refine, steps=args.steps, seed=args.seed,
+                                      xi=args.guidance, margin=args.margin, progress=bar.update).audio
                 save_audio(j.output, out, sr, like=j.file)
     except BaseException:
         for folder in sorted(created, key=lambda f: len(f.parts), reverse=True):  # only folders this run made, left empty
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
         raise
-    print(f"inpainted {len(jobs)} files with the {args.model} model ({args.steps} steps, seed {args.seed}):")
-    for j in jobs:
-        print(f"  {j.file} [{j.start:g}-{j.end:g} s] -> {j.output}")
+    model_note = f" with the {args.model} model ({args.steps} steps, seed {args.seed}) where needed" if models is not None else ""
+    print(f"inpainted {len(jobs)} files{model_note}:")
+    for j, plan in zip(jobs, plans):
+        print(f"  {j.file} -> {j.output}: {plan[0].describe(model=args.model, refine=args.refine)}")
