@@ -4,7 +4,7 @@ PYTHON ?= python3
 PYTEST_ARGS ?= -m "not slow"
 export PYTHON
 
-.PHONY: setup demo test test-all
+.PHONY: setup demo lint test test-all
 
 setup:
 	bash scripts/setup.sh
@@ -12,8 +12,12 @@ setup:
 demo: setup
 	$(PYTHON) -m recipes.cli demo
 
-test: setup
+lint: setup
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+test: lint
 	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
 
-test-all: setup
+test-all: lint
 	$(PYTHON) -m pytest -q

@@ -16,6 +16,7 @@ on the weights). Each variant solves the paper's 2 s infill in the middle of the
 
 Prints one JSON line per variant, then a summary with the ratios to unguided.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,9 +25,9 @@ import platform
 import time
 
 import torch
+from latent_models import load_latent_models
 
 from guidance import infill_problem, latent_edit_model, solve
-from latent_models import load_latent_models
 
 BAND_S = 0.5  # known audio each side of the gap for the band-limited L1 (solve's default for the L1)
 VARIANTS = {
@@ -67,8 +68,12 @@ def main() -> None:
             print(json.dumps({"variant": name, "seconds": round(times[name], 3)}), flush=True)
     base = times.get("unguided")
     summary = {
-        "models": source, "steps": args.steps, "window_s": round(model.window / model.sample_rate, 3),
-        "threads": args.threads, "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+        "models": source,
+        "steps": args.steps,
+        "window_s": round(model.window / model.sample_rate, 3),
+        "threads": args.threads,
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
         "seconds": {k: round(v, 3) for k, v in times.items()},
         "ratio_to_unguided": {k: round(v / base, 2) for k, v in times.items()} if base else None,
     }

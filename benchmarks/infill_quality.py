@@ -2,7 +2,8 @@
 
     python benchmarks/infill_quality.py --dit runs/dit/final --vae runs/vae/final [--data /work/shared/data/pop909] \
         [--n 16] [--steps 50] [--paper] [--threads 2] [--split valid] [--only replacement] \
-        [--eta E] [--xi X] [--distance mel|l1] [--resample R --jump J] [--erode F] [--prior crossfade|original [--k K] [--strength S]]
+        [--eta E] [--xi X] [--distance mel|l1] [--resample R --jump J] [--erode F] [--prior crossfade|original [--k K]
+        [--strength S]]
 
 Settings are chosen on ``--split valid`` and reported once on the test split.
 
@@ -26,16 +27,17 @@ SDEdit below that) set how far from x̄ the sampler starts.
 The issue's target: guided beats both crossfade and replacement. Prints one JSON line per clip, then a summary.
 Without --dit/--vae it runs random-init ``small`` models (a smoke test of the script, not a measurement).
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 
 import torch
+from latent_models import load_latent_models
 
 from guidance import K_PRIOR, infill_problem, latent_edit_model, neighbour_crossfade, regenerate_problem, solve
 from guidance.metrics import MelDistance
-from latent_models import load_latent_models
 from musicprod_common.datasets import Pop909Segments
 
 GAP_S = 2.0  # Levy et al. 2023: the middle two seconds
@@ -46,7 +48,9 @@ def main() -> None:
     p.add_argument("--dit")
     p.add_argument("--vae")
     p.add_argument("--data", default="/work/shared/data/pop909")
-    p.add_argument("--split", default="test", choices=("valid", "test"), help="valid: for choosing settings; test: for reporting")
+    p.add_argument(
+        "--split", default="test", choices=("valid", "test"), help="valid: for choosing settings; test: for reporting"
+    )
     p.add_argument("--n", type=int, default=16, help="number of clips")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
@@ -54,15 +58,36 @@ def main() -> None:
     p.add_argument("--paper", action="store_true", help="also run Algorithm 2 verbatim (slow)")
     p.add_argument("--eta", type=float, help="DDIM η for the model fills (default: the latent model's)")
     p.add_argument("--xi", type=float, help="ξ of the guided fills (default: the latent model's)")
-    p.add_argument("--distance", choices=("mel", "l1"), help="the guided fills' reconstruction distance (default: the latent model's)")
-    p.add_argument("--resample", type=int, default=1, help="RePaint resampling: walk every --jump steps this many times")
+    p.add_argument(
+        "--distance",
+        choices=("mel", "l1"),
+        help="the guided fills' reconstruction distance (default: the latent model's)",
+    )
+    p.add_argument(
+        "--resample", type=int, default=1, help="RePaint resampling: walk every --jump steps this many times"
+    )
     p.add_argument("--jump", type=int, default=10)
     p.add_argument("--erode", type=int, help="latent frames next to the gap treated as unknown (default: the codec's)")
-    p.add_argument("--prior", choices=("crossfade", "original"), help="start the model fills from this x̄ (default: pure noise)")
-    p.add_argument("--k", type=float, default=K_PRIOR, help="with --prior: the weight of the noise in x_T (default the paper's 0.85)")
-    p.add_argument("--strength", type=float, default=1.0, help="with --prior: the noise level to start from (SDEdit below 1)")
-    p.add_argument("--level-band", type=float, help="correct the decoded level to the truth's over this many seconds of known audio each side of the gap")
-    p.add_argument("--only", nargs="*", choices=("replacement", "guided"), help="run only these model fills (none: baselines only)")
+    p.add_argument(
+        "--prior", choices=("crossfade", "original"), help="start the model fills from this x̄ (default: pure noise)"
+    )
+    p.add_argument(
+        "--k",
+        type=float,
+        default=K_PRIOR,
+        help="with --prior: the weight of the noise in x_T (default the paper's 0.85)",
+    )
+    p.add_argument(
+        "--strength", type=float, default=1.0, help="with --prior: the noise level to start from (SDEdit below 1)"
+    )
+    p.add_argument(
+        "--level-band",
+        type=float,
+        help="correct the decoded level to the truth's over this many seconds of known audio each side of the gap",
+    )
+    p.add_argument(
+        "--only", nargs="*", choices=("replacement", "guided"), help="run only these model fills (none: baselines only)"
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     dit, vae, _ = load_latent_models(args.vae, args.dit)
@@ -80,15 +105,30 @@ def main() -> None:
         methods = {name: methods[name] for name in args.only}
     if args.paper:
         methods["paper"] = dict(through_net=True, band_s=None, distance="l1", **xi)
-    shared = dict(steps=args.steps, eta=args.eta, resample=args.resample, jump=args.jump, strength=args.strength,
-                  level_band_s=args.level_band)
-    setting = {**shared, "distance": guided.get("distance", model.distance), **({"prior": args.prior, "k": args.k} if args.prior else {})}
+    shared = dict(
+        steps=args.steps,
+        eta=args.eta,
+        resample=args.resample,
+        jump=args.jump,
+        strength=args.strength,
+        level_band_s=args.level_band,
+    )
+    setting = {
+        **shared,
+        "distance": guided.get("distance", model.distance),
+        **({"prior": args.prior, "k": args.k} if args.prior else {}),
+    }
     problem = {
         None: lambda ref: infill_problem(ref, start, start + gap),
         "crossfade": lambda ref: infill_problem(ref, start, start + gap, args.k),
         "original": lambda ref: regenerate_problem(ref, start, start + gap, args.k),
     }[args.prior]
-    scores: dict[str, list[float]] = {"crossfade": [], "vae_ceiling": [], "vae_crossfade": [], **{name: [] for name in methods}}
+    scores: dict[str, list[float]] = {
+        "crossfade": [],
+        "vae_ceiling": [],
+        "vae_crossfade": [],
+        **{name: [] for name in methods},
+    }
     for i in range(min(args.n, len(clips))):
         ref = clips[i]["audio"][None, :, : model.window]  # (1, 2, T)
         outs = {"crossfade": neighbour_crossfade(ref, start, start + gap)}
@@ -98,14 +138,19 @@ def main() -> None:
         for name, kw in methods.items():
             gen = torch.Generator().manual_seed(args.seed + i)
             outs[name] = solve(problem(ref), model, generator=gen, **shared, **kw)
-        row = {name: float(mel(out[..., start : start + gap], ref[..., start : start + gap])) for name, out in outs.items()}
+        row = {
+            name: float(mel(out[..., start : start + gap], ref[..., start : start + gap])) for name, out in outs.items()
+        }
         for name, value in row.items():
             scores[name].append(value)
         print(json.dumps({"clip": i, **{k: round(v, 4) for k, v in row.items()}}), flush=True)
     mean = {k: round(sum(v) / len(v), 4) for k, v in scores.items() if v}
     summary = {
         "models": "checkpoints" if args.dit and args.vae else "random-init small presets (smoke test only)",
-        "clips": len(scores["crossfade"]), **{k: v for k, v in setting.items() if v is not None}, "erode": model.codec.erode, "mel_distance_in_gap": mean,
+        "clips": len(scores["crossfade"]),
+        **{k: v for k, v in setting.items() if v is not None},
+        "erode": model.codec.erode,
+        "mel_distance_in_gap": mean,
     }
     if "guided" in mean and "replacement" in mean:
         summary["guided_beats_both"] = mean["guided"] < min(mean["crossfade"], mean["replacement"])

@@ -10,6 +10,7 @@ architecture) are saved with random weights and used.
     python benchmarks/inpaint_memory.py                        # small presets, latent model
     python benchmarks/inpaint_memory.py --checkpoints checkpoints --model waveform --minutes 10
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,9 +80,25 @@ def main() -> None:
         song = tmp / "song.wav"
         write_long_song(song, args.minutes)
         ckpt = args.checkpoints or save_small_presets(tmp / "checkpoints")
-        cmd = [sys.executable, "-m", "recipes.cli", "inpaint", str(song), "--start", str(args.start),
-               "--end", str(args.start + args.length), "-o", str(tmp / "out.wav"), "--model", args.model,
-               "--checkpoints", str(ckpt), "--steps", str(args.steps)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "recipes.cli",
+            "inpaint",
+            str(song),
+            "--start",
+            str(args.start),
+            "--end",
+            str(args.start + args.length),
+            "-o",
+            str(tmp / "out.wav"),
+            "--model",
+            args.model,
+            "--checkpoints",
+            str(ckpt),
+            "--steps",
+            str(args.steps),
+        ]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.perf_counter() - t0
@@ -91,10 +108,17 @@ def main() -> None:
         peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 1e9
         song_gb = song.stat().st_size / 1e9
     result = {
-        "benchmark": "inpaint_memory", "minutes": args.minutes, "model": args.model,
+        "benchmark": "inpaint_memory",
+        "minutes": args.minutes,
+        "model": args.model,
         "checkpoints": str(args.checkpoints) if args.checkpoints else "random-init small presets",
-        "region_s": [args.start, args.start + args.length], "steps": args.steps, "wav_GB": round(song_gb, 3),
-        "peak_rss_GB": round(peak_gb, 3), "target_GB": TARGET_GB, "pass": peak_gb < TARGET_GB, "wall_s": round(wall, 1),
+        "region_s": [args.start, args.start + args.length],
+        "steps": args.steps,
+        "wav_GB": round(song_gb, 3),
+        "peak_rss_GB": round(peak_gb, 3),
+        "target_GB": TARGET_GB,
+        "pass": peak_gb < TARGET_GB,
+        "wall_s": round(wall, 1),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads default",
     }
     print(json.dumps(result, indent=2))

@@ -1,5 +1,6 @@
 """The latent model pair the benchmarks time: shipped/trained checkpoints, or the ``small`` presets with
 random weights when none are given (speed and memory do not depend on the weight values)."""
+
 from __future__ import annotations
 
 from latent_diffusion import DiT, dit_preset

@@ -7,6 +7,7 @@ it lasts ``--minutes``, so the search meets real repeats. For each gap length th
 process state (it includes librosa's and soxr's one-time set-up), then ``--repeats`` more calls are timed and
 their median reported. The search needs no model. Target: at most 1 s for a 10-minute song on 2 cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,10 @@ def long_song(folder: Path, minutes: float) -> tuple[torch.Tensor, int]:
         if total >= minutes * 60 * sr:
             break
     if total < minutes * 60 * sr:
-        sys.exit(f"{folder}: only {total / sr / 60:.1f} minutes of audio; render more songs first (benchmarks/song_inpaint.py)")
+        sys.exit(
+            f"{folder}: only {total / sr / 60:.1f} minutes of audio; render more songs first "
+            "(benchmarks/song_inpaint.py)"
+        )
     return torch.cat(parts, dim=-1)[:, : int(minutes * 60 * sr)].contiguous(), sr
 
 
@@ -64,13 +68,29 @@ def main() -> None:
             t0 = time.perf_counter()
             plan_inpaint(audio, sr, region)
             times.append(time.perf_counter() - t0)
-        rows.append({"gap_s": gap, "first_call_s": round(first, 3), "median_s": round(statistics.median(times), 3),
-                     "max_s": round(max(times), 3), "copied": plan.copied,
-                     "score": None if plan.best is None else round(plan.best.score, 3)})
+        rows.append(
+            {
+                "gap_s": gap,
+                "first_call_s": round(first, 3),
+                "median_s": round(statistics.median(times), 3),
+                "max_s": round(max(times), 3),
+                "copied": plan.copied,
+                "score": None if plan.best is None else round(plan.best.score, 3),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
-    print(json.dumps({"benchmark": "passage_search", "minutes": args.minutes, "threads": args.threads, "target_s": TARGET_S,
-                      "pass": all(r["median_s"] <= TARGET_S for r in rows),
-                      "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "passage_search",
+                "minutes": args.minutes,
+                "threads": args.threads,
+                "target_s": TARGET_S,
+                "pass": all(r["median_s"] <= TARGET_S for r in rows),
+                "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

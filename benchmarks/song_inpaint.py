@@ -34,6 +34,7 @@ calibrated against an earlier run's model fills.
 
 Settings are chosen on ``--split valid`` and the test split is scored once with the shipped ones.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -127,15 +128,20 @@ def run(args) -> None:
     torch.set_num_threads(args.threads)
     from musicprod_common import passages, splice
 
-    for module, name, value in ((passages, "CONTEXT_S", args.context), (passages, "CHROMA_WEIGHT", args.chroma_weight),
-                                (splice, "FADE_S", args.fade)):
+    for module, name, value in (
+        (passages, "CONTEXT_S", args.context),
+        (passages, "CHROMA_WEIGHT", args.chroma_weight),
+        (splice, "FADE_S", args.fade),
+    ):
         if value is not None:
             setattr(module, name, value)
     methods = args.methods.split(",")
     unknown = set(methods) - set(METHODS)
     if unknown:
         sys.exit(f"unknown methods {sorted(unknown)}; choose from {', '.join(METHODS)}")
-    models = load_models("latent", args.checkpoints) if set(methods) - {"crossfade", "copy"} or args.continuation else None
+    models = (
+        load_models("latent", args.checkpoints) if set(methods) - {"crossfade", "copy"} or args.continuation else None
+    )
     mel = MelDistance(44100)
     rng = random.Random(args.seed)
     out_file = open(args.out, "w") if args.out else None
@@ -147,12 +153,17 @@ def run(args) -> None:
         rows = run_continuation(args, models, methods, out_file)
         summary = {"continuation": True, "songs": len(rows)}
         for m in methods:
-            summary[m] = {"mel": round(float(np.mean([r[m]["mel"] for r in rows])), 4),
-                          "chroma": round(float(np.nanmean([r[m]["chroma"] for r in rows])), 4),
-                          "copied": round(float(np.mean([r[m]["copied"] for r in rows])), 4)}
+            summary[m] = {
+                "mel": round(float(np.mean([r[m]["mel"] for r in rows])), 4),
+                "chroma": round(float(np.nanmean([r[m]["chroma"] for r in rows])), 4),
+                "copied": round(float(np.mean([r[m]["copied"] for r in rows])), 4),
+            }
             if m != "model" and "model" in methods:
                 diff = np.array([r[m]["mel"] - r["model"]["mel"] for r in rows])
-                summary[m]["minus_model"] = [round(float(diff.mean()), 4), round(float(diff.std(ddof=1) / math.sqrt(len(diff))), 4)]
+                summary[m]["minus_model"] = [
+                    round(float(diff.mean()), 4),
+                    round(float(diff.std(ddof=1) / math.sqrt(len(diff))), 4),
+                ]
                 summary[m]["beats_model"] = round(float(np.mean(diff < 0)), 4)
         print(json.dumps(summary))
         if out_file:
@@ -178,14 +189,21 @@ def run(args) -> None:
             row["beats_original"] = beat_continuity(audio, sr, blo, bhi, reference)
             t = time.perf_counter()
             try:
-                plan = plan_inpaint(audio, sr, [region], source="song", threshold=0.0)[0]  # the best, whatever its score
+                plan = plan_inpaint(audio, sr, [region], source="song", threshold=0.0)[
+                    0
+                ]  # the best, whatever its score
             except InputError:  # nothing around the gap to match
                 plan = None
             row["search_s"] = round(time.perf_counter() - t, 3)
             if plan is not None and plan.best is not None:
-                row["match"] = {"similarity": round(plan.best.similarity, 4), "score": round(plan.best.score, 4),
-                                "left": plan.best.left, "right": plan.best.right, "correlation": round(plan.best.correlation, 4),
-                                "from": round(plan.best.start_s, 3)}
+                row["match"] = {
+                    "similarity": round(plan.best.similarity, 4),
+                    "score": round(plan.best.score, 4),
+                    "left": plan.best.left,
+                    "right": plan.best.right,
+                    "correlation": round(plan.best.correlation, 4),
+                    "from": round(plan.best.start_s, 3),
+                }
             for method in methods:
                 t = time.perf_counter()
                 common = dict(steps=args.steps, seed=args.seed + k)
@@ -215,9 +233,18 @@ def run(args) -> None:
                 out_file.write(line + "\n")
                 out_file.flush()
     summary = summarise(rows, methods)
-    summary.update(split=args.split, gap_s=args.gap, style=args.style, soundfont=Path(args.soundfont).name, humanize=args.humanize,
-                   steps=args.steps, folder=args.folder, context=passages.CONTEXT_S, chroma_weight=passages.CHROMA_WEIGHT,
-                   fade=splice.FADE_S)
+    summary.update(
+        split=args.split,
+        gap_s=args.gap,
+        style=args.style,
+        soundfont=Path(args.soundfont).name,
+        humanize=args.humanize,
+        steps=args.steps,
+        folder=args.folder,
+        context=passages.CONTEXT_S,
+        chroma_weight=passages.CHROMA_WEIGHT,
+        fade=splice.FADE_S,
+    )
     print(json.dumps(summary))
     if out_file:
         out_file.write(json.dumps({"summary": summary}) + "\n")
@@ -245,11 +272,17 @@ def run_continuation(args, models, methods: list[str], out_file) -> list[dict]:
             n = result.audio.shape[-1]
             lo = head.shape[-1] - int(BAND_S * sr)
             plan = result.plans[0]
-            row[method] = {"mel": round(float(mel(result.audio[None, :, lo:n], audio[None, :, lo:n])), 4),
-                           "chroma": round(float(chroma_correlation(result.audio[None, :, lo:n], audio[None, :, lo:n])[0]), 4),
-                           "copied": plan.copied, "seconds": round(time.perf_counter() - t, 2)}
+            row[method] = {
+                "mel": round(float(mel(result.audio[None, :, lo:n], audio[None, :, lo:n])), 4),
+                "chroma": round(float(chroma_correlation(result.audio[None, :, lo:n], audio[None, :, lo:n])[0]), 4),
+                "copied": plan.copied,
+                "seconds": round(time.perf_counter() - t, 2),
+            }
             if plan.best is not None:
-                row[method]["match"] = {"similarity": round(plan.best.similarity, 4), "score": round(plan.best.score, 4)}
+                row[method]["match"] = {
+                    "similarity": round(plan.best.similarity, 4),
+                    "score": round(plan.best.score, 4),
+                }
         rows.append(row)
         line = json.dumps(row)
         print(line, flush=True)
@@ -267,16 +300,22 @@ def summarise(rows: list[dict], methods: list[str]) -> dict:
         if not have:
             continue
         mel = np.array([r[m]["mel"] for r in have])
-        entry = {"n": len(have), "mel": round(float(mel.mean()), 4),
-                 "chroma": round(float(np.nanmean([r[m]["chroma"] for r in have])), 4),
-                 "cmlt": round(float(np.nanmean([r[m]["beats"][0] for r in have])), 4),
-                 "amlt": round(float(np.nanmean([r[m]["beats"][1] for r in have])), 4),
-                 "cmlt_original": round(float(np.nanmean([r["beats_original"][0] for r in have])), 4),
-                 "amlt_original": round(float(np.nanmean([r["beats_original"][1] for r in have])), 4)}
+        entry = {
+            "n": len(have),
+            "mel": round(float(mel.mean()), 4),
+            "chroma": round(float(np.nanmean([r[m]["chroma"] for r in have])), 4),
+            "cmlt": round(float(np.nanmean([r[m]["beats"][0] for r in have])), 4),
+            "amlt": round(float(np.nanmean([r[m]["beats"][1] for r in have])), 4),
+            "cmlt_original": round(float(np.nanmean([r["beats_original"][0] for r in have])), 4),
+            "amlt_original": round(float(np.nanmean([r["beats_original"][1] for r in have])), 4),
+        }
         if m != "crossfade" and all("crossfade" in r for r in have):
             diff = mel - np.array([r["crossfade"]["mel"] for r in have])
             entry["ratio_to_crossfade"] = round(float(mel.mean() / np.mean([r["crossfade"]["mel"] for r in have])), 4)
-            entry["minus_crossfade"] = [round(float(diff.mean()), 4), round(float(diff.std(ddof=1) / math.sqrt(len(diff))), 4) if len(diff) > 1 else None]
+            entry["minus_crossfade"] = [
+                round(float(diff.mean()), 4),
+                round(float(diff.std(ddof=1) / math.sqrt(len(diff))), 4) if len(diff) > 1 else None,
+            ]
             entry["beats_crossfade"] = round(float(np.mean(diff < 0)), 4)
         if m != "model" and all("model" in r for r in have):
             entry["beats_model"] = round(float(np.mean(mel < np.array([r["model"]["mel"] for r in have]))), 4)
@@ -285,7 +324,8 @@ def summarise(rows: list[dict], methods: list[str]) -> dict:
 
 
 def calibrate(files: list[str]) -> None:
-    """Fit P(copy closer to the truth than the model's fill | similarity) = σ(a·similarity + b) by maximum likelihood."""
+    """Fit P(copy closer to the truth than the model's fill | similarity) = σ(a·similarity + b) by maximum
+    likelihood."""
     merged: dict[tuple, dict] = {}  # the same gaps from several runs: the model's fills need not be run again
     for f in files:
         for line in open(f):
@@ -307,18 +347,31 @@ def calibrate(files: list[str]) -> None:
         return float(np.sum(np.logaddexp(0, z) - y * z))
 
     a, b = minimize(nll, np.array([5.0, -2.5]), method="Nelder-Mead").x
-    print(json.dumps({"gaps": len(x), "copy_wins": int(y.sum()), "slope": round(float(a), 3), "intercept": round(float(b), 3),
-                      "similarity_at_0.5": round(float(-b / a), 4)}))
+    print(
+        json.dumps(
+            {
+                "gaps": len(x),
+                "copy_wins": int(y.sum()),
+                "slope": round(float(a), 3),
+                "intercept": round(float(b), 3),
+                "similarity_at_0.5": round(float(-b / a), 4),
+            }
+        )
+    )
     for lo in np.arange(0.0, 1.0, 0.1):
         sel = (x >= lo) & (x < lo + 0.1)
         if sel.any():
-            print(f"  similarity {lo:.1f}-{lo + 0.1:.1f}: {int(sel.sum())} gaps, copy wins {y[sel].mean():.2f}, "
-                  f"fit {np.mean(1 / (1 + np.exp(-(a * x[sel] + b)))):.2f}")
+            print(
+                f"  similarity {lo:.1f}-{lo + 0.1:.1f}: {int(sel.sum())} gaps, copy wins {y[sel].mean():.2f}, "
+                f"fit {np.mean(1 / (1 + np.exp(-(a * x[sel] + b)))):.2f}"
+            )
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--calibrate", nargs="+", metavar="JSONL", help="fit the match-score calibration on these result files")
+    p.add_argument(
+        "--calibrate", nargs="+", metavar="JSONL", help="fit the match-score calibration on these result files"
+    )
     p.add_argument("--split", default="valid", choices=("valid", "test"))
     p.add_argument("--songs", type=int, default=48)
     p.add_argument("--gaps-per-song", type=int, default=1)
@@ -329,8 +382,11 @@ def main() -> None:
     p.add_argument("--soundfont", default=TIMGM)
     p.add_argument("--humanize", action="store_true")
     p.add_argument("--folder", help="a folder of audio files instead of POP909 renders")
-    p.add_argument("--continuation", action="store_true",
-                   help="measure continuation instead: each song cut at a random point and continued (methods model, copy, auto)")
+    p.add_argument(
+        "--continuation",
+        action="store_true",
+        help="measure continuation instead: each song cut at a random point and continued (methods model, copy, auto)",
+    )
     p.add_argument("--pop909", default=str(REPO.parent / "shared" / "data" / "pop909"))
     p.add_argument("--checkpoints", default=None)
     p.add_argument("--steps", type=int, default=50)
@@ -339,7 +395,9 @@ def main() -> None:
     p.add_argument("--out", help="also write the JSON lines here")
     knobs = p.add_argument_group("settings to choose on valid (default: the shipped ones)")
     knobs.add_argument("--context", type=float, help="passages.CONTEXT_S: seconds matched each side of a gap")
-    knobs.add_argument("--chroma-weight", type=float, help="passages.CHROMA_WEIGHT: the chroma's share of the similarity")
+    knobs.add_argument(
+        "--chroma-weight", type=float, help="passages.CHROMA_WEIGHT: the chroma's share of the similarity"
+    )
     knobs.add_argument("--fade", type=float, help="splice.FADE_S: seconds of each seam's fade")
     args = p.parse_args()
     if args.calibrate:

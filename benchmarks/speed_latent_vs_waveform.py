@@ -14,6 +14,7 @@ Without checkpoints the ``small`` presets are built with random weights: the tim
 weights. Prints one JSON line per measurement, then a summary line with the throughput ratio (the issue's
 target is ≥ 10×). The best of ``--repeats`` runs is kept for each, which discounts other load on the machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,12 +24,12 @@ import time
 from typing import Callable
 
 import torch
+from latent_models import load_latent_models
 
 from guidance.denoiser import Denoiser
 from guidance.sampler import sample
 from guidance.schedule import uniform_timesteps
 from latent_diffusion import DiT
-from latent_models import load_latent_models
 from vae import SpectrogramVAE
 from waveform_diffusion import WaveformUNet, unet_preset
 
@@ -56,8 +57,12 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--waveform-seconds", type=float, default=None,
-                   help="also time the U-Net on a window of about this many seconds (e.g. 5.94, the latent window)")
+    p.add_argument(
+        "--waveform-seconds",
+        type=float,
+        default=None,
+        help="also time the U-Net on a window of about this many seconds (e.g. 5.94, the latent window)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     dit, vae, unet = build(args)
@@ -82,26 +87,46 @@ def main() -> None:
         @torch.no_grad()
         def run() -> torch.Tensor:
             return sample(Denoiser(unet), noises[window], ts)
+
         return run
 
     run_latent(), run_waveform(windows[0])()  # warm-up: allocator, lazy init
     results = []
     seconds = best_time(run_latent, args.repeats)
     audio = latent_samples / dit.config.sample_rate
-    results.append({"model": "latent (DiT small + VAE decode)", "audio_seconds": audio, "compute_seconds": seconds,
-                    "audio_per_compute": audio / seconds, "params_M": sum(q.numel() for q in dit.parameters()) / 1e6})
+    results.append(
+        {
+            "model": "latent (DiT small + VAE decode)",
+            "audio_seconds": audio,
+            "compute_seconds": seconds,
+            "audio_per_compute": audio / seconds,
+            "params_M": sum(q.numel() for q in dit.parameters()) / 1e6,
+        }
+    )
     for window in windows:
         seconds = best_time(run_waveform(window), args.repeats)
         audio = window / unet.config.sample_rate
-        results.append({"model": f"waveform (U-Net small, {window} samples)", "audio_seconds": audio, "compute_seconds": seconds,
-                        "audio_per_compute": audio / seconds, "params_M": sum(q.numel() for q in unet.parameters()) / 1e6})
+        results.append(
+            {
+                "model": f"waveform (U-Net small, {window} samples)",
+                "audio_seconds": audio,
+                "compute_seconds": seconds,
+                "audio_per_compute": audio / seconds,
+                "params_M": sum(q.numel() for q in unet.parameters()) / 1e6,
+            }
+        )
     for row in results:
         print(json.dumps({"steps": args.steps, "threads": args.threads, **row}))
     summary = {
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}",
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s), torch "
+        f"{torch.__version__}",
         "steps": args.steps,
-        "weights": "checkpoints" if (args.dit and args.vae and args.unet) else "random-init small presets (timing only)",
-        "ratio_latent_over_waveform": [results[0]["audio_per_compute"] / row["audio_per_compute"] for row in results[1:]],
+        "weights": "checkpoints"
+        if (args.dit and args.vae and args.unet)
+        else "random-init small presets (timing only)",
+        "ratio_latent_over_waveform": [
+            results[0]["audio_per_compute"] / row["audio_per_compute"] for row in results[1:]
+        ],
     }
     print(json.dumps(summary))
 

@@ -1,10 +1,12 @@
 """FGG benchmark for BENCHMARKS.md: test-split metrics with and without the fine-grained correction.
 
-    python benchmarks/symbolic_fgg.py --checkpoint checkpoints/fgg --data symbolic_pop909.safetensors [--num-samples 500]
+    python benchmarks/symbolic_fgg.py --checkpoint checkpoints/fgg --data symbolic_pop909.safetensors [--num-samples
+    500]
 
 Runs :mod:`symbolic.evaluate` for chord+melody conditioning (the default) and, with ``--rhythm``, adds the
 rhythm condition; prints a markdown table with the machine, and writes the JSON next to ``--out``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +35,19 @@ def main() -> None:
     args = parser.parse_args()
     model = load_fgg(args.checkpoint).to(args.device)
     dataset = PianoRollDataset(args.data, "test", transpose=False, hop_bars=4)
-    result = evaluate(model, dataset, num_samples=args.num_samples, batch_size=args.batch_size,
-                      sampling=SamplingConfig(steps=args.steps), use_rhythm=args.rhythm)
-    machine = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    result = evaluate(
+        model,
+        dataset,
+        num_samples=args.num_samples,
+        batch_size=args.batch_size,
+        sampling=SamplingConfig(steps=args.steps),
+        use_rhythm=args.rhythm,
+    )
+    machine = (
+        torch.cuda.get_device_name()
+        if args.device.startswith("cuda")
+        else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    )
     result["machine"] = machine
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"### FGG on the POP909 test split ({machine})\n")

@@ -3,6 +3,7 @@ diffusion (harmonize), shipped checkpoints, one thread by default.
 
     python benchmarks/symbolic_speed.py [--threads 1] [--steps 50]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,16 @@ def main() -> None:
     fgg = load_fgg_checkpoint()
     for correction in (False, True):
         start = time.perf_counter()
-        generate_long(fgg, track, sampling=SamplingConfig(steps=args.steps, correction=correction), generator=torch.Generator().manual_seed(0))
-        print(f"accompany {args.bars} bars, {args.steps} DDIM steps, correction={correction}: {time.perf_counter() - start:.1f} s")
+        generate_long(
+            fgg,
+            track,
+            sampling=SamplingConfig(steps=args.steps, correction=correction),
+            generator=torch.Generator().manual_seed(0),
+        )
+        print(
+            f"accompany {args.bars} bars, {args.steps} DDIM steps, correction={correction}: "
+            f"{time.perf_counter() - start:.1f} s"
+        )
     binom = load_binomial_checkpoint()
     steps = track.steps
     known = torch.zeros(4, steps, binom.cfg.pitches)

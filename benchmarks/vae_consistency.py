@@ -13,6 +13,7 @@ and shape its output by cancellation. Per clip this reports
 * ``magnitude_mel``: the evaluation's mel distance between the input and the decoder's own magnitude paired with
   the input's true phase, which scores the predicted magnitude alone; and the output's ``mel`` for comparison.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,10 @@ def main(argv: list[str] | None = None) -> dict:
     metrics = Metrics()
     rows = [consistency(vae, c, metrics) for c in clips]
     mean = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
-    print(f"{args.checkpoint} (phase: {vae.config.phase}), {len(rows)} clips: "
-          + ", ".join(f"{k} {v:.3f}" for k, v in mean.items()))
+    print(
+        f"{args.checkpoint} (phase: {vae.config.phase}), {len(rows)} clips: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in mean.items())
+    )
     result = {"checkpoint": args.checkpoint, "phase": vae.config.phase, "mean": mean, "per_clip": rows}
     if args.out:
         write_json(args.out, result)

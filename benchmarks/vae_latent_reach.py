@@ -1,6 +1,7 @@
 """How far can the VAE's decoder go, if its latent is chosen for it? The decoder's reach against the encoder's choice.
 
-    python benchmarks/vae_latent_reach.py --checkpoint checkpoints/vae --data build/eval/vae_heldout --objective chroma [--clips 4 --steps 60]
+    python benchmarks/vae_latent_reach.py --checkpoint checkpoints/vae --data build/eval/vae_heldout --objective chroma
+    [--clips 4 --steps 60]
 
 The codec loses some of its input. That can be the encoder's choice of latent (an amortisation gap) or the decoder's
 reach. This starts from the encoder's latent of each held-out clip and runs Adam on the latent alone (decoder frozen,
@@ -9,10 +10,11 @@ does: CQT chroma with the input, and the mel distance. The objective is either
 
 * ``chroma``: :class:`guidance.style_guidance.ChromaGuidance`'s distance, one row per ``--n-fft`` of its chromagram.
   A large rise in chroma means the decoder can carry the notes and guidance toward them can help
-  (``--chroma-weight`` in ``guidance.style_transfer``);
+  (``--chroma-weight`` in ``benchmarks/style_transfer.py``);
 * ``mel``: the evaluation's own mel distance (``vae.evaluate.Metrics.mel``). A small fall means the decoder, not
   the encoder, limits the reconstruction.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,11 +32,15 @@ from vae.evaluate import Metrics, load_eval_clips
 
 
 def scores(clips: torch.Tensor, decoded: torch.Tensor) -> dict[str, float]:
-    return {"chroma": float(chroma_correlation(decoded, clips).mean()), "mel": float(Metrics().mel(clips, decoded).mean())}
+    return {
+        "chroma": float(chroma_correlation(decoded, clips).mean()),
+        "mel": float(Metrics().mel(clips, decoded).mean()),
+    }
 
 
-def reach(vae: SpectrogramVAE, clips: torch.Tensor, distance: Callable[[torch.Tensor], torch.Tensor], steps: int,
-          lr: float) -> dict[str, float]:
+def reach(
+    vae: SpectrogramVAE, clips: torch.Tensor, distance: Callable[[torch.Tensor], torch.Tensor], steps: int, lr: float
+) -> dict[str, float]:
     """Adam on the latent for ``steps`` against ``distance(decoded) -> scalar``; the scores and the latent's change."""
     with torch.no_grad():
         z0 = vae.encode(clips).mode()
@@ -61,7 +67,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--clips", type=int, default=4)
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--lr", type=float, default=None, help="Adam's step (default 0.05 for chroma, 0.02 for mel)")
-    p.add_argument("--n-fft", type=int, nargs="+", default=[8192, 4096, 2048], help="chromagram FFT sizes (chroma objective)")
+    p.add_argument(
+        "--n-fft", type=int, nargs="+", default=[8192, 4096, 2048], help="chromagram FFT sizes (chroma objective)"
+    )
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default=None, help="JSON file for the rows")
     args = p.parse_args(argv)
@@ -82,8 +90,17 @@ def main(argv: list[str] | None = None) -> dict:
     rows = []
     for name, distance in objectives.items():
         rows.append({"objective": name, **reach(vae, clips, distance, args.steps, lr)})
-        print(", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in rows[-1].items()), flush=True)
-    result = {"checkpoint": args.checkpoint, "clips": len(clips), "steps": args.steps, "lr": lr, "codec": codec, "rows": rows}
+        print(
+            ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in rows[-1].items()), flush=True
+        )
+    result = {
+        "checkpoint": args.checkpoint,
+        "clips": len(clips),
+        "steps": args.steps,
+        "lr": lr,
+        "codec": codec,
+        "rows": rows,
+    }
     if args.out:
         write_json(args.out, result)
     return result

@@ -9,6 +9,7 @@ held-out renders with ``vae.evaluate.Metrics``. The phase comes from Griffin-Lim
 mel baseline), so nothing but the ``k`` numbers per latent frame crosses the bottleneck. The input's true phase
 is a second reading: it shows what the magnitude alone costs, and flatters pitch (a true phase carries much of it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,11 @@ import time
 import torch
 
 
-def stacks(audio: torch.Tensor, window: torch.Tensor, n_fft: int, hop: int, group: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(2, T)`` → its complex STFT ``(2, F, N + 1)`` and ``(N / group, group * 2F)`` stacks of log-magnitude frames."""
+def stacks(
+    audio: torch.Tensor, window: torch.Tensor, n_fft: int, hop: int, group: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(2, T)`` → its complex STFT ``(2, F, N + 1)`` and ``(N / group, group * 2F)`` stacks of log-magnitude
+    frames."""
     spec = torch.stft(audio, n_fft, hop, window=window, center=True, return_complex=True)
     n = (spec.shape[-1] - 1) // group * group
     logmag = spec[..., :n].abs().clamp(min=1e-5).log()  # (2, F, n)
@@ -51,7 +55,9 @@ def main() -> None:
     n_fft, hop, group = cfg.n_fft, cfg.hop_length, cfg.time_down
     window = torch.hann_window(n_fft)
     train = AudioFolderSegments(args.train, 6.0, seed=0)
-    frames = torch.cat([stacks(train[i]["audio"], window, n_fft, hop, group)[1] for i in range(min(args.train_clips, len(train)))]).double()
+    frames = torch.cat(
+        [stacks(train[i]["audio"], window, n_fft, hop, group)[1] for i in range(min(args.train_clips, len(train)))]
+    ).double()
     components = principal_components(frames, max(args.ks))
     mean, vectors = components.mean, components.vectors.T  # (D,), (D, k) leading first
 
@@ -71,8 +77,13 @@ def main() -> None:
             t = audio.shape[-1]
             outputs = {
                 "griffin_lim": griffin_lim(magnitude),
-                "true_phase": torch.istft(torch.polar(magnitude, spec[..., : magnitude.shape[-1]].angle()), n_fft, hop,
-                                          window=window, center=True),
+                "true_phase": torch.istft(
+                    torch.polar(magnitude, spec[..., : magnitude.shape[-1]].angle()),
+                    n_fft,
+                    hop,
+                    window=window,
+                    center=True,
+                ),
             }
             for name, out in outputs.items():
                 out = torch.nn.functional.pad(out, (0, max(0, t - out.shape[-1])))[..., :t]
@@ -80,9 +91,18 @@ def main() -> None:
                     sums[name][key] = sums[name].get(key, 0.0) + float(value) / len(clips)
         for name, values in sums.items():
             results[f"pca{k}_{name}"] = values
-            print(f"k={k:<4} ({2 * group * hop // k}x) {name:<12} " + "  ".join(f"{m} {v:.3f}" for m, v in values.items()), flush=True)
-    summary = {"train_clips": min(args.train_clips, len(train)), "heldout_clips": len(clips), "frames_fitted": int(frames.shape[0]),
-               "results": results, "wall_seconds": time.time() - started}
+            print(
+                f"k={k:<4} ({2 * group * hop // k}x) {name:<12} "
+                + "  ".join(f"{m} {v:.3f}" for m, v in values.items()),
+                flush=True,
+            )
+    summary = {
+        "train_clips": min(args.train_clips, len(train)),
+        "heldout_clips": len(clips),
+        "frames_fitted": int(frames.shape[0]),
+        "results": results,
+        "wall_seconds": time.time() - started,
+    }
     print(f"{summary['wall_seconds']:.0f} s")
     if args.out:
         with open(args.out, "w") as f:

@@ -1,6 +1,7 @@
 """Does a VAE's latent carry pitch? Probes from latent frames to the input's CQT chroma, on held-out renders.
 
-    python benchmarks/vae_pitch_probe.py --checkpoint checkpoints/vae --data build/eval/vae_heldout [--train 30 --test 10]
+    python benchmarks/vae_pitch_probe.py --checkpoint checkpoints/vae --data build/eval/vae_heldout [--train 30 --test
+    10]
 
 The VAE's reconstruction can lose the partials either because the encoder drops them or because the decoder cannot
 turn them back into sound. This tells the two apart. Two probes map 7 latent frames (±3 of context) to the
@@ -11,6 +12,7 @@ log-mel of the input (16 numbers per frame, as the latent has per channel) and a
 training chroma) are the references. If a probe beats the reconstruction's own chroma score by a wide margin,
 the pitch is in the latent and the decoder is what loses it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,8 +65,13 @@ def mlp_probe(train_x, train_y, test_x, epochs: int = 300, seed: int = 0) -> lis
     a = torch.tensor(np.concatenate(train_x), dtype=torch.float32)
     b = torch.tensor(np.concatenate(train_y), dtype=torch.float32)
     mu, sd = a.mean(0), a.std(0) + 1e-6
-    net = torch.nn.Sequential(torch.nn.Linear(a.shape[1], 256), torch.nn.GELU(), torch.nn.Linear(256, 256), torch.nn.GELU(),
-                              torch.nn.Linear(256, b.shape[1]))
+    net = torch.nn.Sequential(
+        torch.nn.Linear(a.shape[1], 256),
+        torch.nn.GELU(),
+        torch.nn.Linear(256, 256),
+        torch.nn.GELU(),
+        torch.nn.Linear(256, b.shape[1]),
+    )
     opt = torch.optim.AdamW(net.parameters(), 1e-3, weight_decay=1e-2)
     for _ in range(epochs):  # full batch: a few thousand frames
         loss = (net((a - mu) / sd) - b).pow(2).mean()
@@ -97,8 +104,16 @@ def main() -> None:
         for probe in (ridge_probe, mlp_probe):
             preds = probe(feats[fit], chroma[fit], feats[held])
             scores[f"{name}_{probe.__name__.split('_')[0]}"] = [correlation(q, y) for q, y in zip(preds, chroma[held])]
-    print(json.dumps({"checkpoint": args.checkpoint, "train_clips": args.train, "test_clips": args.test,
-                      "chroma_correlation": {k: round(float(np.mean(v)), 3) for k, v in scores.items()}}))
+    print(
+        json.dumps(
+            {
+                "checkpoint": args.checkpoint,
+                "train_clips": args.train,
+                "test_clips": args.test,
+                "chroma_correlation": {k: round(float(np.mean(v)), 3) for k, v in scores.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

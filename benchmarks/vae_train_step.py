@@ -8,6 +8,7 @@ runs after one warm-up. The full step (``vae.train.VAELoss`` forward and backwar
 loss term on its own against fixed inputs; the model's share is the full step minus the loss terms. On a shared
 machine compare the parts of one run, not runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,10 @@ def main(argv: list[str] | None = None) -> dict:
     model = SpectrogramVAE.from_preset(args.preset).train()
     cfg = model.config
     audio = 0.1 * torch.randn(args.batch_size, 2, args.crop_frames * cfg.latent_hop)
-    loss_fn = VAELoss(LossConfig(mrstft_ffts=tuple(args.mrstft_ffts), sum_diff_ffts=tuple(args.sum_diff_ffts)),
-                      crop_samples=audio.shape[-1])
+    loss_fn = VAELoss(
+        LossConfig(mrstft_ffts=tuple(args.mrstft_ffts), sum_diff_ffts=tuple(args.sum_diff_ffts)),
+        crop_samples=audio.shape[-1],
+    )
     batch = {"audio": audio, "key": torch.arange(args.batch_size)}
 
     def full_step() -> None:
@@ -78,10 +81,16 @@ def main(argv: list[str] | None = None) -> dict:
     seconds = {name: median_seconds(fn, args.repeats) for name, fn in parts.items()}
     seconds["full_step"] = median_seconds(full_step, args.repeats)
     seconds["model"] = seconds["full_step"] - sum(seconds[name] for name in parts)
-    report = {"preset": args.preset, "batch_size": args.batch_size, "crop_samples": audio.shape[-1], "threads": args.threads,
-              "mrstft_ffts": args.mrstft_ffts, "sum_diff_ffts": args.sum_diff_ffts,
-              "seconds": {k: round(v, 3) for k, v in seconds.items()},
-              "share_of_step": {k: round(v / seconds["full_step"], 3) for k, v in seconds.items() if k != "full_step"}}
+    report = {
+        "preset": args.preset,
+        "batch_size": args.batch_size,
+        "crop_samples": audio.shape[-1],
+        "threads": args.threads,
+        "mrstft_ffts": args.mrstft_ffts,
+        "sum_diff_ffts": args.sum_diff_ffts,
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "share_of_step": {k: round(v / seconds["full_step"], 3) for k, v in seconds.items() if k != "full_step"},
+    }
     print(json.dumps(report, indent=2))
     return report
 

@@ -3,6 +3,7 @@
 A codec maps audio ``(B, 2, T)`` to the model's space ``(B, C, L)`` with ``L = ceil(T / hop)`` and back.
 The latent model uses the VAE (plus the DiT's latent normalisation); the waveform model the identity.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,14 +43,19 @@ class VAECodec:
     """
 
     def __init__(
-        self, vae: Any, hop: int | None = None, *, normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        denormalize: Callable[[torch.Tensor], torch.Tensor] | None = None, erode: int = 2,
+        self,
+        vae: Any,
+        hop: int | None = None,
+        *,
+        normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        denormalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        erode: int = 2,
     ):
         self.vae = vae
         self.hop = int(vae.latent_hop) if hop is None else hop
         self.normalize = normalize or (lambda z: z)
         self.denormalize = denormalize or (lambda z: z)
-        # 2 frames (≈ 46 ms at hop 1024). Measured on the shipped VAE (session 7, 8 valid clips): zeroing a 2 s gap
+        # 2 frames (≈ 46 ms at hop 1024). Measured on an earlier VAE (8 valid clips): zeroing a 2 s gap
         # moves the encoding of the known frames 1, 2 and 3 frames away by 0.36-0.54, 0.13-0.17 and 0.08-0.12 latent
         # std, and nothing beyond 9. Freeing 0, 2, 5 or 9 frames gave infill mel distances of 1.273, 1.280, 1.287 and
         # 1.303 on 32 valid clips: within the noise, so the default stayed.

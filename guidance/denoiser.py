@@ -7,6 +7,7 @@ on the prediction type (k-diffusion's ``Denoiser`` owns the scalings the same wa
 Shapes: ``x`` is ``(B, ...)`` — latents ``(B, C, L)``, waveforms ``(B, 2, T)``, piano rolls ``(B, 2, T, P)``;
 ``t`` is ``(B,)``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Literal, NamedTuple, Protocol
@@ -76,7 +77,9 @@ class Denoiser:
     split lets :class:`CFGDenoiser` combine raw outputs before converting.
     """
 
-    def __init__(self, net: Callable[..., torch.Tensor], schedule: Schedule | None = None, prediction: Prediction = "v"):
+    def __init__(
+        self, net: Callable[..., torch.Tensor], schedule: Schedule | None = None, prediction: Prediction = "v"
+    ):
         if prediction not in ("v", "eps", "x0"):
             raise ValueError(f"prediction must be 'v', 'eps' or 'x0', got {prediction!r}")
         self.net = net

@@ -4,6 +4,7 @@ All distribution metrics work on embeddings / class probabilities that the calle
 embedder such as :meth:`guidance.passt.PaSST.embed`; :func:`embed_audio` and :func:`class_probs` are
 the batched helpers. Nothing here prints.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -67,7 +68,11 @@ def fad(reference: Array, test: Array) -> FadResult:
     """FAD between embedding sets ``(N_ref, D)`` and ``(N_test, D)``; reports both n (FAD is biased in n)."""
     mu_r, cov_r = gaussian_stats(reference)
     mu_t, cov_t = gaussian_stats(test)
-    return FadResult(frechet_distance(mu_r, cov_r, mu_t, cov_t), int(_as_float64(reference).shape[0]), int(_as_float64(test).shape[0]))
+    return FadResult(
+        frechet_distance(mu_r, cov_r, mu_t, cov_t),
+        int(_as_float64(reference).shape[0]),
+        int(_as_float64(test).shape[0]),
+    )
 
 
 @dataclass
@@ -122,7 +127,10 @@ def kld(pred_probs: torch.Tensor, target_probs: torch.Tensor, eps: float = 1e-6)
     ``kld_both`` their sum; ``n`` is the number of pairs.
     """
     if pred_probs.shape != target_probs.shape:
-        raise ValueError(f"KLD needs paired probabilities of one shape, got {tuple(pred_probs.shape)} and {tuple(target_probs.shape)}")
+        raise ValueError(
+            f"KLD needs paired probabilities of one shape, got {tuple(pred_probs.shape)} and "
+            f"{tuple(target_probs.shape)}"
+        )
     pq = float(kl_divergence(pred_probs.double(), target_probs.double(), eps).mean())
     qp = float(kl_divergence(target_probs.double(), pred_probs.double(), eps).mean())
     return {"kld": pq, "kld_pq": pq, "kld_qp": qp, "kld_both": pq + qp, "n": int(pred_probs.shape[0])}
@@ -145,8 +153,17 @@ class MelDistance(torch.nn.Module):
         with warnings.catch_warnings():  # librosa warns about empty mel filters at the smallest FFT size
             warnings.simplefilter("ignore")
             self.losses = torch.nn.ModuleList(
-                auraloss.freq.STFTLoss(fft_size=n, hop_size=n // 4, win_length=n, w_sc=0.0, w_log_mag=1.0,
-                                       sample_rate=sample_rate, scale="mel", n_bins=n_mels, reduction="none")
+                auraloss.freq.STFTLoss(
+                    fft_size=n,
+                    hop_size=n // 4,
+                    win_length=n,
+                    w_sc=0.0,
+                    w_log_mag=1.0,
+                    sample_rate=sample_rate,
+                    scale="mel",
+                    n_bins=n_mels,
+                    reduction="none",
+                )
                 for n in fft_sizes
             )
 
@@ -210,7 +227,9 @@ def realism_scores(real: Array, fake: Array, *, k: int = 3, prune: float = 0.5) 
     return (radii[keep][None, :] / d_gr.clamp(min=1e-12)).max(dim=1).values
 
 
-def normalised_realism(real: Array, fake: Array, baseline: Array, *, k: int = 3, prune: float = 0.5) -> dict[str, float]:
+def normalised_realism(
+    real: Array, fake: Array, baseline: Array, *, k: int = 3, prune: float = 0.5
+) -> dict[str, float]:
     """Mean realism of ``fake`` divided by that of a ``baseline`` set (e.g. crossfades of the same clips).
 
     > 1: the method's outputs sit closer to the real data manifold than the baseline's.
@@ -224,12 +243,18 @@ def normalised_realism(real: Array, fake: Array, baseline: Array, *, k: int = 3,
 
 
 @torch.no_grad()
-def embed_audio(embed: Callable[[torch.Tensor], torch.Tensor], audio: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+def embed_audio(
+    embed: Callable[[torch.Tensor], torch.Tensor], audio: torch.Tensor, batch_size: int = 16
+) -> torch.Tensor:
     """Apply an embedder (e.g. ``PaSST.embed``) to audio ``(N, C, T)`` in batches → ``(N, E)`` float32 on CPU."""
     return torch.cat([embed(audio[i : i + batch_size]).float().cpu() for i in range(0, audio.shape[0], batch_size)])
 
 
 @torch.no_grad()
-def class_probs(classify: Callable[[torch.Tensor], torch.Tensor], audio: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+def class_probs(
+    classify: Callable[[torch.Tensor], torch.Tensor], audio: torch.Tensor, batch_size: int = 16
+) -> torch.Tensor:
     """Softmax class probabilities ``(N, K)`` of a classifier's logits (e.g. ``PaSST.classify``)."""
-    return torch.cat([classify(audio[i : i + batch_size]).float().softmax(-1).cpu() for i in range(0, audio.shape[0], batch_size)])
+    return torch.cat(
+        [classify(audio[i : i + batch_size]).float().softmax(-1).cpu() for i in range(0, audio.shape[0], batch_size)]
+    )

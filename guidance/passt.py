@@ -16,6 +16,7 @@ AudioSet checkpoint (``passt-s-f128-p16-s10-ap.476-swa.pt``) for users who have 
 ``small`` presets are trained here on rendered POP909 clips, with a multi-class head for the
 instrumentation style and a multi-label head for the GM instrument families present.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,8 +38,22 @@ from musicprod_common.styles import STYLE_NAMES
 # The 16 General MIDI instrument families (program // 8) plus the GM drum kit: the labels of the
 # multi-label head.
 GM_FAMILIES: tuple[str, ...] = (
-    "piano", "chromatic_percussion", "organ", "guitar", "bass", "strings", "ensemble", "brass",
-    "reed", "pipe", "synth_lead", "synth_pad", "synth_effects", "ethnic", "percussive", "sound_effects",
+    "piano",
+    "chromatic_percussion",
+    "organ",
+    "guitar",
+    "bass",
+    "strings",
+    "ensemble",
+    "brass",
+    "reed",
+    "pipe",
+    "synth_lead",
+    "synth_pad",
+    "synth_effects",
+    "ethnic",
+    "percussive",
+    "sound_effects",
     "drums",
 )
 
@@ -85,15 +100,34 @@ class PasstConfig:
 
 PRESETS: dict[str, PasstConfig] = {
     # for tests: a few thousand parameters, same front end and grid
-    "tiny": PasstConfig(embed_dim=32, depth=2, num_heads=2, max_frames=626, patchout_time=4, patchout_freq=2,
-                        num_classes=len(STYLE_NAMES), class_names=STYLE_NAMES, num_families=len(GM_FAMILIES),
-                        family_names=GM_FAMILIES),
+    "tiny": PasstConfig(
+        embed_dim=32,
+        depth=2,
+        num_heads=2,
+        max_frames=626,
+        patchout_time=4,
+        patchout_freq=2,
+        num_classes=len(STYLE_NAMES),
+        class_names=STYLE_NAMES,
+        num_families=len(GM_FAMILIES),
+        family_names=GM_FAMILIES,
+    ),
     # trained here, on the 2-core CPU, on 6 s POP909 renders: 1.85M parameters at ~1.5 s per batch of 32.
     # max_frames 626 covers 6.25 s; a 6 s clip at hop 320 has 601 frames → a 12 × 59 patch grid.
     # Patchout keeps about half of the time columns (PaSST-S drops 40 of 99), which halves the step time.
-    "small": PasstConfig(embed_dim=192, depth=4, num_heads=3, max_frames=626, patchout_time=25, patchout_freq=3,
-                         drop_rate=0.1, num_classes=len(STYLE_NAMES), class_names=STYLE_NAMES,
-                         num_families=len(GM_FAMILIES), family_names=GM_FAMILIES),
+    "small": PasstConfig(
+        embed_dim=192,
+        depth=4,
+        num_heads=3,
+        max_frames=626,
+        patchout_time=25,
+        patchout_freq=3,
+        drop_rate=0.1,
+        num_classes=len(STYLE_NAMES),
+        class_names=STYLE_NAMES,
+        num_families=len(GM_FAMILIES),
+        family_names=GM_FAMILIES,
+    ),
     # the official PaSST-S AudioSet model (Koutini et al. 2022, Table 1), 527 AudioSet classes
     "passt-s": PasstConfig(input_sample_rate=32000),
 }
@@ -133,8 +167,15 @@ class MelFrontEnd(nn.Module):
                 x = torchaudio.functional.resample(x, cfg.input_sample_rate, cfg.sample_rate)
             if cfg.preemphasis:
                 x = torch.cat([x[:, :1], x[:, 1:] - cfg.preemphasis * x[:, :-1]], dim=1)
-            spec = torch.stft(x, cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length,
-                              window=self.window, center=True, return_complex=True)
+            spec = torch.stft(
+                x,
+                cfg.n_fft,
+                hop_length=cfg.hop_length,
+                win_length=cfg.win_length,
+                window=self.window,
+                center=True,
+                return_complex=True,
+            )
             power = spec.real.square() + spec.imag.square()  # (B, n_fft/2 + 1, frames)
             mel = torch.matmul(self.mel_banks, power)  # (B, n_mels, frames)
             mel = torch.log(mel + 1e-5)
@@ -218,7 +259,13 @@ class PaSST(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        for p in (self.cls_token, self.dist_token, self.new_pos_embed, self.freq_new_pos_embed, self.time_new_pos_embed):
+        for p in (
+            self.cls_token,
+            self.dist_token,
+            self.new_pos_embed,
+            self.freq_new_pos_embed,
+            self.time_new_pos_embed,
+        ):
             nn.init.trunc_normal_(p, std=0.02)
         for m in self.modules():
             if isinstance(m, nn.Linear):
@@ -308,7 +355,8 @@ def build_passt(cfg: PasstConfig) -> PaSST:
 
 
 def from_pretrained(path_or_hub_id: str | os.PathLike) -> PaSST:
-    """Load a classifier saved by :func:`musicprod_common.checkpoint.save_pretrained` (e.g. ``runs/classifier/final``)."""
+    """Load a classifier saved by :func:`musicprod_common.checkpoint.save_pretrained` (e.g.
+    ``runs/classifier/final``)."""
     from musicprod_common.checkpoint import load_pretrained
 
     return load_pretrained(path_or_hub_id, PasstConfig, build_passt)
@@ -328,7 +376,10 @@ def _official_state_dict(path: Path) -> dict[str, torch.Tensor]:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # a pickle with code, a truncated file: refuse with one line
-            raise InputError(f"{path}: cannot read it as a PaSST checkpoint ({type(err).__name__}: {err}); pass the .pt state dict from the PaSST release") from err
+            raise InputError(
+                f"{path}: cannot read it as a PaSST checkpoint ({type(err).__name__}: {err}); pass the .pt state dict "
+                "from the PaSST release"
+            ) from err
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -338,7 +389,7 @@ def _official_state_dict(path: Path) -> dict[str, torch.Tensor]:
     for k, v in state.items():
         for prefix in _PREFIXES:
             if k.startswith(prefix):
-                k = k[len(prefix):]
+                k = k[len(prefix) :]
         if not k.startswith("mel."):  # hear21passt wrappers keep the (parameter-free) front end under mel.
             out[k] = v
     return out
@@ -352,7 +403,10 @@ def load_official(path: str | os.PathLike, *, input_sample_rate: int = 32000, **
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: PaSST checkpoint not found; download passt-s-f128-p16-s10-ap.476-swa.pt from the PaSST release and pass its path")
+        raise InputError(
+            f"{path}: PaSST checkpoint not found; download passt-s-f128-p16-s10-ap.476-swa.pt from the PaSST release "
+            "and pass its path"
+        )
     state = _official_state_dict(path)
     try:
         embed_dim = state["cls_token"].shape[-1]
@@ -363,13 +417,23 @@ def load_official(path: str | os.PathLike, *, input_sample_rate: int = 32000, **
         raise InputError(f"{path}: missing PaSST tensors ({err}); this is not a hear21passt/PaSST checkpoint") from err
     base = PRESETS["passt-s"]
     # keep PaSST-S's 998 frames when the time embedding has its 99 columns, else the shortest fit
-    max_frames = base.max_frames if time_patches == base.time_patches else (time_patches - 1) * base.stride + base.patch_size
+    max_frames = (
+        base.max_frames if time_patches == base.time_patches else (time_patches - 1) * base.stride + base.patch_size
+    )
     cfg = dataclasses.replace(
-        base, input_sample_rate=input_sample_rate, embed_dim=embed_dim, depth=depth, num_heads=max(1, embed_dim // 64),
-        num_classes=num_classes, max_frames=max_frames, **overrides,
+        base,
+        input_sample_rate=input_sample_rate,
+        embed_dim=embed_dim,
+        depth=depth,
+        num_heads=max(1, embed_dim // 64),
+        num_classes=num_classes,
+        max_frames=max_frames,
+        **overrides,
     )
     model = PaSST(cfg)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise InputError(f"{path}: tensors do not match the PaSST layout (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise InputError(
+            f"{path}: tensors do not match the PaSST layout (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     return model.eval()

@@ -15,6 +15,7 @@ The last step lands on t = 0, where α = 1 and σ = 0, so it returns the (edited
 Where the times rise (RePaint's resampling, :func:`guidance.schedule.resampling_timesteps`), the step is the
 forward process q(x_s | x_t) instead, which needs no network call.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Protocol
@@ -66,8 +67,14 @@ def _gradient(loss: torch.Tensor, wrt: torch.Tensor) -> torch.Tensor:
 
 
 def ddim_step(
-    x0: torch.Tensor, eps: torch.Tensor, alpha_t: torch.Tensor, sigma_t: torch.Tensor, alpha_s: torch.Tensor,
-    sigma_s: torch.Tensor, eta: float, generator: torch.Generator | None,
+    x0: torch.Tensor,
+    eps: torch.Tensor,
+    alpha_t: torch.Tensor,
+    sigma_t: torch.Tensor,
+    alpha_s: torch.Tensor,
+    sigma_s: torch.Tensor,
+    eta: float,
+    generator: torch.Generator | None,
 ) -> torch.Tensor:
     """x_s from (x̂0, ε̂): Song et al. 2021, eq. 12, with ᾱ = α² and 1 − ᾱ = σ² (variance preserving)."""
     c = eta * sigma_s / sigma_t * (1.0 - (alpha_t / alpha_s) ** 2).clamp(min=0).sqrt()  # eq. 16: σ_t(η)
@@ -77,10 +84,17 @@ def ddim_step(
     return x
 
 
-def renoise(x: torch.Tensor, alpha_t: torch.Tensor, sigma_t: torch.Tensor, alpha_s: torch.Tensor,
-            sigma_s: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def renoise(
+    x: torch.Tensor,
+    alpha_t: torch.Tensor,
+    sigma_t: torch.Tensor,
+    alpha_s: torch.Tensor,
+    sigma_s: torch.Tensor,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
     """x_s ~ q(x_s | x_t) for s > t: x_s = (α_s/α_t) x_t + sqrt(σ_s² − (α_s/α_t)² σ_t²) z (the forward process, as
-    RePaint re-noises; Lugmayr et al. 2022, §4.2). The marginal of x_s given x0 is then α_s x0 + σ_s ε, as if sampled directly."""
+    RePaint re-noises; Lugmayr et al. 2022, §4.2). The marginal of x_s given x0 is then α_s x0 + σ_s ε, as if sampled
+    directly."""
     ratio = alpha_s / alpha_t
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return ratio * x + (sigma_s**2 - (ratio * sigma_t) ** 2).clamp(min=0).sqrt() * noise

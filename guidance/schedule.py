@@ -3,6 +3,7 @@
 x_t = α_t x0 + σ_t ε. Levy et al. 2023 use the cosine schedule α_t = cos(πt/2), σ_t = sin(πt/2),
 so α_t² + σ_t² = 1 (variance preserving).
 """
+
 from __future__ import annotations
 
 import math

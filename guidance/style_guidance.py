@@ -12,6 +12,7 @@ Like the reconstruction term, the distances are sums over the batch (not means),
 gets the same per-example step as one edit. The classifier's parameters are frozen here; only the
 audio receives gradients.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -22,7 +23,6 @@ import torch.nn.functional as F
 from musicprod_common.errors import InputError
 
 from .passt import PaSST
-
 
 CHROMA_N_FFT = 8192  # the chromagram's FFT size; see ChromaGuidance
 
@@ -106,7 +106,8 @@ class ChromaGuidance:
     its largest bin) written in torch so that it has a gradient. Why a long FFT (8192 samples, 5.4 Hz bins): a
     semitone is 6 Hz at 100 Hz, and shorter FFTs blur the bass notes into their neighbours. Optimising the shipped
     VAE's latent for this distance on 4 held-out clips raised their CQT chroma (the evaluation's) from 0.25 to 0.52
-    in 60 steps with n_fft 8192, against 0.42 with 4096 and 0.34 with 2048 (``benchmarks/vae_latent_reach.py --objective chroma``).
+    in 60 steps with n_fft 8192, against 0.42 with 4096 and 0.34 with 2048 (``benchmarks/vae_latent_reach.py --objective
+    chroma``).
     """
 
     space = "audio"
@@ -117,18 +118,30 @@ class ChromaGuidance:
         if source.ndim != 3:
             raise InputError(f"the source must be audio (B, channels, T), got shape {tuple(source.shape)}")
         if source.shape[-1] < n_fft:
-            raise InputError(f"keeping the notes needs at least {n_fft} samples ({n_fft / sample_rate:.2f} s) of source audio, "
-                             f"got {source.shape[-1]}; use a longer region or set the chroma weight to 0")
+            raise InputError(
+                f"keeping the notes needs at least {n_fft} samples ({n_fft / sample_rate:.2f} s) of source audio, "
+                f"got {source.shape[-1]}; use a longer region or set the chroma weight to 0"
+            )
         self.n_fft, self.hop, self.length = n_fft, n_fft // 4, source.shape[-1]
-        self.filters = torch.from_numpy(librosa.filters.chroma(sr=sample_rate, n_fft=n_fft, tuning=0.0)).float().to(source.device)
+        self.filters = (
+            torch.from_numpy(librosa.filters.chroma(sr=sample_rate, n_fft=n_fft, tuning=0.0)).float().to(source.device)
+        )
         self.window = torch.hann_window(n_fft, device=source.device)
         with torch.no_grad():
             self.target = _standardised(self.chromagram(source))
 
     def chromagram(self, audio: torch.Tensor) -> torch.Tensor:
-        """``(B, C, T)`` → ``(B, 12, frames)``, librosa's ``chroma_stft(n_fft, hop = n_fft / 4, tuning=0)`` of the mid channel."""
-        spec = torch.stft(audio.float().mean(1), self.n_fft, self.hop, window=self.window, center=True, pad_mode="constant",
-                          return_complex=True)
+        """``(B, C, T)`` → ``(B, 12, frames)``, librosa's ``chroma_stft(n_fft, hop = n_fft / 4, tuning=0)`` of the mid
+        channel."""
+        spec = torch.stft(
+            audio.float().mean(1),
+            self.n_fft,
+            self.hop,
+            window=self.window,
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
+        )
         chroma = torch.einsum("cf,bfn->bcn", self.filters, spec.real.square() + spec.imag.square())
         return chroma / chroma.amax(1, keepdim=True).clamp_min(1e-10)
 

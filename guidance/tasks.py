@@ -9,6 +9,7 @@ x_T (Levy et al. 2023, §3.2):
 * regenerate, transition: x_T = Aᵀy + (I − AᵀA)(k z + (1 − k) x̄),  k = 0.85
 * with ``strength`` < 1 (SDEdit, Meng et al. 2022): start at t = strength from x_t = α_t(Aᵀy + (I − AᵀA)x̄) + σ_t z
 """
+
 from __future__ import annotations
 
 import math
@@ -28,13 +29,13 @@ from .windowing import distance_to_unknown, edit_long, level_correction, paste_k
 
 K_PRIOR = 0.85  # Levy et al. 2023: weight of fresh noise against the prior x̄ in x_T
 # DDPM-like ancestral sampling for the latent model: on 16 POP909 valid-split windows (2 s infill, 50 steps,
-# session-4 checkpoints) the gap mel distance was 1.27 (replacement only) and 1.27 (guided) against 1.34 and
+# the first GPU-trained checkpoints) the gap mel distance was 1.27 (replacement only) and 1.27 (guided) against 1.34 and
 # 1.35 for deterministic DDIM (η = 0). The waveform model keeps η = 0: nothing was measured for it.
 ETA_LATENT = 1.0
 Distance = Literal["l1", "mel"]
 # How the reconstruction term d(y, A(x̂0)) compares the decoded known audio with the measurement. The paper's L1
 # sums over samples, so ξ = 3e-2 acts on O(1) per-sample gradients; the log-mel distance is a mean, O(1) per run,
-# so it carries this weight at the same ξ. Chosen on 32 POP909 valid-split infills (session 18, ξ·w = 20 / 100 / 300
+# so it carries this weight at the same ξ. Chosen on 32 POP909 valid-split infills (ξ·w = 20 / 100 / 300
 # / 1000: gap mel distance 1.130 / 1.116 / 1.111 / 1.147, replacement only 1.147): the smaller of the two best,
 # which were within the noise of each other.
 RECONSTRUCTION_WEIGHT: dict[str, float] = {"l1": 1.0, "mel": 100.0 / XI_LATENT}
@@ -58,20 +59,32 @@ class EditModel:
     conditions_on_known: bool = False
 
 
-def latent_edit_model(dit: Any, vae: Any, *, xi: float = XI_LATENT, eta: float = ETA_LATENT, distance: Distance = "mel") -> EditModel:
+def latent_edit_model(
+    dit: Any, vae: Any, *, xi: float = XI_LATENT, eta: float = ETA_LATENT, distance: Distance = "mel"
+) -> EditModel:
     """The latent model for the tasks: a v-prediction DiT (``dit.config.window_samples``, ``sample_rate``,
     ``normalize_latents``) over a SpectrogramVAE (``encode(audio).mode()``, ``decode(z, length)``).
 
     Its reconstruction guidance compares log-mel spectrograms, not waveforms (the paper's L1): this VAE does not
     keep the waveform's phase, and on valid-split infills the L1 made fills worse than none (``BENCHMARKS.md``)."""
     codec = VAECodec(vae, normalize=dit.normalize_latents, denormalize=dit.denormalize_latents)
-    return EditModel(Denoiser(dit, CosineSchedule(), "v"), codec, dit.config.window_samples, dit.config.sample_rate, xi, eta,
-                     distance, conditions_on_known=getattr(dit.config, "known_conditioning", False))
+    return EditModel(
+        Denoiser(dit, CosineSchedule(), "v"),
+        codec,
+        dit.config.window_samples,
+        dit.config.sample_rate,
+        xi,
+        eta,
+        distance,
+        conditions_on_known=getattr(dit.config, "known_conditioning", False),
+    )
 
 
 def waveform_edit_model(unet: Any, *, xi: float = XI_WAVEFORM) -> EditModel:
     """The waveform model for the tasks: a v-prediction U-Net on ``(B, 2, T)`` with ``unet.config.window``."""
-    return EditModel(Denoiser(unet, CosineSchedule(), "v"), IdentityCodec(), unet.config.window, unet.config.sample_rate, xi)
+    return EditModel(
+        Denoiser(unet, CosineSchedule(), "v"), IdentityCodec(), unet.config.window, unet.config.sample_rate, xi
+    )
 
 
 @dataclass
@@ -92,7 +105,9 @@ class ReplaceProjection:
     (σ = 0, α = 1) the known frames equal ``y`` exactly.
     """
 
-    def __init__(self, y: torch.Tensor, mask: torch.Tensor, alpha_sigma: Callable[..., tuple[torch.Tensor, torch.Tensor]]):
+    def __init__(
+        self, y: torch.Tensor, mask: torch.Tensor, alpha_sigma: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    ):
         self.y, self.known, self.alpha_sigma = y, mask > 0.5, alpha_sigma
 
     def __call__(self, x: torch.Tensor, s: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -150,7 +165,9 @@ def neighbour_crossfade(audio: torch.Tensor, start: int, end: int) -> torch.Tens
     gap = end - start
     ctx = min(gap, start, audio.shape[-1] - end)
     if ctx <= 0:
-        raise InputError(f"a crossfade fill needs audio on both sides of the gap [{start}, {end}) in {audio.shape[-1]} samples")
+        raise InputError(
+            f"a crossfade fill needs audio on both sides of the gap [{start}, {end}) in {audio.shape[-1]} samples"
+        )
     reps = math.ceil(gap / ctx)
     before = audio[..., start - ctx : start].repeat(1, 1, reps)[..., -gap:]
     after = audio[..., end : end + ctx].repeat(1, 1, reps)[..., :gap]
@@ -164,7 +181,10 @@ def transition_problem(a_part: torch.Tensor, b_part: torch.Tensor, length: int, 
     [length − Tb, length); their overlap [length − Tb, Ta) is regenerated from a constant-power crossfade."""
     start, end = length - b_part.shape[-1], a_part.shape[-1]
     if not 0 < start < end < length:
-        raise InputError(f"transition parts of {a_part.shape[-1]} and {b_part.shape[-1]} samples do not overlap inside a {length}-sample window")
+        raise InputError(
+            f"transition parts of {a_part.shape[-1]} and {b_part.shape[-1]} samples do not overlap inside a "
+            f"{length}-sample window"
+        )
     a = torch.nn.functional.pad(a_part, (0, length - end))
     b = torch.nn.functional.pad(b_part, (start, 0))
     mixed = constant_power_crossfade(a, b, start, end)
@@ -174,7 +194,9 @@ def transition_problem(a_part: torch.Tensor, b_part: torch.Tensor, length: int, 
 # ----------------------------------------------------------------------------------------------- solving
 
 
-def initial_noise(y: torch.Tensor, mask: torch.Tensor, prior: torch.Tensor | None, k: float, generator: torch.Generator | None) -> torch.Tensor:
+def initial_noise(
+    y: torch.Tensor, mask: torch.Tensor, prior: torch.Tensor | None, k: float, generator: torch.Generator | None
+) -> torch.Tensor:
     """x_T = Aᵀy + (I − AᵀA)·(z or k z + (1 − k) x̄) in model space ``(B, C, L)`` (Levy et al. 2023, §3.2)."""
     z = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
     fill = z if prior is None else k * z + (1.0 - k) * prior
@@ -182,8 +204,12 @@ def initial_noise(y: torch.Tensor, mask: torch.Tensor, prior: torch.Tensor | Non
 
 
 def prior_start(
-    y: torch.Tensor, mask: torch.Tensor, prior: torch.Tensor, t: torch.Tensor,
-    alpha_sigma: Callable[..., tuple[torch.Tensor, torch.Tensor]], generator: torch.Generator | None,
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    prior: torch.Tensor,
+    t: torch.Tensor,
+    alpha_sigma: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+    generator: torch.Generator | None,
 ) -> torch.Tensor:
     """x_t = α_t (Aᵀy + (I − AᵀA) x̄) + σ_t z in model space ``(B, C, L)``: the measurement and the prior noised to
     level ``t`` (B,), the start of a partial walk (SDEdit, Meng et al. 2022, §3)."""
@@ -204,8 +230,14 @@ def check_reconstruction(space: str, distance: str) -> None:
 
 
 def reconstruction_term(
-    problem: EditProblem, codec: Codec, y: torch.Tensor, mask: torch.Tensor, space: str, band: int | None,
-    distance: Distance = "l1", sample_rate: int = 44100,
+    problem: EditProblem,
+    codec: Codec,
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    space: str,
+    band: int | None,
+    distance: Distance = "l1",
+    sample_rate: int = 44100,
 ) -> Any:
     """d(y, A(x̂0)): L1 on the encoded measurement (``space="latent"``) or after the decoder (``"audio"``),
     the latter optionally on the known audio within ``band`` samples of the generated region only, and compared
@@ -263,7 +295,10 @@ def solve(
     if not 0.0 < strength <= 1.0:
         raise InputError(f"strength must be in (0, 1], got {strength}; 1 regenerates from pure noise")
     if strength < 1.0 and problem.prior is None:
-        raise InputError("a strength below 1 needs a prior x̄ to start from: use it with regenerate or a transition, not infill or continuation")
+        raise InputError(
+            "a strength below 1 needs a prior x̄ to start from: use it with regenerate or a transition, not infill or "
+            "continuation"
+        )
     if distance is None:  # a latent-space measurement has only the L1
         distance = "l1" if space == "latent" else model.distance
     check_reconstruction(space, distance)
@@ -285,13 +320,30 @@ def solve(
             band_s = RECONSTRUCTION_BAND_S[distance]
         band = None if band_s is None else int(round(band_s * model.sample_rate))
         recon = reconstruction_term(problem, codec, y, mask, space, band, distance, model.sample_rate)
-        weights = [RECONSTRUCTION_WEIGHT[distance]] + list(extra_weights if extra_weights is not None else [1.0] * len(extra_terms))
-        guidance = Guidance([recon, *extra_terms], weights, xi=xi, decode=lambda x0: codec.decode(x0, length), through_net=through_net,
-                            step=guidance_step)
+        weights = [RECONSTRUCTION_WEIGHT[distance]] + list(
+            extra_weights if extra_weights is not None else [1.0] * len(extra_terms)
+        )
+        guidance = Guidance(
+            [recon, *extra_terms],
+            weights,
+            xi=xi,
+            decode=lambda x0: codec.decode(x0, length),
+            through_net=through_net,
+            step=guidance_step,
+        )
     project = ReplaceProjection(y, mask, model.denoiser.alpha_sigma)
     known = dict(known=y, known_mask=mask) if model.conditions_on_known else None
-    x0 = sample(model.denoiser, x_T, ts, eta=eta, guidance=guidance, project=project, callback=callback, generator=generator,
-                extra_args=known)
+    x0 = sample(
+        model.denoiser,
+        x_T,
+        ts,
+        eta=eta,
+        guidance=guidance,
+        project=project,
+        callback=callback,
+        generator=generator,
+        extra_args=known,
+    )
     with torch.no_grad():
         audio = codec.decode(x0, length)
     if level_band_s is not None:
@@ -319,8 +371,14 @@ def _region_extra(region_terms: RegionTerms | None, chunk: torch.Tensor, a: int,
 
 
 def infill(
-    model: EditModel, audio: torch.Tensor, start_s: float, end_s: float, *, margin_s: float = 0.05,
-    region_terms: RegionTerms | None = None, **kw: Any
+    model: EditModel,
+    audio: torch.Tensor,
+    start_s: float,
+    end_s: float,
+    *,
+    margin_s: float = 0.05,
+    region_terms: RegionTerms | None = None,
+    **kw: Any,
 ) -> torch.Tensor:
     """Generate [start_s, end_s) of ``audio`` ``(B, 2, N)`` (any length) from its surroundings; ``(B, 2, N)``.
     ``region_terms`` adds guidance terms as in :func:`regenerate` (the region's own samples never reach the sampler
@@ -329,14 +387,23 @@ def infill(
     margin = _samples(model, margin_s)
 
     def edit(chunk: torch.Tensor, a: int, b: int) -> torch.Tensor:
-        return solve(infill_problem(chunk, a, b), model, margin=margin, **{**kw, **_region_extra(region_terms, chunk, a, b)})
+        return solve(
+            infill_problem(chunk, a, b), model, margin=margin, **{**kw, **_region_extra(region_terms, chunk, a, b)}
+        )
 
     return edit_long(audio, _samples(model, start_s), _samples(model, end_s), model.window, margin, edit)
 
 
 def regenerate(
-    model: EditModel, audio: torch.Tensor, start_s: float, end_s: float, *, k: float = K_PRIOR, margin_s: float = 0.05,
-    region_terms: RegionTerms | None = None, **kw: Any
+    model: EditModel,
+    audio: torch.Tensor,
+    start_s: float,
+    end_s: float,
+    *,
+    k: float = K_PRIOR,
+    margin_s: float = 0.05,
+    region_terms: RegionTerms | None = None,
+    **kw: Any,
 ) -> torch.Tensor:
     """Re-create [start_s, end_s) of ``audio`` ``(B, 2, N)`` keeping its context; ``(B, 2, N)``.
 
@@ -348,24 +415,41 @@ def regenerate(
     margin = _samples(model, margin_s)
 
     def edit(chunk: torch.Tensor, a: int, b: int) -> torch.Tensor:
-        return solve(regenerate_problem(chunk, a, b, k), model, margin=margin, **{**kw, **_region_extra(region_terms, chunk, a, b)})
+        return solve(
+            regenerate_problem(chunk, a, b, k),
+            model,
+            margin=margin,
+            **{**kw, **_region_extra(region_terms, chunk, a, b)},
+        )
 
     return edit_long(audio, _samples(model, start_s), _samples(model, end_s), model.window, margin, edit)
 
 
-def continuation(model: EditModel, audio: torch.Tensor, *, context_s: float = 2.4, margin_s: float = 0.05, **kw: Any) -> torch.Tensor:
+def continuation(
+    model: EditModel, audio: torch.Tensor, *, context_s: float = 2.4, margin_s: float = 0.05, **kw: Any
+) -> torch.Tensor:
     """Continue ``audio`` ``(B, 2, N)`` from its last ``context_s`` seconds to fill one model window; returns
     the input followed by the new audio, ``(B, 2, N + window − context)``."""
     _check_audio(audio)
     ctx = min(_samples(model, context_s), audio.shape[-1])
     if not 0 < ctx < model.window:
-        raise InputError(f"continuation context of {ctx} samples must be between 1 and the {model.window}-sample window; pass a shorter --context")
+        raise InputError(
+            f"continuation context of {ctx} samples must be between 1 and the {model.window}-sample window; pass a "
+            "shorter --context"
+        )
     window = solve(continuation_problem(audio[..., -ctx:], model.window), model, margin=_samples(model, margin_s), **kw)
     return torch.cat([audio, window[..., ctx:]], dim=-1)
 
 
 def transition(
-    model: EditModel, a: torch.Tensor, b: torch.Tensor, *, fade_s: float = 2.5, k: float = K_PRIOR, margin_s: float = 0.05, **kw: Any
+    model: EditModel,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    *,
+    fade_s: float = 2.5,
+    k: float = K_PRIOR,
+    margin_s: float = 0.05,
+    **kw: Any,
 ) -> torch.Tensor:
     """Join track ``a`` ``(B, 2, Na)`` into ``b`` ``(B, 2, Nb)`` through a regenerated ``fade_s`` crossfade in the
     middle of one window; returns ``(B, 2, Na + Nb − fade)`` with A and B untouched outside the window."""
@@ -376,7 +460,8 @@ def transition(
     end = start + fade
     if not 0 < fade < n or a.shape[-1] < end or b.shape[-1] < n - start:
         raise InputError(
-            f"transition needs a fade shorter than the {n}-sample window and tracks of at least {end} (A) and {n - start} (B) samples"
+            f"transition needs a fade shorter than the {n}-sample window and tracks of at least {end} (A) and "
+            f"{n - start} (B) samples"
         )
     problem = transition_problem(a[..., -end:], b[..., : n - start], n, k)
     window = solve(problem, model, margin=_samples(model, margin_s), **kw)

@@ -8,6 +8,7 @@ however many audio terms there are.
 Distances are *sums* over elements (an L1 norm), not means: the paper's step sizes ξ = 3e-2 (latent) and
 3e-3 (waveform) act on per-sample gradients of size O(1), which a mean would shrink by the element count.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -113,7 +114,9 @@ class CroppedAudioMel(CroppedAudioL1):
     min_run: int = 4096
     # runs of one length, as (crop, example, start, stop) with the samples relative to the crop, and their distance
     # (the runs of one length go through the STFTs as one batch)
-    groups: list[tuple[list[tuple[int, int, int, int]], Callable[[torch.Tensor], torch.Tensor]]] = field(init=False, repr=False)
+    groups: list[tuple[list[tuple[int, int, int, int]], Callable[[torch.Tensor], torch.Tensor]]] = field(
+        init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -138,7 +141,8 @@ class CroppedAudioMel(CroppedAudioL1):
 
 
 def mid_runs(crops: list[torch.Tensor], runs: list[tuple[int, int, int, int]]) -> torch.Tensor:
-    """The mid channel of each run ``(crop, example, start, stop)`` of per-crop audio ``(B, 2, n)``: ``(runs, 1, stop − start)``."""
+    """The mid channel of each run ``(crop, example, start, stop)`` of per-crop audio ``(B, 2, n)``: ``(runs, 1, stop −
+    start)``."""
     return torch.stack([crops[c][b, :, a:z].mean(0, keepdim=True) for c, b, a, z in runs])
 
 

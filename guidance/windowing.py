@@ -4,6 +4,7 @@ Everything outside the edited region and its crossfade margins is copied bit for
 margins are a raised-cosine crossfade from original to generated audio, placed on the *known* side so the
 generated region itself is kept whole.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,8 +44,14 @@ def paste_known(original: torch.Tensor, generated: torch.Tensor, mask: torch.Ten
     return torch.where(w >= 1.0, original, blended)
 
 
-def level_correction(original: torch.Tensor, decoded: torch.Tensor, mask: torch.Tensor, band: int,
-                     floor_db: float = -60.0, limit_db: float = 20.0) -> torch.Tensor:
+def level_correction(
+    original: torch.Tensor,
+    decoded: torch.Tensor,
+    mask: torch.Tensor,
+    band: int,
+    floor_db: float = -60.0,
+    limit_db: float = 20.0,
+) -> torch.Tensor:
     """The gain ``(B, 1, 1)`` that brings ``decoded``'s level to ``original``'s on the known audio within ``band``
     samples of the unknown region (both ``(B, 2, T)``, RMS over both channels).
 
@@ -65,17 +72,25 @@ def level_correction(original: torch.Tensor, decoded: torch.Tensor, mask: torch.
 def place_window(start: int, end: int, total: int, window: int, margin: int) -> int:
     """Start of a ``window``-sample window centred on region [start, end) plus margins, clamped to the audio."""
     if not 0 <= start < end <= total:
-        raise InputError(f"edit region [{start}, {end}) samples is empty or outside the audio (0..{total}); pass 0 <= start < end <= length")
+        raise InputError(
+            f"edit region [{start}, {end}) samples is empty or outside the audio (0..{total}); pass 0 <= start < end "
+            "<= length"
+        )
     if end - start + 2 * margin > window:
         raise InputError(
-            f"edit region of {end - start} samples plus 2×{margin} margin exceeds the model window of {window} samples; edit a shorter region"
+            f"edit region of {end - start} samples plus 2×{margin} margin exceeds the model window of {window} "
+            "samples; edit a shorter region"
         )
     centre = (start + end) // 2
     return max(0, min(centre - window // 2, total - window))
 
 
 def edit_long(
-    audio: torch.Tensor, start: int, end: int, window: int, margin: int,
+    audio: torch.Tensor,
+    start: int,
+    end: int,
+    window: int,
+    margin: int,
     edit: Callable[[torch.Tensor, int, int], torch.Tensor],
 ) -> torch.Tensor:
     """Apply ``edit(window_audio (B, 2, window), rel_start, rel_end) -> (B, 2, window)`` to the window around

@@ -1,4 +1,5 @@
 """Latent diffusion: a DiT over the spectrogram-VAE latent sequence (Levy et al. 2023)."""
+
 from .config import PRESETS, DiTConfig, dit_preset
 from .dit import DiT, build_dit
 from .latent_cache import LatentCache, build_latent_cache

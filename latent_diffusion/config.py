@@ -1,4 +1,5 @@
 """DiT configuration: a typed dataclass and its named presets (``tiny``, ``small``, ``paper``)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -41,8 +42,12 @@ class DiTConfig:
             raise ValueError(f"width {self.width} must split into {self.heads} heads of even width (rotary pairs)")
         if self.frames % self.patch_size:
             raise ValueError(f"frames {self.frames} must be a multiple of patch_size {self.patch_size}")
-        if len(self.latent_mean) != len(self.latent_std) or (self.latent_std and len(self.latent_std) != self.in_channels):
-            raise ValueError(f"latent_mean/latent_std must both be empty or both have in_channels={self.in_channels} entries")
+        if len(self.latent_mean) != len(self.latent_std) or (
+            self.latent_std and len(self.latent_std) != self.in_channels
+        ):
+            raise ValueError(
+                f"latent_mean/latent_std must both be empty or both have in_channels={self.in_channels} entries"
+            )
 
 
 PRESETS: dict[str, DiTConfig] = {

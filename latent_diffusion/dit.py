@@ -16,6 +16,7 @@ A mask of zeros (or no ``known``) is the unconditional model. This is the inpain
 (e.g. Rombach et al. 2022, §4.3: masked image and mask concatenated to the input), here added instead of
 concatenated so the pretrained input projection stays as it was.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,9 +27,9 @@ from einops import rearrange
 from torch import nn
 
 from musicprod_common.checkpoint import load_pretrained
+from musicprod_common.embeddings import TimestepEmbedding, expand_time
 
 from .config import DiTConfig
-from .embeddings import TimestepEmbedding, expand_time
 
 
 def rotary_cos_sin(n: int, head_width: int, base: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,17 +127,26 @@ class DiT(nn.Module):
             nn.init.zeros_(self.known_in.weight)
             nn.init.zeros_(self.known_in.bias)
         self.time_embed = TimestepEmbedding(c.cond_width)
-        self.blocks = nn.ModuleList(DiTBlock(c.width, c.heads, c.mlp_ratio, c.cond_width, c.rope_base) for _ in range(c.depth))
+        self.blocks = nn.ModuleList(
+            DiTBlock(c.width, c.heads, c.mlp_ratio, c.cond_width, c.rope_base) for _ in range(c.depth)
+        )
         self.final = FinalLayer(c.width, c.cond_width, c.in_channels * c.patch_size)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, known: torch.Tensor | None = None,
-                known_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        known: torch.Tensor | None = None,
+        known_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``x`` ``(B, C, L)``, ``t`` ``(B,)``; ``known`` ``(B, C, L)`` and ``known_mask`` ``(B, 1, L)`` (1 = known
         frame) only with ``config.known_conditioning``. Returns v ``(B, C, L)``."""
         B, C, L = x.shape
         p = self.config.patch_size
         if C != self.config.in_channels or L % p:
-            raise ValueError(f"expected (B, {self.config.in_channels}, L) with L a multiple of {p}, got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected (B, {self.config.in_channels}, L) with L a multiple of {p}, got {tuple(x.shape)}"
+            )
         if (known is None) != (known_mask is None):
             raise ValueError("known and known_mask go together")
         cond = self.time_embed(expand_time(t, B, x.device))  # (B, cond_width)
@@ -148,7 +158,9 @@ class DiT(nn.Module):
             context = torch.cat([known.to(x.dtype) * mask, mask], dim=1)  # unknown frames carry nothing
             h = h + self.known_in(rearrange(context, "b c (n p) -> b n (p c)", p=p))
         elif known is not None:
-            raise ValueError("this DiT was trained without known-frame conditioning (config.known_conditioning is false)")
+            raise ValueError(
+                "this DiT was trained without known-frame conditioning (config.known_conditioning is false)"
+            )
         for block in self.blocks:
             h = block(h, cond)
         out = self.final(h, cond)  # (B, N, p·C)

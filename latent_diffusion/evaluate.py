@@ -4,8 +4,8 @@
         --latents HELDOUT_CACHE [TRAIN_CACHE ...] [--windows 200] [--threads 2] [--gap-frames 86]
 
 The training log's loss is a poor guide to a diffusion model: it is a different random t and noise each step,
-and (before session 11) it was the *same* t and noise for an example in every epoch, so a model could drive it
-down by learning those pairs. This script scores every checkpoint on the same windows, the same times and
+and a loop that gave an example the *same* t and noise in every epoch would let a model drive it down by
+learning those pairs. This script scores every checkpoint on the same windows, the same times and
 the same noise, each model normalising with its own statistics. Pass a training cache as well to see the gap
 between seen and unseen windows.
 
@@ -16,6 +16,7 @@ benchmark's 2 s), with the frames around it shown clean to a DiT trained with ``
 unconditional DiT is scored on the same frames without them, so the two numbers say what the context is worth.
 Prints one JSON line per (checkpoint, cache).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,9 @@ def centred_gap_mask(frames: int, gap: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def v_errors(model: torch.nn.Module, latents: torch.Tensor, *, seed: int = 0, batch: int = 50, gap: int | None = None) -> list[float]:
+def v_errors(
+    model: torch.nn.Module, latents: torch.Tensor, *, seed: int = 0, batch: int = 50, gap: int | None = None
+) -> list[float]:
     """Mean squared v-error at each of :data:`TIMES` for raw latents ``(N, C, L)``; the noise depends only on ``seed``.
 
     ``model`` is a DiT or anything with its ``normalize_latents`` and ``forward(x_t, t)``. With ``gap``, only a
@@ -69,7 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--latents", nargs="+", required=True, help="latent caches, each scored on its own")
     p.add_argument("--windows", type=int, default=200, help="the first N windows of each cache")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--gap-frames", type=int, default=None, help="score only a centred gap of this many frames (86 = 2 s)")
+    p.add_argument(
+        "--gap-frames", type=int, default=None, help="score only a centred gap of this many frames (86 = 2 s)"
+    )
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -78,9 +83,19 @@ def main(argv: list[str] | None = None) -> None:
         for cache in args.latents:
             latents = LatentCache(cache, normalize=False).raw[: args.windows]
             errors = v_errors(model, latents, seed=args.seed, gap=args.gap_frames)
-            print(json.dumps({"dit": ckpt, "latents": cache, "windows": len(latents), "gap_frames": args.gap_frames,
-                              "v_mse": {str(t): round(e, 4) for t, e in zip(TIMES, errors)},
-                              "mean": round(sum(errors) / len(errors), 4)}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "dit": ckpt,
+                        "latents": cache,
+                        "windows": len(latents),
+                        "gap_frames": args.gap_frames,
+                        "v_mse": {str(t): round(e, 4) for t, e in zip(TIMES, errors)},
+                        "mean": round(sum(errors) / len(errors), 4),
+                    }
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

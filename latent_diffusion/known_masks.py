@@ -5,6 +5,7 @@ Each draw is one of three kinds, chosen by its key like the rest of its randomne
 * a known prefix (continuation: the paper continues 2.4 s of context, about 100 of 256 frames);
 * one gap anywhere, everything around it known (infill, regeneration, a transition's crossfade region).
 """
+
 from __future__ import annotations
 
 import torch
@@ -26,5 +27,7 @@ def random_known_mask(keys: torch.Tensor, frames: int, *, device: torch.device |
     infill = (pos < start) | (pos >= start + gap)
     prefix = pos < frames - gap  # the gap runs to the end
     kind = u[:, :1]
-    known = torch.where(kind < P_NOTHING_KNOWN, torch.zeros_like(infill), torch.where(kind < P_NOTHING_KNOWN + P_PREFIX, prefix, infill))
+    known = torch.where(
+        kind < P_NOTHING_KNOWN, torch.zeros_like(infill), torch.where(kind < P_NOTHING_KNOWN + P_PREFIX, prefix, infill)
+    )
     return known.float()[:, None, :]

@@ -11,6 +11,7 @@ A cache is one safetensors file:
   config stores both so sampling can undo it (:meth:`latent_diffusion.dit.DiT.denormalize_latents`);
 * metadata: ``hop_samples`` (audio samples per latent frame) and ``sample_rate``.
 """
+
 from __future__ import annotations
 
 import json
@@ -80,8 +81,9 @@ def encode_dataset(
     return torch.cat(out)
 
 
-def save_latent_cache(path: str | os.PathLike, latents: torch.Tensor, *, hop_samples: int, sample_rate: int,
-                      source: str = "") -> LatentStats:
+def save_latent_cache(
+    path: str | os.PathLike, latents: torch.Tensor, *, hop_samples: int, sample_rate: int, source: str = ""
+) -> LatentStats:
     """Write latents ``(N, C, L)`` with their per-channel statistics, atomically; returns the statistics."""
     if latents.ndim != 3 or latents.shape[0] == 0:
         raise ValueError(f"latents must be (N, C, L) with N > 0, got {tuple(latents.shape)}")
@@ -109,26 +111,34 @@ def build_latent_cache(
     """Encode ``dataset`` with ``vae`` (anything with ``encode`` and ``latent_hop``) into a cache at ``path``."""
     latents = encode_dataset(vae.encode, dataset, batch_size=batch_size, device=device, callback=callback)
     sample_rate = getattr(getattr(vae, "config", None), "sample_rate", 44100)
-    return save_latent_cache(path, latents, hop_samples=int(vae.latent_hop), sample_rate=int(sample_rate), source=source)
+    return save_latent_cache(
+        path, latents, hop_samples=int(vae.latent_hop), sample_rate=int(sample_rate), source=source
+    )
 
 
 def _read_cache(path: Path) -> tuple[torch.Tensor, dict[str, str]]:
     """One cache file: latents ``(N, C, L)`` as float32, and its metadata."""
     if not path.is_file():
-        raise InputError(f"{path}: latent cache not found; build one with --vae CKPT --data DIR, or pass an existing --latents file")
+        raise InputError(
+            f"{path}: latent cache not found; build one with --vae CKPT --data DIR, or pass an existing --latents file"
+        )
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             keys = set(f.keys())
             if meta.get("format") != FORMAT or not {"latents", "mean", "std"} <= keys:
-                raise InputError(f"{path}: not a musicprod latent cache (format {meta.get('format')!r}, keys {sorted(keys)}); rebuild it with --vae and --data")
+                raise InputError(
+                    f"{path}: not a musicprod latent cache (format {meta.get('format')!r}, keys {sorted(keys)}); "
+                    "rebuild it with --vae and --data"
+                )
             return f.get_tensor("latents").float(), meta  # older caches are float32 already
     except (SafetensorError, OSError, json.JSONDecodeError) as err:
         raise InputError(f"{path}: cannot read the latent cache ({err}); it may be truncated, rebuild it") from err
 
 
 class LatentCache(Dataset):
-    """One or more latent cache files as a map-style dataset of ``{"latents": (C, L)}``, normalised to ~unit variance."""
+    """One or more latent cache files as a map-style dataset of ``{"latents": (C, L)}``, normalised to ~unit
+    variance."""
 
     def __init__(self, paths: str | os.PathLike | list, *, normalize: bool = True, stats: LatentStats | None = None):
         """Several files (from the same VAE and window) are read as one, with statistics over all of them.
@@ -140,8 +150,10 @@ class LatentCache(Dataset):
         parts = [_read_cache(p) for p in paths]
         layouts = {(raw.shape[1:], meta["hop_samples"], meta["sample_rate"]) for raw, meta in parts}
         if len(layouts) > 1:
-            raise InputError(f"{self.name}: the caches differ in channels, frames, hop or sample rate; "
-                             "pass caches encoded by one VAE with one window")
+            raise InputError(
+                f"{self.name}: the caches differ in channels, frames, hop or sample rate; "
+                "pass caches encoded by one VAE with one window"
+            )
         self.raw = torch.cat([raw for raw, _ in parts])  # (N, C, L)
         stats = stats or channel_stats(self.raw)  # for one file: the statistics stored in it
         self.mean, self.std = stats.mean.float(), stats.std.float()  # (C,) each
@@ -166,5 +178,11 @@ class LatentCache(Dataset):
 
     def dit_overrides(self) -> dict[str, Any]:
         """The DiTConfig fields this cache fixes: channels, window and the latent statistics."""
-        return {"in_channels": self.channels, "frames": self.frames, "hop_samples": self.hop_samples,
-                "sample_rate": self.sample_rate, "latent_mean": tuple(self.mean.tolist()), "latent_std": tuple(self.std.tolist())}
+        return {
+            "in_channels": self.channels,
+            "frames": self.frames,
+            "hop_samples": self.hop_samples,
+            "sample_rate": self.sample_rate,
+            "latent_mean": tuple(self.mean.tolist()),
+            "latent_std": tuple(self.std.tolist()),
+        }

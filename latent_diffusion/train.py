@@ -10,6 +10,7 @@ With ``--vae`` and ``--data`` the cache is built first (on the main process, int
 ``OUT/latents.safetensors``) and reused if it already exists. ``OUT/final/`` is loadable with
 ``DiT.from_pretrained``; its config carries the latent statistics needed to decode samples.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,16 +21,17 @@ import torch
 
 from guidance.objective import v_objective_loss
 from musicprod_common.errors import InputError, OneLineParser, run_main
-from musicprod_common.training import TrainConfig, train
+from musicprod_common.training import TrainConfig, add_training_args, train, train_config
 
 from .config import PRESETS, dit_preset
 from .dit import DiT
 from .known_masks import random_known_mask
 from .latent_cache import LatentCache, LatentStats, build_latent_cache
-from .train_cli import add_training_args, train_config
 
 PAPER_BATCH = 96  # Levy et al. 2023, latent model global batch
-DEFAULTS = TrainConfig(steps=100_000, batch_size=PAPER_BATCH, lr=3e-4, warmup_steps=1000, mixed_precision="auto", checkpoint_every=500)
+DEFAULTS = TrainConfig(
+    steps=100_000, batch_size=PAPER_BATCH, lr=3e-4, warmup_steps=1000, mixed_precision="auto", checkpoint_every=500
+)
 
 
 def dit_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -50,20 +52,39 @@ def known_frames_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) ->
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m latent_diffusion.train", description=__doc__.split("\n")[0])
     p.add_argument("--preset", default="small", choices=sorted(PRESETS))
-    p.add_argument("--latents", nargs="+", default=None,
-                   help="latent cache(s) (.safetensors), read as one; built here (one path) if --vae and --data are given")
+    p.add_argument(
+        "--latents",
+        nargs="+",
+        default=None,
+        help="latent cache(s) (.safetensors), read as one; built here (one path) if --vae and --data are given",
+    )
     p.add_argument("--vae", default=None, help="VAE checkpoint folder or hub id, to build the cache")
     p.add_argument("--data", default=None, help="audio folder (clips + manifest.jsonl), to build the cache")
     p.add_argument("--encode-batch", type=int, default=16)
-    p.add_argument("--cache-only", action="store_true", help="build the latent cache and stop (e.g. encode here, train on a GPU machine)")
-    p.add_argument("--init", default=None, help="start from this DiT checkpoint's weights, config and latent statistics "
-                   "(fresh optimizer and LR schedule; --preset is ignored); the cache must come from the same VAE")
-    p.add_argument("--init-stats", default="checkpoint", choices=["checkpoint", "cache"],
-                   help="with --init: normalise with the checkpoint's latent statistics (the same VAE) or the cache's "
-                   "own (a new VAE with the same latent shape: the weights are only a start)")
-    p.add_argument("--known-conditioning", action="store_true",
-                   help="train the DiT to read the known frames of an edit (infill, continuation) as a clean condition; "
-                   "with --init, a checkpoint without it gains the input at zero, so it starts as it was")
+    p.add_argument(
+        "--cache-only",
+        action="store_true",
+        help="build the latent cache and stop (e.g. encode here, train on a GPU machine)",
+    )
+    p.add_argument(
+        "--init",
+        default=None,
+        help="start from this DiT checkpoint's weights, config and latent statistics "
+        "(fresh optimizer and LR schedule; --preset is ignored); the cache must come from the same VAE",
+    )
+    p.add_argument(
+        "--init-stats",
+        default="checkpoint",
+        choices=["checkpoint", "cache"],
+        help="with --init: normalise with the checkpoint's latent statistics (the same VAE) or the cache's "
+        "own (a new VAE with the same latent shape: the weights are only a start)",
+    )
+    p.add_argument(
+        "--known-conditioning",
+        action="store_true",
+        help="train the DiT to read the known frames of an edit (infill, continuation) as a clean condition; "
+        "with --init, a checkpoint without it gains the input at zero, so it starts as it was",
+    )
     add_training_args(p, DEFAULTS)
     return p
 
@@ -91,7 +112,9 @@ def ensure_cache(args: argparse.Namespace) -> list[Path]:
             window = dit_preset(args.preset).frames * vae.latent_hop
             dataset = AudioFolderSegments(args.data, window / vae.config.sample_rate, seed=args.seed)
             cache.parent.mkdir(parents=True, exist_ok=True)
-            build_latent_cache(vae, dataset, cache, batch_size=args.encode_batch, device=state.device, source=str(args.data))
+            build_latent_cache(
+                vae, dataset, cache, batch_size=args.encode_batch, device=state.device, source=str(args.data)
+            )
             del vae
     return [cache]
 
@@ -115,13 +138,17 @@ def initial_model(init: str, caches: list[Path], keep_stats: bool = True) -> tup
     """
     model = DiT.from_pretrained(init).float()
     config = model.config
-    stats = LatentStats(torch.tensor(config.latent_mean), torch.tensor(config.latent_std)) if config.latent_std else None
+    stats = (
+        LatentStats(torch.tensor(config.latent_mean), torch.tensor(config.latent_std)) if config.latent_std else None
+    )
     data = LatentCache(caches, stats=stats if keep_stats else None)
     got = (data.channels, data.frames, data.hop_samples, data.sample_rate)
     want = (config.in_channels, config.frames, config.hop_samples, config.sample_rate)
     if got != want:
-        raise InputError(f"{data.name}: (channels, frames, hop, sample rate) {got} do not match --init {init} {want}; "
-                         "encode the cache with the VAE that checkpoint was trained on")
+        raise InputError(
+            f"{data.name}: (channels, frames, hop, sample rate) {got} do not match --init {init} {want}; "
+            "encode the cache with the VAE that checkpoint was trained on"
+        )
     if not keep_stats:
         stats = data.dit_overrides()
         model.config = replace(config, latent_mean=stats["latent_mean"], latent_std=stats["latent_std"])
@@ -145,7 +172,9 @@ def main(argv: list[str] | None = None) -> None:
         data = LatentCache(caches)
         config = dit_preset(args.preset, **data.dit_overrides(), known_conditioning=args.known_conditioning)
         if config.frames % config.patch_size:
-            raise InputError(f"{data.name}: {config.frames} latent frames is not a multiple of the patch size {config.patch_size}")
+            raise InputError(
+                f"{data.name}: {config.frames} latent frames is not a multiple of the patch size {config.patch_size}"
+            )
         torch.manual_seed(args.seed)  # initial weights: a function of the seed
         model = DiT(config)
     cfg = train_config(args)

@@ -1,4 +1,5 @@
 """Audio file I/O and the project's one audio format: float32 stereo at 44.1 kHz, shaped (2, T)."""
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,14 @@ def _format_like(like: str | os.PathLike | None, path: Path) -> tuple[str | None
     return info.format, info.subtype
 
 
-def save_audio(path: str | os.PathLike, audio: torch.Tensor, sample_rate: int, *,
-               like: str | os.PathLike | None = None, subtype: str | None = None) -> Path:
+def save_audio(
+    path: str | os.PathLike,
+    audio: torch.Tensor,
+    sample_rate: int,
+    *,
+    like: str | os.PathLike | None = None,
+    subtype: str | None = None,
+) -> Path:
     """Write ``audio`` (C, T) atomically (temp file + rename). The format comes from the suffix; with ``like``
     (an input file) its format and subtype are kept; wav defaults to 32-bit float. Returns the path."""
     path = Path(path)
@@ -95,7 +102,9 @@ def load_stereo_44k(path: str | os.PathLike) -> torch.Tensor:
     return to_stereo_44k(audio, sr, name=str(path))
 
 
-def chroma_correlation(a: torch.Tensor, b: torch.Tensor, sample_rate: int = 44100, *, kind: str = "cqt") -> torch.Tensor:
+def chroma_correlation(
+    a: torch.Tensor, b: torch.Tensor, sample_rate: int = 44100, *, kind: str = "cqt"
+) -> torch.Tensor:
     """Pearson correlation of the librosa chroma (12 × frames) of ``a`` and ``b`` ``(B, C, T)``, per clip ``(B,)``.
 
     ``kind="cqt"`` (default) uses ``chroma_cqt``, ``"stft"`` uses ``chroma_stft``. CQT chroma is the
@@ -112,7 +121,8 @@ def chroma_correlation(a: torch.Tensor, b: torch.Tensor, sample_rate: int = 4410
 
 
 def chromagram(audio: torch.Tensor, sample_rate: int = 44100, *, kind: str = "cqt") -> np.ndarray:
-    """librosa's chroma ``(12, frames)`` of the mid channel of ``audio`` ``(C, T)``: ``chroma_cqt`` or ``chroma_stft``."""
+    """librosa's chroma ``(12, frames)`` of the mid channel of ``audio`` ``(C, T)``: ``chroma_cqt`` or
+    ``chroma_stft``."""
     import librosa
 
     if kind not in ("cqt", "stft"):

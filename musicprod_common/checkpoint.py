@@ -3,6 +3,7 @@
 Model weights travel only as safetensors plus a JSON config, so a downloaded checkpoint cannot run code.
 Training state (optimizer, scheduler, RNG) is a torch file read back with ``weights_only=True``.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,7 +35,10 @@ def resolve_pretrained(path_or_hub_id: str | os.PathLike) -> Path:
         return local
     text = str(path_or_hub_id)
     if local.exists() or text.count("/") != 1 or text.startswith((".", "/")):
-        raise InputError(f"{text}: not a checkpoint folder nor a hub id like 'org/name'; pass a folder with {CONFIG_NAME} and {WEIGHTS_NAME}")
+        raise InputError(
+            f"{text}: not a checkpoint folder nor a hub id like 'org/name'; pass a folder with {CONFIG_NAME} and "
+            f"{WEIGHTS_NAME}"
+        )
     os.environ.setdefault("HF_HUB_ENABLE_HF_TRANSFER", "1")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
@@ -42,7 +46,10 @@ def resolve_pretrained(path_or_hub_id: str | os.PathLike) -> Path:
     try:
         return Path(snapshot_download(repo_id=text, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "*.md"]))
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as err:
-        raise InputError(f"{text}: could not fetch it from the Hugging Face Hub or its cache ({type(err).__name__}); check the id or pass a local folder") from err
+        raise InputError(
+            f"{text}: could not fetch it from the Hugging Face Hub or its cache ({type(err).__name__}); check the id "
+            "or pass a local folder"
+        ) from err
 
 
 def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -53,14 +60,21 @@ def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise InputError(f"{path}: not a valid safetensors file ({err}); it may be corrupt or truncated, re-download or retrain it") from err
+        raise InputError(
+            f"{path}: not a valid safetensors file ({err}); it may be corrupt or truncated, re-download or retrain it"
+        ) from err
 
 
-def save_pretrained(model: torch.nn.Module, config: Any, folder: str | os.PathLike, *, dtype: torch.dtype | None = None) -> Path:
+def save_pretrained(
+    model: torch.nn.Module, config: Any, folder: str | os.PathLike, *, dtype: torch.dtype | None = None
+) -> Path:
     """Write ``model.safetensors`` and ``config.json`` into ``folder``, each atomically."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {
+        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
+        for k, v in model.state_dict().items()
+    }
     with atomic_path(folder / WEIGHTS_NAME) as tmp:
         save_file(state, str(tmp))
     save_config(config, folder / CONFIG_NAME)
@@ -77,7 +91,10 @@ def load_pretrained(path_or_hub_id: str | os.PathLike, config_cls: type, build: 
     state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise InputError(f"{folder / WEIGHTS_NAME}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]}); use the config.json saved with them")
+        raise InputError(
+            f"{folder / WEIGHTS_NAME}: weights do not match the config (missing {missing[:3]}, unexpected "
+            f"{unexpected[:3]}); use the config.json saved with them"
+        )
     return model.eval()
 
 
@@ -91,6 +108,11 @@ def load_training_state(path: str | os.PathLike) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise InputError(f"{path}: refused to load: it holds objects other than tensors and plain containers (possibly code); delete it and train again") from err
+        raise InputError(
+            f"{path}: refused to load: it holds objects other than tensors and plain containers (possibly code); "
+            "delete it and train again"
+        ) from err
     except (RuntimeError, EOFError, OSError) as err:
-        raise InputError(f"{path}: cannot read the training state ({err}); it may be truncated, delete it to start over") from err
+        raise InputError(
+            f"{path}: cannot read the training state ({err}); it may be truncated, delete it to start over"
+        ) from err

@@ -1,4 +1,5 @@
 """Typed dataclass configs: named presets, and a strict round trip through JSON."""
+
 from __future__ import annotations
 
 import dataclasses

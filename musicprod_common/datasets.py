@@ -8,6 +8,7 @@ are dicts, as :func:`musicprod_common.training.train` expects.
   labels when the folder has a ``manifest.jsonl``.
 - :class:`FMASegments`: the Free Music Archive layout with genre labels.
 """
+
 from __future__ import annotations
 
 import csv
@@ -49,9 +50,19 @@ class Pop909Segments(Dataset):
     :data:`STEM_NAMES` order.
     """
 
-    def __init__(self, root: str | os.PathLike, split: str, seconds: float, *, styles: Sequence[str] | None = None,
-                 transpose: int = 6, seed: int = 0, with_stems: bool = False, items_per_song: int = 16,
-                 soundfont: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str,
+        seconds: float,
+        *,
+        styles: Sequence[str] | None = None,
+        transpose: int = 6,
+        seed: int = 0,
+        with_stems: bool = False,
+        items_per_song: int = 16,
+        soundfont: str | os.PathLike | None = None,
+    ) -> None:
         self.root = Path(root)
         self.song_ids = split_song_ids(self.root, split)
         self.seconds = float(seconds)
@@ -89,8 +100,14 @@ class Pop909Segments(Dataset):
         draws = []
         for _ in range(_MAX_DRAWS):
             start = float(rng.choice(candidates)) if len(candidates) else float(rng.uniform(first, latest))
-            draws.append({"song": song_id, "style": self.styles[int(rng.integers(len(self.styles)))],
-                          "transpose": int(rng.integers(-self.transpose, self.transpose + 1)), "start": round(start, 6)})
+            draws.append(
+                {
+                    "song": song_id,
+                    "style": self.styles[int(rng.integers(len(self.styles)))],
+                    "transpose": int(rng.integers(-self.transpose, self.transpose + 1)),
+                    "start": round(start, 6),
+                }
+            )
         return draws
 
     def render(self, index: int) -> tuple[dict, torch.Tensor, dict[str, torch.Tensor]]:
@@ -98,8 +115,14 @@ class Pop909Segments(Dataset):
         song = None
         for draw in self._draws(index):
             song = self.song(draw["song"])
-            out = render_song(song, draw["style"], start=draw["start"], end=draw["start"] + self.seconds,
-                              transpose=draw["transpose"], soundfont=self.soundfont)
+            out = render_song(
+                song,
+                draw["style"],
+                start=draw["start"],
+                end=draw["start"] + self.seconds,
+                transpose=draw["transpose"],
+                soundfont=self.soundfont,
+            )
             if float(out.mix.abs().max()) >= _SILENCE_PEAK:
                 break
         return draw, out.mix, out.stems
@@ -108,8 +131,11 @@ class Pop909Segments(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(index)
         draw, mix, stems = self.render(index)
-        item = {"audio": mix, "style": torch.tensor(STYLE_NAMES.index(draw["style"])),
-                "transpose": torch.tensor(draw["transpose"])}
+        item = {
+            "audio": mix,
+            "style": torch.tensor(STYLE_NAMES.index(draw["style"])),
+            "transpose": torch.tensor(draw["transpose"]),
+        }
         if self.with_stems:
             zeros = torch.zeros_like(mix)
             item["stems"] = torch.stack([stems.get(name, zeros) for name in STEM_NAMES])
@@ -172,8 +198,13 @@ class _SegmentIndex(Dataset):
 
 
 def _audio_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
-                  and not any(part.endswith(".stems") for part in p.relative_to(root).parts[:-1]))
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in AUDIO_SUFFIXES
+        and p.is_file()
+        and not any(part.endswith(".stems") for part in p.relative_to(root).parts[:-1])
+    )
 
 
 class AudioFolderSegments(_SegmentIndex):
@@ -199,8 +230,10 @@ class AudioFolderSegments(_SegmentIndex):
                     row = json.loads(line)
                     self.labels[self.root / row["file"]] = STYLE_NAMES.index(row["style"])
                 except (ValueError, KeyError) as err:
-                    raise InputError(f"{manifest}: line {line_no} is not a manifest entry with a known style ({err}); "
-                                     "re-run prerender") from err
+                    raise InputError(
+                        f"{manifest}: line {line_no} is not a manifest entry with a known style ({err}); "
+                        "re-run prerender"
+                    ) from err
             files = sorted(p for p in self.labels if p.is_file())
         else:
             files = _audio_files(self.root)
@@ -218,8 +251,12 @@ class AudioFolderSegments(_SegmentIndex):
             _, start = self.entries[index]
             stem_dir = self.files[k].with_suffix(".stems")
             paths = [stem_dir / f"{name}{self.files[k].suffix}" for name in STEM_NAMES]
-            item["stems"] = torch.stack([_read_segment(p, start, self.seconds, self.num_samples) if p.is_file()
-                                         else torch.zeros_like(audio) for p in paths])
+            item["stems"] = torch.stack(
+                [
+                    _read_segment(p, start, self.seconds, self.num_samples) if p.is_file() else torch.zeros_like(audio)
+                    for p in paths
+                ]
+            )
         return item
 
 
@@ -232,7 +269,9 @@ def read_fma_genres(tracks_csv: Path) -> dict[int, str]:
             try:
                 col = next(i for i, (g, n) in enumerate(zip(groups, fields)) if g == "track" and n == "genre_top")
             except StopIteration:
-                raise InputError(f"{tracks_csv}: no ('track', 'genre_top') column; pass FMA's fma_metadata/tracks.csv") from None
+                raise InputError(
+                    f"{tracks_csv}: no ('track', 'genre_top') column; pass FMA's fma_metadata/tracks.csv"
+                ) from None
             genres = {}
             for row in reader:
                 if len(row) > col and row[0].strip().isdigit() and row[col].strip():
@@ -249,15 +288,19 @@ class FMASegments(_SegmentIndex):
     index into ``self.genres`` (sorted genre names of the tracks found).
     """
 
-    def __init__(self, root: str | os.PathLike, seconds: float, *, seed: int = 0,
-                 genres: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, root: str | os.PathLike, seconds: float, *, seed: int = 0, genres: Sequence[str] | None = None
+    ) -> None:
         self.root = Path(root)
         tracks_csv = self.root / "fma_metadata" / "tracks.csv"
         if not tracks_csv.is_file():
             raise InputError(f"{tracks_csv}: FMA metadata missing; pass the folder holding fma_metadata/ and fma_*/")
         by_id = read_fma_genres(tracks_csv)
-        files = [p for p in sorted(self.root.glob("fma_*/[0-9][0-9][0-9]/*.mp3"))
-                 if p.parent.parent.name != "fma_metadata" and p.stem.isdigit() and int(p.stem) in by_id]
+        files = [
+            p
+            for p in sorted(self.root.glob("fma_*/[0-9][0-9][0-9]/*.mp3"))
+            if p.parent.parent.name != "fma_metadata" and p.stem.isdigit() and int(p.stem) in by_id
+        ]
         self.genres = list(genres) if genres is not None else sorted({by_id[int(p.stem)] for p in files})
         files = [p for p in files if by_id[int(p.stem)] in self.genres]
         super().__init__(files, seconds, seed)

@@ -3,6 +3,7 @@
 Every command line turns it into a single line on stderr and exit code 2 (:func:`run_main`, and
 :class:`OneLineParser` for usage errors); everything else is a bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """Atomic file writes: a crash or a bad input never leaves a partial output behind."""
+
 from __future__ import annotations
 
 import contextlib

@@ -18,6 +18,7 @@ the sample by cross-correlating the context audio (:func:`align`).
 
 Nothing here prints or needs a model.
 """
+
 from __future__ import annotations
 
 import math
@@ -191,8 +192,9 @@ class _Context:
     span: Span  # samples the region plus its matched contexts cover
 
 
-def region_context(feat: Features, region: Span, context: float, sample_rate: int,
-                   sides: tuple[bool, bool] = (True, True)) -> _Context:
+def region_context(
+    feat: Features, region: Span, context: float, sample_rate: int, sides: tuple[bool, bool] = (True, True)
+) -> _Context:
     """The template frames of ``context`` seconds each side of ``region`` (samples), on the ``sides`` asked for."""
     start, end = region
     c = int(round(context * sample_rate))
@@ -203,7 +205,9 @@ def region_context(feat: Features, region: Span, context: float, sample_rate: in
     return _Context(left, right, (lo, hi))
 
 
-def similarity_curve(song: Features, source: Features, ctx: _Context) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def similarity_curve(
+    song: Features, source: Features, ctx: _Context
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For every frame shift δ of ``source`` against the song (index i ↔ δ = i − first), the similarity of both
     matched sides, and each side's alone (NaN where a side is unmatched or runs off the source).
 
@@ -257,9 +261,13 @@ def find_passages(
     start, end = (int(round(t * sample_rate)) for t in region)
     length = audio.shape[-1]
     if not 0 <= start < end or start > length:
-        raise InputError(f"region {region[0]:g}-{region[1]:g} s is empty or outside the audio (0-{length / sample_rate:.2f} s)")
+        raise InputError(
+            f"region {region[0]:g}-{region[1]:g} s is empty or outside the audio (0-{length / sample_rate:.2f} s)"
+        )
     song = song_features if song_features is not None else features(audio, sample_rate)
-    refs = list(reference_features) if reference_features is not None else [features(r, sample_rate) for r in references]
+    refs = (
+        list(reference_features) if reference_features is not None else [features(r, sample_rate) for r in references]
+    )
     ctx = region_context(song, (start, end), context, sample_rate, sides)
     if ctx.left is None and ctx.right is None:
         return []
@@ -292,10 +300,28 @@ def find_passages(
     sources = [audio, *references]
     matches = []
     for sim, index, shift, left_sim, right_sim in candidates[:top]:
-        refined, corr = align(audio, sources[index], (start, end), shift, sample_rate=sample_rate,
-                              sides=(ctx.left is not None, ctx.right is not None), reach=int(math.ceil(source_hop(sample_rate))))
-        matches.append(Match(index, start + refined, (start, end), calibrated(sim), sim,
-                             None if ctx.left is None else left_sim, None if ctx.right is None else right_sim, corr, sample_rate))
+        refined, corr = align(
+            audio,
+            sources[index],
+            (start, end),
+            shift,
+            sample_rate=sample_rate,
+            sides=(ctx.left is not None, ctx.right is not None),
+            reach=int(math.ceil(source_hop(sample_rate))),
+        )
+        matches.append(
+            Match(
+                index,
+                start + refined,
+                (start, end),
+                calibrated(sim),
+                sim,
+                None if ctx.left is None else left_sim,
+                None if ctx.right is None else right_sim,
+                corr,
+                sample_rate,
+            )
+        )
     return matches
 
 
@@ -319,8 +345,14 @@ def _xcorr(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]
 
 
 def align(
-    song: torch.Tensor, source: torch.Tensor, region: Span, shift: int, *, sample_rate: int,
-    sides: tuple[bool, bool] = (True, True), reach: int,
+    song: torch.Tensor,
+    source: torch.Tensor,
+    region: Span,
+    shift: int,
+    *,
+    sample_rate: int,
+    sides: tuple[bool, bool] = (True, True),
+    reach: int,
 ) -> tuple[int, float]:
     """Refine a sample ``shift`` (source − song) to the lag within ±``reach`` samples that maximises the normalised
     cross-correlation of the song's :data:`ALIGN_S` seconds of context audio next to ``region`` with the source's,
@@ -353,8 +385,14 @@ def align(
 
 
 def find_chain(
-    audio: torch.Tensor, sample_rate: int, region: tuple[float, float], *, references: Sequence[torch.Tensor] = (),
-    exclude: Sequence[tuple[float, float]] = (), context: float | None = None, song_features: Features | None = None,
+    audio: torch.Tensor,
+    sample_rate: int,
+    region: tuple[float, float],
+    *,
+    references: Sequence[torch.Tensor] = (),
+    exclude: Sequence[tuple[float, float]] = (),
+    context: float | None = None,
+    song_features: Features | None = None,
     reference_features: Sequence[Features] | None = None,
 ) -> tuple[Match, Match] | None:
     """Two passages for a gap that no single repeat spans: the one whose past matches the left context (it plays on
@@ -365,8 +403,12 @@ def find_chain(
     """
     context = CONTEXT_S if context is None else context
     song = song_features if song_features is not None else features(audio, sample_rate)
-    refs = list(reference_features) if reference_features is not None else [features(r, sample_rate) for r in references]
-    kw = dict(references=references, exclude=exclude, context=context, top=1, song_features=song, reference_features=refs)
+    refs = (
+        list(reference_features) if reference_features is not None else [features(r, sample_rate) for r in references]
+    )
+    kw = dict(
+        references=references, exclude=exclude, context=context, top=1, song_features=song, reference_features=refs
+    )
     left = find_passages(audio, sample_rate, region, sides=(True, False), **kw)
     right = find_passages(audio, sample_rate, region, sides=(False, True), **kw)
     if not left or not right or left[0].left is None or right[0].right is None:
@@ -375,13 +417,17 @@ def find_chain(
     feats = [song, *refs]
     start, end = a.region
     k0, k1 = math.ceil(start / song.hop), math.floor(end / song.hop)
-    agreement = _agreement(feats[a.source], a.shift, feats[b.source], b.shift, k0, k1, song.hop, int(context / 2 * ANALYSIS_RATE / HOP))
+    agreement = _agreement(
+        feats[a.source], a.shift, feats[b.source], b.shift, k0, k1, song.hop, int(context / 2 * ANALYSIS_RATE / HOP)
+    )
     sides = (a.left * 1.0 + b.right * 1.0) / 2.0
     chain = min(sides, agreement)
     return replace(a, similarity=chain, score=calibrated(chain), right=b.right), b
 
 
-def _agreement(fa: Features, shift_a: int, fb: Features, shift_b: int, k0: int, k1: int, hop: float, half: int) -> float:
+def _agreement(
+    fa: Features, shift_a: int, fb: Features, shift_b: int, k0: int, k1: int, hop: float, half: int
+) -> float:
     """The best mean per-frame similarity, over windows of 2·``half`` + 1 song frames inside [k0, k1), of source
     ``fa`` shifted by ``shift_a`` samples and ``fb`` by ``shift_b``."""
     ks = torch.arange(k0, k1)
@@ -389,8 +435,11 @@ def _agreement(fa: Features, shift_a: int, fb: Features, shift_b: int, k0: int, 
     ok = (ia >= 0) & (ia < fa.frames.shape[1]) & (ib >= 0) & (ib < fb.frames.shape[1])
     if not ok.any():
         return -1.0
-    per_frame = torch.where(ok, (fa.frames[:, ia.clamp(0, fa.frames.shape[1] - 1)] * fb.frames[:, ib.clamp(0, fb.frames.shape[1] - 1)]).sum(0),
-                            torch.zeros(()))
+    per_frame = torch.where(
+        ok,
+        (fa.frames[:, ia.clamp(0, fa.frames.shape[1] - 1)] * fb.frames[:, ib.clamp(0, fb.frames.shape[1] - 1)]).sum(0),
+        torch.zeros(()),
+    )
     width = min(2 * half + 1, per_frame.numel())
     smooth = torch.nn.functional.avg_pool1d(per_frame[None, None], width, stride=1)[0, 0]
     return float(smooth.max())

@@ -1,5 +1,7 @@
-"""Pictures of edits: before/after log-mel spectrograms with the edited regions marked (``musicprod ... --plot out.png``,
-``vae.evaluate --plot``) and chromagrams (``guidance.style_transfer --plot``)."""
+"""Pictures of edits: before/after log-mel spectrograms with the edited regions marked (``musicprod ... --plot
+out.png``,
+``vae.evaluate --plot``) and chromagrams (``benchmarks/style_transfer.py --plot``)."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +24,9 @@ def log_mel(audio: torch.Tensor, sample_rate: int, n_mels: int = 96) -> np.ndarr
     mono = audio.float().mean(0)
     if mono.numel() < n_fft:  # very short clips: pad so one frame exists
         mono = torch.nn.functional.pad(mono, (0, n_fft - mono.numel()))
-    mel = torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=n_fft, hop_length=hop,
-                                               n_mels=min(n_mels, n_fft // 4), f_max=sample_rate / 2)(mono)
+    mel = torchaudio.transforms.MelSpectrogram(
+        sample_rate, n_fft=n_fft, hop_length=hop, n_mels=min(n_mels, n_fft // 4), f_max=sample_rate / 2
+    )(mono)
     return (10.0 * torch.log10(mel.clamp(min=1e-10))).numpy()
 
 
@@ -79,8 +82,15 @@ def _spectrograms(fig, axes, before, after, sample_rate, regions, labels, lo, i0
     vmax = max(m.max() for m in mels)
     vmin = vmax - 80.0
     for ax, mel, label in zip(axes, mels, labels):
-        im = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
-                       extent=(lo, lo + (i1 - i0) / sample_rate, 0, mel.shape[0]))
+        im = ax.imshow(
+            mel,
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            vmin=vmin,
+            vmax=vmax,
+            extent=(lo, lo + (i1 - i0) / sample_rate, 0, mel.shape[0]),
+        )
         for a, b in regions:
             ax.axvspan(a, b, facecolor="none", edgecolor="cyan", linewidth=1.5, linestyle="--")
         ax.set_ylabel(f"{label}\nmel bin" if label else "")
@@ -111,35 +121,68 @@ def _plot_with_sources(plt, path, before, after, sample_rate, regions, title, co
         strip.axvspan(a, b, color="tab:red", alpha=0.6)
         if mark.source is not None:
             strip.axvspan(*mark.source, color="tab:green", alpha=0.6)
-            strip.annotate("", xy=((a + b) / 2, top), xytext=(sum(mark.source) / 2, top),
-                           arrowprops=dict(arrowstyle="->", color="tab:green", connectionstyle="arc3,rad=-0.3"))
-        strip.text((a + b) / 2, floor + (top - floor) * (0.05 + 0.18 * (i % 3)), mark.label, fontsize=7, ha="center",
-                   va="bottom", bbox=dict(facecolor="white", alpha=0.8, linewidth=0))
+            strip.annotate(
+                "",
+                xy=((a + b) / 2, top),
+                xytext=(sum(mark.source) / 2, top),
+                arrowprops=dict(arrowstyle="->", color="tab:green", connectionstyle="arc3,rad=-0.3"),
+            )
+        strip.text(
+            (a + b) / 2,
+            floor + (top - floor) * (0.05 + 0.18 * (i % 3)),
+            mark.label,
+            fontsize=7,
+            ha="center",
+            va="bottom",
+            bbox=dict(facecolor="white", alpha=0.8, linewidth=0),
+        )
     strip.set_title("red: edited regions; green: the passages copied into them", fontsize=8)
     for col, (a, b) in enumerate(shown):
         lo, hi = max(0.0, a - context / 2), min(duration, b + context / 2)
         i0, i1 = int(lo * sample_rate), max(int(lo * sample_rate) + 1, int(np.ceil(hi * sample_rate)))
         top_ax = fig.add_subplot(grid[1, col])
         axes = [top_ax, fig.add_subplot(grid[2, col], sharex=top_ax)]
-        _spectrograms(fig, axes, before, after, sample_rate, [(a, b)], labels if col == 0 else ("", ""), lo, i0, i1,
-                      colorbar=col == len(shown) - 1)
+        _spectrograms(
+            fig,
+            axes,
+            before,
+            after,
+            sample_rate,
+            [(a, b)],
+            labels if col == 0 else ("", ""),
+            lo,
+            i0,
+            i1,
+            colorbar=col == len(shown) - 1,
+        )
     if title:
         fig.suptitle(title)
     return _save(fig, path)
 
 
-def plot_chromagrams(path: str | os.PathLike, clips: dict[str, torch.Tensor], sample_rate: int, *, title: str = "") -> Path:
+def plot_chromagrams(
+    path: str | os.PathLike, clips: dict[str, torch.Tensor], sample_rate: int, *, title: str = ""
+) -> Path:
     """Write a PNG of the CQT chromagram (librosa, as ``chroma_correlation`` scores it) of each labelled clip
     ``(channels, T)``, one above the other: whether the notes survive an edit is easier to see than to read."""
     from .audio import chromagram
 
     plt = _pyplot()
-    fig, axes = plt.subplots(len(clips), 1, figsize=(10, 1.6 + 1.5 * len(clips)), sharex=True, squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(
+        len(clips), 1, figsize=(10, 1.6 + 1.5 * len(clips)), sharex=True, squeeze=False, constrained_layout=True
+    )
     for ax, (label, audio) in zip(axes[:, 0], clips.items()):
         chroma = chromagram(audio, sample_rate)
-        ax.imshow(chroma, origin="lower", aspect="auto", cmap="magma", vmin=0.0, vmax=1.0, interpolation="nearest",
-                  extent=(0.0, audio.shape[-1] / sample_rate, -0.5, 11.5))
+        ax.imshow(
+            chroma,
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            vmin=0.0,
+            vmax=1.0,
+            interpolation="nearest",
+            extent=(0.0, audio.shape[-1] / sample_rate, -0.5, 11.5),
+        )
         ax.set_yticks(range(12), ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"], fontsize=7)
         ax.set_ylabel(label)
     axes[-1, 0].set_xlabel("time (s)")

@@ -5,6 +5,7 @@ BRIDGE, PIANO) plus annotation text files. The MIDI files' own tempo maps and ti
 (beats drift by up to ±0.5 s, placeholder 1/4 signatures), so only note times in seconds are taken from the
 MIDI; beats come from ``beat_midi.txt`` and chords from ``chord_midi.txt``, both in seconds.
 """
+
 from __future__ import annotations
 
 import json
@@ -97,13 +98,18 @@ def parse_chord_label(label: str) -> tuple[int, str]:
 
 def _read_rows(path: Path, min_cols: int) -> list[list[str]]:
     if not path.is_file():
-        raise InputError(f"{path}: file is missing; use a complete POP909 song folder (NNN.mid + beat_midi.txt, chord_midi.txt, key_audio.txt)")
+        raise InputError(
+            f"{path}: file is missing; use a complete POP909 song folder (NNN.mid + beat_midi.txt, chord_midi.txt, "
+            "key_audio.txt)"
+        )
     try:
         rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: cannot read it ({err}); restore it from the POP909 release") from err
     if not rows or any(len(r) < min_cols for r in rows):
-        raise InputError(f"{path}: expected at least {min_cols} columns on every line; restore it from the POP909 release")
+        raise InputError(
+            f"{path}: expected at least {min_cols} columns on every line; restore it from the POP909 release"
+        )
     return rows
 
 
@@ -161,8 +167,11 @@ def read_midi_notes(path: str | os.PathLike) -> dict[str, tuple[Note, ...]]:
         if inst.is_drum:
             continue  # drums are generated per style, never taken from the file
         name = (inst.name or "").strip().upper() or f"TRACK{i}"
-        notes = [Note(int(n.pitch), int(max(1, min(127, n.velocity))), float(n.start), float(n.end))
-                 for n in inst.notes if n.end > n.start]
+        notes = [
+            Note(int(n.pitch), int(max(1, min(127, n.velocity))), float(n.start), float(n.end))
+            for n in inst.notes
+            if n.end > n.start
+        ]
         merged = list(tracks.get(name, ())) + notes
         tracks[name] = tuple(sorted(merged, key=lambda n: (n.start, n.pitch)))
     if not any(tracks.values()):
@@ -181,7 +190,9 @@ def load_song(path: str | os.PathLike) -> Song:
         if not midi.is_file():
             mids = sorted(path.glob("*.mid"))
             if len(mids) != 1:
-                raise InputError(f"{midi}: file is missing; pass a POP909 song folder (NNN/ with NNN.mid) or a .mid file")
+                raise InputError(
+                    f"{midi}: file is missing; pass a POP909 song folder (NNN/ with NNN.mid) or a .mid file"
+                )
             midi = mids[0]
         tracks = read_midi_notes(midi)
         beats, downbeats, per_bar = read_beats(path / "beat_midi.txt")
@@ -205,7 +216,9 @@ def sixteenth_grid(song: Song) -> np.ndarray:
     """
     beats = np.asarray(song.beats, dtype=np.float64)
     if len(beats) < 2:
-        raise InputError(f"song {song.song_id}: no beat annotations; a 16th grid needs a POP909 folder with beat_midi.txt")
+        raise InputError(
+            f"song {song.song_id}: no beat annotations; a 16th grid needs a POP909 folder with beat_midi.txt"
+        )
     ext = np.append(beats, beats[-1] + (beats[-1] - beats[-2]))
     frac = np.arange(4) / 4.0
     return (ext[:-1, None] + np.diff(ext)[:, None] * frac[None, :]).reshape(-1)
@@ -215,8 +228,10 @@ def transpose_song(song: Song, semitones: int) -> Song:
     """Shift every note by ``semitones``; notes leaving 0..127 are dropped."""
     if semitones == 0:
         return song
-    tracks = {name: tuple(replace(n, pitch=n.pitch + semitones) for n in notes if 0 <= n.pitch + semitones <= 127)
-              for name, notes in song.tracks.items()}
+    tracks = {
+        name: tuple(replace(n, pitch=n.pitch + semitones) for n in notes if 0 <= n.pitch + semitones <= 127)
+        for name, notes in song.tracks.items()
+    }
     return replace(song, tracks=tracks)
 
 
@@ -255,5 +270,8 @@ def make_split(ids: list[str], seed: int = 909, fractions: tuple[float, float] =
     order = list(np.random.default_rng(seed).permutation(sorted(ids)))
     n_train = round(fractions[0] * len(order))
     n_valid = round(fractions[1] * len(order))
-    return {"train": sorted(order[:n_train]), "valid": sorted(order[n_train:n_train + n_valid]),
-            "test": sorted(order[n_train + n_valid:])}
+    return {
+        "train": sorted(order[:n_train]),
+        "valid": sorted(order[n_train : n_train + n_valid]),
+        "test": sorted(order[n_train + n_valid :]),
+    }

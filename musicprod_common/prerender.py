@@ -9,6 +9,7 @@ as ``OUT/NNNNNN.flac`` (and ``OUT/NNNNNN.stems/TRACK.flac`` with ``--stems``). R
 arguments skips segments already listed in the manifest, so an interrupted run resumes.
 ``AudioFolderSegments(OUT, seconds)`` reads the result back with style labels.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,10 @@ _DATASET: Pop909Segments | None = None
 
 # Output formats: lossless 16-bit FLAC (default), or Ogg Vorbis about 2.4x smaller (~35 dB SNR on these mixes)
 # for when the data has to travel in a small budget.
-FORMATS = {"flac": dict(format="FLAC", subtype="PCM_16"),
-           "ogg": dict(format="OGG", subtype="VORBIS", compression_level=0.3)}
+FORMATS = {
+    "flac": dict(format="FLAC", subtype="PCM_16"),
+    "ogg": dict(format="OGG", subtype="VORBIS", compression_level=0.3),
+}
 
 
 def _write(path: Path, audio: torch.Tensor) -> None:
@@ -61,11 +64,19 @@ def _render_one(job: tuple[int, str, bool, str]) -> dict:
             if track in stem_audio:
                 _write(stem_dir / f"{track}.{ext}", stem_audio[track])
     _write(out / name, mix)  # the mix last: its presence means the segment is complete
-    return {"index": index, "file": name, "song": draw["song"], "style": draw["style"],
-            "style_index": STYLE_NAMES.index(draw["style"]), "start": draw["start"], "transpose": draw["transpose"],
-            "seconds": _DATASET.seconds, "peak": round(float(mix.abs().max()), 5),
-            "programs": {name: prog for name, prog in _programs(draw["style"]).items() if name in stem_audio},
-            "drums": "DRUMS" in stem_audio}
+    return {
+        "index": index,
+        "file": name,
+        "song": draw["song"],
+        "style": draw["style"],
+        "style_index": STYLE_NAMES.index(draw["style"]),
+        "start": draw["start"],
+        "transpose": draw["transpose"],
+        "seconds": _DATASET.seconds,
+        "peak": round(float(mix.abs().max()), 5),
+        "programs": {name: prog for name, prog in _programs(draw["style"]).items() if name in stem_audio},
+        "drums": "DRUMS" in stem_audio,
+    }
 
 
 def _programs(style_name: str) -> dict[str, int]:
@@ -88,19 +99,38 @@ def _read_manifest(path: Path) -> dict[int, dict]:
     return rows
 
 
-def prerender(pop909: str | os.PathLike, out: str | os.PathLike, *, split: str, seconds: float, count: int,
-              seed: int = 0, styles: list[str] | None = None, transpose: int = 6, workers: int = 2,
-              stems: bool = False, audio_format: str = "flac", progress=None) -> Path:
+def prerender(
+    pop909: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    split: str,
+    seconds: float,
+    count: int,
+    seed: int = 0,
+    styles: list[str] | None = None,
+    transpose: int = 6,
+    workers: int = 2,
+    stems: bool = False,
+    audio_format: str = "flac",
+    progress=None,
+) -> Path:
     """Render segments 0..count-1 into ``out``; returns the manifest path. ``progress(done, total)`` if given."""
     if audio_format not in FORMATS:
         raise InputError(f"unknown audio format {audio_format!r}; valid: {', '.join(FORMATS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    kwargs = dict(root=str(pop909), split=split, seconds=seconds, styles=styles, transpose=transpose, seed=seed,
-                  with_stems=False)
+    kwargs = dict(
+        root=str(pop909), split=split, seconds=seconds, styles=styles, transpose=transpose, seed=seed, with_stems=False
+    )
     Pop909Segments(**kwargs)  # validate arguments in this process, before any worker starts
-    settings = {"pop909_split": split, "seconds": seconds, "seed": seed, "styles": styles, "transpose": transpose,
-                "format": audio_format}
+    settings = {
+        "pop909_split": split,
+        "seconds": seconds,
+        "seed": seed,
+        "styles": styles,
+        "transpose": transpose,
+        "format": audio_format,
+    }
     settings_path = out / "prerender.json"
     if settings_path.is_file() and json.loads(settings_path.read_text()) != settings:
         raise InputError(f"{out}: holds segments rendered with other settings ({settings_path}); use an empty folder")
@@ -148,8 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transpose", type=int, default=6, help="max |semitones| of the random transposition")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--stems", action="store_true", help="also write NAME.stems/TRACK.flac")
-    parser.add_argument("--format", choices=list(FORMATS), default="flac",
-                        help="flac: lossless 16-bit (default); ogg: Vorbis, about 2.4x smaller")
+    parser.add_argument(
+        "--format",
+        choices=list(FORMATS),
+        default="flac",
+        help="flac: lossless 16-bit (default); ogg: Vorbis, about 2.4x smaller",
+    )
     args = parser.parse_args(argv)
     try:
         styles = parse_style_list(args.styles) or training_styles()
@@ -168,13 +202,26 @@ def main(argv: list[str] | None = None) -> int:
             bar.n = done
             bar.refresh()
 
-        manifest = prerender(args.pop909, args.out, split=args.split, seconds=args.seconds, count=args.count,
-                             seed=args.seed, styles=styles, transpose=args.transpose, workers=args.workers,
-                             stems=args.stems, audio_format=args.format, progress=progress)
+        manifest = prerender(
+            args.pop909,
+            args.out,
+            split=args.split,
+            seconds=args.seconds,
+            count=args.count,
+            seed=args.seed,
+            styles=styles,
+            transpose=args.transpose,
+            workers=args.workers,
+            stems=args.stems,
+            audio_format=args.format,
+            progress=progress,
+        )
         bar.close()
         elapsed = time.time() - start
-        print(f"wrote {args.count} segments to {args.out} ({manifest.name}); {elapsed:.0f} s, "
-              f"{args.count * args.seconds / max(elapsed, 1e-9):.1f}x real time")
+        print(
+            f"wrote {args.count} segments to {args.out} ({manifest.name}); {elapsed:.0f} s, "
+            f"{args.count * args.seconds / max(elapsed, 1e-9):.1f}x real time"
+        )
     except InputError as err:
         sys.stderr.write(f"prerender: error: {err}\n")
         return 2

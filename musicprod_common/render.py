@@ -7,6 +7,7 @@ pair plus its own reverb and chorus; the mix is the sum of the stems. pyfluidsyn
 dithered int16, so ``fluid_synth_process`` is bound here with ctypes on the library pyfluidsynth loaded, and
 everything stays float32.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -54,8 +55,10 @@ class _Lib:
         try:
             import fluidsynth  # pyfluidsynth: only used to find and load libfluidsynth
         except (ImportError, OSError) as err:
-            raise InputError(f"libfluidsynth could not be loaded ({err}); install it (apt install fluidsynth) "
-                             "and pyfluidsynth (pip install pyfluidsynth)") from err
+            raise InputError(
+                f"libfluidsynth could not be loaded ({err}); install it (apt install fluidsynth) "
+                "and pyfluidsynth (pip install pyfluidsynth)"
+            ) from err
         lib = fluidsynth._fl
         p, i, d, c = ctypes.c_void_p, ctypes.c_int, ctypes.c_double, ctypes.c_char_p
 
@@ -118,9 +121,13 @@ def _loaded_soundfont(lib: _Lib, sf_path: Path) -> int:
 def _new_synth(lib: _Lib, n_tracks: int, sample_rate: int) -> tuple[int, int]:
     """A synth with one audio group and one effects group per track, and its settings."""
     settings = lib.new_settings()
-    for name, value in (("synth.audio-groups", n_tracks), ("synth.audio-channels", n_tracks),
-                        ("synth.effects-groups", n_tracks), ("synth.midi-channels", max(16, n_tracks)),
-                        ("synth.cpu-cores", 1)):
+    for name, value in (
+        ("synth.audio-groups", n_tracks),
+        ("synth.audio-channels", n_tracks),
+        ("synth.effects-groups", n_tracks),
+        ("synth.midi-channels", max(16, n_tracks)),
+        ("synth.cpu-cores", 1),
+    ):
         lib.setint(settings, name.encode(), value)
     lib.setnum(settings, b"synth.sample-rate", float(sample_rate))
     lib.setnum(settings, b"synth.gain", _SYNTH_GAIN)
@@ -137,7 +144,9 @@ def _to_block(frame: float) -> int:
     return int(round(frame / _BLOCK)) * _BLOCK
 
 
-def _events(tracks: Sequence[Track], start: float, end: float, sr: int, n_frames: int) -> list[tuple[int, int, int, int, int]]:
+def _events(
+    tracks: Sequence[Track], start: float, end: float, sr: int, n_frames: int
+) -> list[tuple[int, int, int, int, int]]:
     """(frame, kind, channel, key, velocity) sorted, frames on the block grid; kind 0 = note-off, 1 = note-on,
     so at the same frame a repeated note's off comes before the next on. Notes crossing ``start`` begin there."""
     events = []
@@ -173,7 +182,8 @@ def render_tracks(
     """Render the window [start, end) s of ``tracks`` in one FluidSynth pass.
 
     Returns mix (2, T) and one stem (2, T) per track, T = round((end - start) * sample_rate). Deterministic:
-    a fresh synth per call (the loaded soundfont is shared), and nothing is dithered. ``progress`` gets the fraction done (0..1) now and then.
+    a fresh synth per call (the loaded soundfont is shared), and nothing is dithered. ``progress`` gets the fraction
+    done (0..1) now and then.
     """
     if not tracks:
         raise InputError("nothing to render: no tracks")
@@ -181,8 +191,10 @@ def render_tracks(
         raise InputError(f"empty time window [{start}, {end}); pass an end after the start")
     sf_path = Path(soundfont) if soundfont is not None else default_soundfont()
     if not sf_path.is_file():
-        raise InputError(f"{sf_path}: soundfont not found; install fluid-soundfont-gm (apt install fluid-soundfont-gm) "
-                         "or set MUSICPROD_SOUNDFONT / --soundfont to a .sf2 file")
+        raise InputError(
+            f"{sf_path}: soundfont not found; install fluid-soundfont-gm (apt install fluid-soundfont-gm) "
+            "or set MUSICPROD_SOUNDFONT / --soundfont to a .sf2 file"
+        )
     lib = _lib()
     n_tracks = len(tracks)
     n_frames = int(round((end - start) * sample_rate))
@@ -273,7 +285,9 @@ def render_song(
         raise InputError(f"song {song.song_id}: no notes to render")
     stop = song.end_time + tail if end is None else end
     if not stop > start:
-        raise InputError(f"window [{start}, {stop}) s is empty (song {song.song_id} ends at {song.end_time:.1f} s); "
-                         "pass --start before the end and --end after --start")
+        raise InputError(
+            f"window [{start}, {stop}) s is empty (song {song.song_id} ends at {song.end_time:.1f} s); "
+            "pass --start before the end and --end after --start"
+        )
     tracks = arrange(transpose_song(song, transpose), style)
     return render_tracks(tracks, start=start, end=stop, soundfont=soundfont, sample_rate=sample_rate, progress=progress)

@@ -9,6 +9,7 @@ source sample times its piece's gain: a copy of an exact repeat comes back bit f
 
 Nothing here prints or needs a model.
 """
+
 from __future__ import annotations
 
 import math
@@ -118,7 +119,9 @@ def _layer_mono(sources: Sequence[torch.Tensor], piece: Piece, lo: int, hi: int)
     return src[:, lo + piece.shift : hi + piece.shift].double().mean(0).numpy() * piece.gain
 
 
-def best_seam(sources: Sequence[torch.Tensor], before: Piece, after: Piece, lo: int, hi: int, fade: int, prefer: str) -> Seam:
+def best_seam(
+    sources: Sequence[torch.Tensor], before: Piece, after: Piece, lo: int, hi: int, fade: int, prefer: str
+) -> Seam:
     """The ``fade``-sample seam inside song samples [lo, hi) where the two layers differ least: the normalised
     mismatch Σ(a − b)² / Σ(a² + b²) over the fade. Where two copies of the same music agree, a join is inaudible;
     an onset that only one of them has makes them disagree, so the seam also falls between onsets. Ties go to the
@@ -140,8 +143,14 @@ def best_seam(sources: Sequence[torch.Tensor], before: Piece, after: Piece, lo: 
 
 
 def plan_copy(
-    song: torch.Tensor, sources: Sequence[torch.Tensor], match: Match, margin: int, *, sample_rate: int,
-    right: tuple[int, int] | None = None, fade: int | None = None,
+    song: torch.Tensor,
+    sources: Sequence[torch.Tensor],
+    match: Match,
+    margin: int,
+    *,
+    sample_rate: int,
+    right: tuple[int, int] | None = None,
+    fade: int | None = None,
 ) -> SplicePlan:
     """Copy ``match``'s passage over its region, with a seam in the ``margin`` samples of song before and after the
     region (none on a side where the region touches the song's start or end).
@@ -178,7 +187,9 @@ def plan_copy(
         lo = max(start + fade, -pieces[1].shift)
         hi = min(end - fade, sources[pieces[0].source].shape[-1] - pieces[0].shift)
         if hi - lo < fade:
-            raise InputError(f"two copied pieces cannot be joined inside samples {start}-{end}: their sources are too short")
+            raise InputError(
+                f"two copied pieces cannot be joined inside samples {start}-{end}: their sources are too short"
+            )
         seams.append(best_seam(sources, pieces[0], pieces[1], lo, hi, fade, prefer="start"))
     if after:
         hi = min(length, end + margin, sources[pieces[-1].source].shape[-1] - pieces[-1].shift)
@@ -186,18 +197,33 @@ def plan_copy(
     return SplicePlan((start, end), pieces, seams, sample_rate, before, after, match)
 
 
-def plan_fill(song: torch.Tensor, sources: Sequence[torch.Tensor], match: Match, margin: int, *, sample_rate: int,
-              right: Match | None = None) -> SplicePlan:
+def plan_fill(
+    song: torch.Tensor,
+    sources: Sequence[torch.Tensor],
+    match: Match,
+    margin: int,
+    *,
+    sample_rate: int,
+    right: Match | None = None,
+) -> SplicePlan:
     """:func:`plan_copy` of ``match``, or of the chain ``match`` then ``right`` (:func:`passages.find_chain`)."""
-    return plan_copy(song, sources, match, margin, sample_rate=sample_rate,
-                     right=None if right is None else (right.source, right.shift))
+    return plan_copy(
+        song,
+        sources,
+        match,
+        margin,
+        sample_rate=sample_rate,
+        right=None if right is None else (right.source, right.shift),
+    )
 
 
 def render(song: torch.Tensor, sources: Sequence[torch.Tensor], plan: SplicePlan) -> torch.Tensor:
     """The song ``(channels, T)`` with ``plan`` applied; bit-identical outside :meth:`SplicePlan.span`."""
     layers = plan.layers()
     if len(layers) != len(plan.seams) + 1:
-        raise InputError(f"a splice plan needs one seam between each two layers ({len(layers)} layers, {len(plan.seams)} seams)")
+        raise InputError(
+            f"a splice plan needs one seam between each two layers ({len(layers)} layers, {len(plan.seams)} seams)"
+        )
     length = song.shape[-1]
     out = song.clone()
     bounds = [0] + [x for s in plan.seams for x in (s.at, s.end)] + [length]
@@ -209,17 +235,25 @@ def render(song: torch.Tensor, sources: Sequence[torch.Tensor], plan: SplicePlan
     for seam, a, b in zip(plan.seams, layers[:-1], layers[1:]):
         if seam.length == 0:
             continue
-        xa, xb = _take(sources[a.source], a, seam.at, seam.end, song), _take(sources[b.source], b, seam.at, seam.end, song)
+        xa, xb = (
+            _take(sources[a.source], a, seam.at, seam.end, song),
+            _take(sources[b.source], b, seam.at, seam.end, song),
+        )
         g_out, g_in = fade_gains(seam.length, _correlation(xa.double().mean(0).numpy(), xb.double().mean(0).numpy()))
-        out[:, seam.at : seam.end] = (xa.double() * torch.from_numpy(g_out) + xb.double() * torch.from_numpy(g_in)).to(song.dtype)
+        out[:, seam.at : seam.end] = (xa.double() * torch.from_numpy(g_out) + xb.double() * torch.from_numpy(g_in)).to(
+            song.dtype
+        )
     return out
 
 
 def _take(source: torch.Tensor, piece: Piece, lo: int, hi: int, like: torch.Tensor) -> torch.Tensor:
-    """``source`` at song samples [lo, hi) of ``piece`` in ``like``'s channels and dtype (mono ↔ stereo by mean/copy)."""
+    """``source`` at song samples [lo, hi) of ``piece`` in ``like``'s channels and dtype (mono ↔ stereo by
+    mean/copy)."""
     x = source[:, lo + piece.shift : hi + piece.shift]
     if x.shape[-1] != hi - lo:
-        raise InputError(f"a copied piece runs off its source (samples {lo + piece.shift}-{hi + piece.shift} of {source.shape[-1]})")
+        raise InputError(
+            f"a copied piece runs off its source (samples {lo + piece.shift}-{hi + piece.shift} of {source.shape[-1]})"
+        )
     if x.shape[0] != like.shape[0]:
         x = x.mean(0, keepdim=True) if like.shape[0] == 1 else x.expand(like.shape[0], -1)
     return x if piece.gain == 1.0 else (x.double() * piece.gain).to(like.dtype)

@@ -6,6 +6,7 @@ is the label that the style classifier and style-transfer work use. Optional ext
 - a bass split: PIANO notes below ``bass_split`` move to a ``BASS`` track with program ``bass``;
 - a GM drum track (``DRUMS``) generated from the song's beats (kick / snare / hi-hat pattern).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,21 +35,29 @@ class Style:
     def program(self, track: str) -> int:
         """GM program for a track name (MELODY, BRIDGE, PIANO, BASS); other names play as PIANO."""
         return {"MELODY": self.melody, "BRIDGE": self.bridge, "PIANO": self.piano}.get(
-            track, self.bass if track == "BASS" and self.bass is not None else self.piano)
+            track, self.bass if track == "BASS" and self.bass is not None else self.piano
+        )
 
 
-STYLES: dict[str, Style] = {s.name: s for s in (
-    Style("piano", melody=0, bridge=0, piano=0),  # the original POP909 sound
-    Style("band", melody=65, bridge=27, piano=4, bass=33, drums=True),  # alto sax, clean guitar, e-piano, finger bass
-    Style("strings", melody=40, bridge=41, piano=48, bass=43),  # violin, viola, string ensemble, contrabass
-    Style("organ", melody=16, bridge=19, piano=17, bass=32),  # drawbar / church / percussive organ, acoustic bass
-    Style("synth-pop", melody=80, bridge=81, piano=89, bass=38, drums=True),  # square & saw leads, warm pad, synth bass
-    Style("jazz", melody=66, bridge=56, piano=0, bass=32, drums=True),  # tenor sax, trumpet, piano, upright bass
-    Style("guitar", melody=24, bridge=25, piano=25, bass=33),  # nylon lead, steel accompaniment, finger bass
-    Style("chiptune", melody=80, bridge=80, piano=81, bass=38, drums=True),  # square / saw leads, synth bass
-    Style("woodwinds", melody=73, bridge=71, piano=70, bass=58),  # flute, clarinet, bassoon, tuba
-    Style("mallets", melody=11, bridge=12, piano=8, bass=32),  # vibraphone, marimba, celesta, acoustic bass
-)}
+STYLES: dict[str, Style] = {
+    s.name: s
+    for s in (
+        Style("piano", melody=0, bridge=0, piano=0),  # the original POP909 sound
+        Style(
+            "band", melody=65, bridge=27, piano=4, bass=33, drums=True
+        ),  # alto sax, clean guitar, e-piano, finger bass
+        Style("strings", melody=40, bridge=41, piano=48, bass=43),  # violin, viola, string ensemble, contrabass
+        Style("organ", melody=16, bridge=19, piano=17, bass=32),  # drawbar / church / percussive organ, acoustic bass
+        Style(
+            "synth-pop", melody=80, bridge=81, piano=89, bass=38, drums=True
+        ),  # square & saw leads, warm pad, synth bass
+        Style("jazz", melody=66, bridge=56, piano=0, bass=32, drums=True),  # tenor sax, trumpet, piano, upright bass
+        Style("guitar", melody=24, bridge=25, piano=25, bass=33),  # nylon lead, steel accompaniment, finger bass
+        Style("chiptune", melody=80, bridge=80, piano=81, bass=38, drums=True),  # square / saw leads, synth bass
+        Style("woodwinds", melody=73, bridge=71, piano=70, bass=58),  # flute, clarinet, bassoon, tuba
+        Style("mallets", melody=11, bridge=12, piano=8, bass=32),  # vibraphone, marimba, celesta, acoustic bass
+    )
+}
 
 # Never used to train the audio models (VAE, diffusion); kept to evaluate how they handle an unseen timbre.
 VAE_HELDOUT_STYLE = "mallets"
@@ -97,7 +106,9 @@ def drum_pattern(beats: np.ndarray, downbeats: np.ndarray, beats_per_bar: int) -
         if (beats_per_bar == 4 and pos in (1, 3)) or (beats_per_bar == 3 and pos in (1, 2)):
             notes.append(Note(SNARE, 90 if beats_per_bar == 4 else 70, float(t), float(t) + hit))
         for half in (0.0, 0.5):
-            notes.append(Note(CLOSED_HAT, 70 if half == 0 else 55, float(t) + half * dt, float(t) + half * dt + hit / 2))
+            notes.append(
+                Note(CLOSED_HAT, 70 if half == 0 else 55, float(t) + half * dt, float(t) + half * dt + hit / 2)
+            )
     return tuple(sorted(notes, key=lambda n: (n.start, n.pitch)))
 
 

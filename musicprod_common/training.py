@@ -10,9 +10,10 @@ draws are functions of ``(seed, s, position in the global batch)``. That gives t
 A dataset is any map-style dataset whose items are dicts of tensors; the loop adds ``"key"``, one random
 key per draw, which losses pass to :func:`example_randn` and :func:`example_rand`. The key belongs to the
 draw, not the example: an example seen again in a later epoch gets a new diffusion time and new noise.
-(Until session 11 the key was the example's index, so every epoch repeated each example's t and noise, and
-the diffusion models learned those fixed pairs instead of the denoiser; see ``checkpoints/dit/README.md``.)
+(Keyed by the example's index instead, every epoch would repeat each example's t and noise, and a diffusion
+model would learn those fixed pairs instead of the denoiser; a test guards against it.)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,6 +33,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .checkpoint import load_training_state, save_pretrained, save_training_state
+from .errors import InputError
 
 LossFn = Callable[[torch.nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, Mapping[str, float]]]
 STATE_NAME = "state.pt"
@@ -65,9 +67,9 @@ EXPORT_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 MIXED_PRECISION = ("no", "bf16", "fp16")
 TRAIN_ARG_HELP = {
     "steps": "optimizer steps; with --max-minutes the LR anneals over whichever ends first, so --steps can be set "
-             "large for a budgeted run",
+    "large for a budgeted run",
     "max_minutes": "wall-clock budget of the whole run, summed over resumes: the LR cosine anneals over it; the run "
-                   "stops, checkpoints and exports in time (SIGTERM also checkpoints, exports and stops)",
+    "stops, checkpoints and exports in time (SIGTERM also checkpoints, exports and stops)",
     "batch_size": "global batch (over processes and accumulation micro-steps)",
     "export_dtype": "dtype of final/model.safetensors (fp16 halves the shipped size)",
 }
@@ -98,7 +100,45 @@ def add_train_args(parser: "argparse.ArgumentParser", defaults: TrainConfig) -> 
 
 
 def train_config_from_args(args: "argparse.Namespace") -> TrainConfig:
-    return TrainConfig(**{f.name: (tuple(v) if isinstance(v := getattr(args, f.name), list) else v) for f in dataclasses.fields(TrainConfig)})
+    return TrainConfig(
+        **{
+            f.name: (tuple(v) if isinstance(v := getattr(args, f.name), list) else v)
+            for f in dataclasses.fields(TrainConfig)
+        }
+    )
+
+
+def add_training_args(parser: "argparse.ArgumentParser", defaults: TrainConfig) -> None:
+    """What every training script adds: ``--out``, ``--no-progress`` and every TrainConfig flag (``mixed_precision``
+    may default to "auto")."""
+    parser.add_argument(
+        "--out", required=True, help="run folder: state.pt, losses.jsonl, tb/, final/ (resumes if state.pt exists)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_train_args(parser, defaults)
+
+
+def resolve_mixed_precision(choice: str, cpu: bool) -> str:
+    """``"auto"``: bf16 where the GPU supports it, else none; any other choice as given."""
+    if choice != "auto":
+        return choice
+    if not cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "no"
+
+
+def train_config(args: "argparse.Namespace") -> TrainConfig:
+    """The run's TrainConfig: ``--mixed-precision auto`` resolved, warm-up at most 5% of the steps (the default 1000
+    included)."""
+    cfg = train_config_from_args(args)
+    if cfg.steps < 1:
+        raise InputError(f"--steps {cfg.steps}: must be at least 1")
+    return dataclasses.replace(
+        cfg,
+        mixed_precision=resolve_mixed_precision(cfg.mixed_precision, cfg.cpu),
+        warmup_steps=min(cfg.warmup_steps, max(1, cfg.steps // 20)),
+        ema_decay=cfg.ema_decay or None,
+    )
 
 
 def mix_seed(*parts: int) -> int:
@@ -110,13 +150,17 @@ def mix_seed(*parts: int) -> int:
     return x >> 1
 
 
-def example_randn(keys: torch.Tensor, shape: tuple[int, ...], *, salt: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
+def example_randn(
+    keys: torch.Tensor, shape: tuple[int, ...], *, salt: int = 0, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """Per-draw standard normal noise ``(B, *shape)``, a function of each draw's key (``batch["key"]``)."""
     rows = [torch.randn(shape, generator=torch.Generator().manual_seed(mix_seed(int(k), salt))) for k in keys.tolist()]
     return torch.stack(rows).to(device)
 
 
-def example_rand(keys: torch.Tensor, shape: tuple[int, ...], *, salt: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
+def example_rand(
+    keys: torch.Tensor, shape: tuple[int, ...], *, salt: int = 0, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """Per-draw uniform [0, 1) numbers ``(B, *shape)``, like :func:`example_randn`."""
     rows = [torch.rand(shape, generator=torch.Generator().manual_seed(mix_seed(int(k), salt))) for k in keys.tolist()]
     return torch.stack(rows).to(device)
@@ -143,14 +187,20 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
 
     def __init__(self, dataset_len: int, cfg: TrainConfig, start_step: int, rank: int, world: int):
         if cfg.batch_size % (world * cfg.grad_accum):
-            raise ValueError(f"batch_size {cfg.batch_size} must divide by processes × grad_accum = {world * cfg.grad_accum}")
+            raise ValueError(
+                f"batch_size {cfg.batch_size} must divide by processes × grad_accum = {world * cfg.grad_accum}"
+            )
         self.dataset_len, self.cfg, self.start_step, self.rank, self.world = dataset_len, cfg, start_step, rank, world
         self.local = cfg.batch_size // (world * cfg.grad_accum)
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         for step in range(self.start_step, self.cfg.steps):
-            batch = list(zip(global_indices(step, self.cfg.batch_size, self.dataset_len, self.cfg.seed),
-                             draw_keys(step, self.cfg.batch_size, self.cfg.seed)))
+            batch = list(
+                zip(
+                    global_indices(step, self.cfg.batch_size, self.dataset_len, self.cfg.seed),
+                    draw_keys(step, self.cfg.batch_size, self.cfg.seed),
+                )
+            )
             for micro in range(self.cfg.grad_accum):
                 first = (micro * self.world + self.rank) * self.local
                 yield batch[first : first + self.local]
@@ -268,9 +318,15 @@ def train(
         if main:
             unwrapped = accelerator.unwrap_model(model)
             save_training_state(
-                {"model": unwrapped.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                 "ema": ema.state_dict() if ema is not None else {}, "step": step, "train_config": dataclasses.asdict(cfg),
-                 "elapsed_seconds": time.monotonic() - started},
+                {
+                    "model": unwrapped.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "ema": ema.state_dict() if ema is not None else {},
+                    "step": step,
+                    "train_config": dataclasses.asdict(cfg),
+                    "elapsed_seconds": time.monotonic() - started,
+                },
                 state_path,
             )
         accelerator.wait_for_everyone()
@@ -319,7 +375,9 @@ def train(
         bar.update(1)
         # every rank must see the same budget fraction (or their LRs would differ) and the same stop decision
         fraction = (time.monotonic() - started) / (60 * cfg.max_minutes) if cfg.max_minutes is not None else 0.0
-        shared = accelerator.reduce(torch.tensor([fraction, float(terminated["flag"])], device=accelerator.device), reduction="sum")
+        shared = accelerator.reduce(
+            torch.tensor([fraction, float(terminated["flag"])], device=accelerator.device), reduction="sum"
+        )
         budget_used["fraction"] = float(shared[0]) / world
         stop = budget_used["fraction"] >= 1.0 or float(shared[1]) > 0
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop:

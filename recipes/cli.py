@@ -3,6 +3,7 @@
 Each subcommand lives in its own module exposing ``register(subparsers)`` (which adds a parser and sets
 ``func``). Bad input anywhere surfaces as :class:`InputError`: one line on stderr and exit code 2.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -3,6 +3,7 @@
 Everything here runs *before* a model is loaded, so bad input fails in milliseconds with one line
 (:class:`InputError`, exit code 2) and never leaves an output behind.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,9 +51,13 @@ def strength_float(text: str) -> float:
 def add_strength_arg(parser: argparse.ArgumentParser, default: float = 1.0) -> None:
     """``--strength``: how far from the original the sampler starts (SDEdit); for commands that start from a prior."""
     paper = " (the paper's start, which keeps little)" if default == 1.0 else ""
-    parser.add_argument("--strength", type=strength_float, default=default,
-                        help="how much to change, in (0, 1]: the sampler starts at this noise level from the original, "
-                             f"so lower keeps more of it (default {default:g}{paper})")
+    parser.add_argument(
+        "--strength",
+        type=strength_float,
+        default=default,
+        help="how much to change, in (0, 1]: the sampler starts at this noise level from the original, "
+        f"so lower keeps more of it (default {default:g}{paper})",
+    )
 
 
 def non_negative_float(text: str) -> float:
@@ -65,21 +70,50 @@ def non_negative_float(text: str) -> float:
     return value
 
 
-def add_model_args(parser: argparse.ArgumentParser, *, default_steps: int = 50, default_threads: int | None = None) -> None:
-    """``--model``, ``--checkpoints``, ``--steps``, ``--seed``, ``--guidance``, ``--eta``, ``--threads``: every model-driven command."""
-    parser.add_argument("--model", choices=MODEL_KINDS, default="latent",
-                        help="latent: DiT over VAE latents (default, fast); waveform: U-Net on raw audio (baseline)")
-    parser.add_argument("--checkpoints", type=Path, default=None,
-                        help=f"folder with vae/, dit/, unet/ checkpoints (default: $MUSICPROD_CHECKPOINTS or {default_checkpoints()})")
-    parser.add_argument("--steps", type=positive_int, default=default_steps, help=f"sampling steps (default {default_steps})")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same output on the CPU")
-    parser.add_argument("--guidance", type=non_negative_float, default=None, metavar="XI",
-                        help="guidance strength ξ (default: the paper's, 3e-2 latent / 3e-3 waveform; 0 = projection only)")
-    parser.add_argument("--eta", type=unit_float, default=None,
-                        help="sampler η: 0 = deterministic DDIM, 1 = DDPM-like (default: 1 latent, 0 waveform and style)")
-    parser.add_argument("--threads", type=positive_int, default=default_threads,
-                        help="CPU threads for torch (default: " + ("torch's own" if default_threads is None else str(default_threads))
-                             + "; 1 is fastest on a busy 2-core machine)")
+def add_model_args(
+    parser: argparse.ArgumentParser, *, default_steps: int = 50, default_threads: int | None = None
+) -> None:
+    """``--model``, ``--checkpoints``, ``--steps``, ``--seed``, ``--guidance``, ``--eta``, ``--threads``: every
+    model-driven command."""
+    parser.add_argument(
+        "--model",
+        choices=MODEL_KINDS,
+        default="latent",
+        help="latent: DiT over VAE latents (default, fast); waveform: U-Net on raw audio (baseline)",
+    )
+    parser.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=None,
+        help=f"folder with vae/, dit/, unet/ checkpoints (default: $MUSICPROD_CHECKPOINTS or {default_checkpoints()})",
+    )
+    parser.add_argument(
+        "--steps", type=positive_int, default=default_steps, help=f"sampling steps (default {default_steps})"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed; the same seed gives the same output on the CPU"
+    )
+    parser.add_argument(
+        "--guidance",
+        type=non_negative_float,
+        default=None,
+        metavar="XI",
+        help="guidance strength ξ (default: the paper's, 3e-2 latent / 3e-3 waveform; 0 = projection only)",
+    )
+    parser.add_argument(
+        "--eta",
+        type=unit_float,
+        default=None,
+        help="sampler η: 0 = deterministic DDIM, 1 = DDPM-like (default: 1 latent, 0 waveform and style)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=default_threads,
+        help="CPU threads for torch (default: "
+        + ("torch's own" if default_threads is None else str(default_threads))
+        + "; 1 is fastest on a busy 2-core machine)",
+    )
 
 
 def models_from_args(args: argparse.Namespace) -> "Models":
@@ -118,12 +152,15 @@ def read_audio(path: str | os.PathLike) -> tuple["torch.Tensor", int]:
     return audio, sr
 
 
-def check_output_file(path: str | os.PathLike, *inputs: str | os.PathLike, suffixes: tuple[str, ...] = AUDIO_SUFFIXES,
-                      kind: str = "audio") -> Path:
+def check_output_file(
+    path: str | os.PathLike, *inputs: str | os.PathLike, suffixes: tuple[str, ...] = AUDIO_SUFFIXES, kind: str = "audio"
+) -> Path:
     """A writable output path with a known suffix that is none of the inputs; probing leaves nothing behind."""
     path = Path(path)
     if path.suffix.lower() not in suffixes:
-        raise InputError(f"{path}: unknown {kind} format {path.suffix or '(no suffix)'}; use one of {', '.join(suffixes)}")
+        raise InputError(
+            f"{path}: unknown {kind} format {path.suffix or '(no suffix)'}; use one of {', '.join(suffixes)}"
+        )
     if path.is_dir():
         raise InputError(f"{path}: is a directory; pass an output file name like {path / 'out.wav'}")
     from musicprod_common.files import check_not_overwriting_input
@@ -143,9 +180,14 @@ def check_writable_dir(folder: Path, *, for_path: Path | None = None, create: bo
         try:
             folder.mkdir(parents=True)
         except OSError as err:
-            raise InputError(f"{shown}: cannot create the output folder ({err.strerror}); pick a writable output path") from err
+            raise InputError(
+                f"{shown}: cannot create the output folder ({err.strerror}); pick a writable output path"
+            ) from err
     if not folder.is_dir():
-        raise InputError(f"{shown}: the output folder {folder} does not exist or is not a folder; create it or pick another output path")
+        raise InputError(
+            f"{shown}: the output folder {folder} does not exist or is not a folder; create it or pick another output "
+            "path"
+        )
     try:
         fd, probe = tempfile.mkstemp(prefix=".musicprod-probe-", dir=folder)
     except OSError as err:
@@ -160,7 +202,9 @@ def parse_region(start: float, end: float, duration: float, path: str | os.PathL
     if not start < end:
         raise InputError(f"--start {start:g} must be before --end {end:g}")
     if end > duration + 1e-9:
-        raise InputError(f"{path}: region {start:g}-{end:g} s ends after the file ({duration:.2f} s); pass --end <= {duration:.2f}")
+        raise InputError(
+            f"{path}: region {start:g}-{end:g} s ends after the file ({duration:.2f} s); pass --end <= {duration:.2f}"
+        )
     return start, end
 
 

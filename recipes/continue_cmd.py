@@ -5,6 +5,7 @@ Where the song's closing bars occurred before, what followed them there is copie
 measurement and it generates the rest of its window after them. The output is the whole input followed by the
 new audio, in the input's rate, channels and format.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,11 +18,16 @@ from .pipeline import continue_song
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("continue", help="extend a song past its end by one model window",
-                              description=__doc__.splitlines()[0].replace("``", ""))
+    p = subparsers.add_parser(
+        "continue",
+        help="extend a song past its end by one model window",
+        description=__doc__.splitlines()[0].replace("``", ""),
+    )
     p.add_argument("song", type=Path, help="input audio file (wav, flac, ogg, mp3)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output file; its suffix picks the format")
-    p.add_argument("--context", type=non_negative_float, default=2.4, help="seconds of the song's end the model sees (default 2.4)")
+    p.add_argument(
+        "--context", type=non_negative_float, default=2.4, help="seconds of the song's end the model sees (default 2.4)"
+    )
     add_model_args(p)
     add_source_args(p, references=False)
     p.set_defaults(func=run)
@@ -40,13 +46,30 @@ def run(args: argparse.Namespace) -> None:
     models = models_from_args(args)
     window = models.window_samples / 44100
     if args.context >= window:
-        raise InputError(f"--context {args.context:g} s must be shorter than the {args.model} model's {window:.2f} s window")
-    with tqdm(total=args.steps, desc=f"continue {args.song.name}", unit="step", file=sys.stderr, leave=False, delay=0.5) as bar:
-        result = continue_song(models, audio, sr, context=args.context, source=args.source, refine=args.refine, steps=args.steps,
-                               seed=args.seed, xi=args.guidance, progress=bar.update)
+        raise InputError(
+            f"--context {args.context:g} s must be shorter than the {args.model} model's {window:.2f} s window"
+        )
+    with tqdm(
+        total=args.steps, desc=f"continue {args.song.name}", unit="step", file=sys.stderr, leave=False, delay=0.5
+    ) as bar:
+        result = continue_song(
+            models,
+            audio,
+            sr,
+            context=args.context,
+            source=args.source,
+            refine=args.refine,
+            steps=args.steps,
+            seed=args.seed,
+            xi=args.guidance,
+            progress=bar.update,
+        )
     save_audio(args.output, result.audio, sr, like=args.song)
     added = (result.audio.shape[-1] - audio.shape[-1]) / sr
     plan = result.plans[0]
-    how = plan.describe(["the song"], args.model, args.refine) if plan.copied else (
-        f"from its last {args.context:g} s with the {args.model} model ({args.steps} steps, seed {args.seed})")
+    how = (
+        plan.describe(["the song"], args.model, args.refine)
+        if plan.copied
+        else (f"from its last {args.context:g} s with the {args.model} model ({args.steps} steps, seed {args.seed})")
+    )
     print(f"continued {args.song} by {added:.2f} s -> {args.output}\n  {how}")

@@ -1,4 +1,5 @@
 """``musicprod infill-midi``: regenerate a few bars of a MIDI file from their context (binomial diffusion)."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,9 +9,12 @@ from .accompany_cmd import add_symbolic_output_args, check_outputs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("infill-midi", help="regenerate bars of a MIDI file from the bars around them",
-                              description="Binomial diffusion (Atassi) infilling: bars [--start-bar, --end-bar) are sampled "
-                                          "with the surrounding bars fixed; notes outside the gap are kept.")
+    p = subparsers.add_parser(
+        "infill-midi",
+        help="regenerate bars of a MIDI file from the bars around them",
+        description="Binomial diffusion (Atassi) infilling: bars [--start-bar, --end-bar) are sampled "
+        "with the surrounding bars fixed; notes outside the gap are kept.",
+    )
     p.add_argument("input", type=Path, help="MIDI file (tracks MELODY and PIANO like POP909, or any piano MIDI)")
     p.add_argument("--start-bar", type=int, required=True, help="first bar to regenerate (0-based)")
     p.add_argument("--end-bar", type=int, required=True, help="bar after the last one to regenerate (gap of 1-3 bars)")

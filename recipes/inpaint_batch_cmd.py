@@ -11,6 +11,7 @@ Each region is filled as ``musicprod inpaint`` fills it: from the file's own mat
 Every job is checked (file readable, region inside it, output writable, no output overwriting an input)
 before the first model call, so a bad row fails the batch at once instead of after an hour.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,14 +40,25 @@ class Job:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("inpaint-batch", help="inpaint a folder of files, or a CSV of jobs (file,start,end,output)",
-                              description=__doc__.splitlines()[0].replace("``", ""))
+    p = subparsers.add_parser(
+        "inpaint-batch",
+        help="inpaint a folder of files, or a CSV of jobs (file,start,end,output)",
+        description=__doc__.splitlines()[0].replace("``", ""),
+    )
     p.add_argument("jobs", type=Path, help="a folder of audio files, or a .csv with columns file,start,end,output")
     p.add_argument("--start", type=non_negative_float, default=None, help="region start in seconds (folder input)")
     p.add_argument("--end", type=non_negative_float, default=None, help="region end in seconds (folder input)")
-    p.add_argument("-o", "--output", type=Path, default=None, help="output folder (created if missing; required for a folder input)")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="output folder (created if missing; required for a folder input)",
+    )
     add_model_args(p)
-    p.add_argument("--margin", type=non_negative_float, default=DEFAULT_MARGIN, help="crossfade each side of a region, s")
+    p.add_argument(
+        "--margin", type=non_negative_float, default=DEFAULT_MARGIN, help="crossfade each side of a region, s"
+    )
     add_source_args(p, references=False)
     p.set_defaults(func=run)
 
@@ -68,18 +80,29 @@ def read_jobs_csv(path: Path, out_dir: Path | None) -> list[Job]:
             rows = list(csv.DictReader(fh))
             header = rows[0].keys() if rows else []
     except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise InputError(f"{path}: cannot read the job list ({err}); pass a UTF-8 CSV with columns {','.join(CSV_COLUMNS)}") from err
+        raise InputError(
+            f"{path}: cannot read the job list ({err}); pass a UTF-8 CSV with columns {','.join(CSV_COLUMNS)}"
+        ) from err
     missing = [c for c in CSV_COLUMNS if c not in header]
     if not rows or missing:
-        raise InputError(f"{path}: needs a header row {','.join(CSV_COLUMNS)} and at least one job (missing: {', '.join(missing) or 'rows'})")
+        raise InputError(
+            f"{path}: needs a header row {','.join(CSV_COLUMNS)} and at least one job (missing: "
+            f"{', '.join(missing) or 'rows'})"
+        )
     base, out_base = path.parent, out_dir if out_dir is not None else path.parent
     jobs = []
     for i, row in enumerate(rows, start=2):  # line numbers as an editor shows them (header is line 1)
         where = f"{path}:{i}"
         if not row["file"] or not row["output"]:
             raise InputError(f"{where}: empty file or output column")
-        jobs.append(Job(base / row["file"], _float(row["start"], "start", where), _float(row["end"], "end", where),
-                        out_base / row["output"]))
+        jobs.append(
+            Job(
+                base / row["file"],
+                _float(row["start"], "start", where),
+                _float(row["end"], "end", where),
+                out_base / row["output"],
+            )
+        )
     return jobs
 
 
@@ -111,7 +134,9 @@ def check_jobs(jobs: list[Job]) -> None:
     scanned: set[Path] = set()
     for j in jobs:
         if not j.file.is_file():
-            raise InputError(f"{j.file}: {'is a directory' if j.file.is_dir() else 'file not found'}; pass an audio file")
+            raise InputError(
+                f"{j.file}: {'is a directory' if j.file.is_dir() else 'file not found'}; pass an audio file"
+            )
         try:
             info = sf.info(str(j.file))
         except Exception as err:
@@ -119,7 +144,9 @@ def check_jobs(jobs: list[Job]) -> None:
         if info.frames == 0:
             raise InputError(f"{j.file}: the audio has zero length; pass a file with sound in it")
         if info.channels > 2:
-            raise InputError(f"{j.file}: has {info.channels} channels; only mono and stereo are supported, downmix it first")
+            raise InputError(
+                f"{j.file}: has {info.channels} channels; only mono and stereo are supported, downmix it first"
+            )
         duration = j.duration = info.frames / info.samplerate
         if j.file.resolve() not in scanned:
             _check_samples(j.file)
@@ -129,7 +156,10 @@ def check_jobs(jobs: list[Job]) -> None:
         if j.end > duration + 1e-9:
             raise InputError(f"{j.file}: region {j.start:g}-{j.end:g} s ends after the file ({duration:.2f} s)")
         if j.output.suffix.lower() not in AUDIO_SUFFIXES:
-            raise InputError(f"{j.output}: unknown audio format {j.output.suffix or '(no suffix)'}; use one of {', '.join(AUDIO_SUFFIXES)}")
+            raise InputError(
+                f"{j.output}: unknown audio format {j.output.suffix or '(no suffix)'}; use one of "
+                f"{', '.join(AUDIO_SUFFIXES)}"
+            )
         out = j.output.resolve()
         if out in inputs:
             raise InputError(f"{j.output}: the output would overwrite an input; choose another output folder")
@@ -153,7 +183,9 @@ def run(args: argparse.Namespace) -> None:
     elif src.suffix.lower() == ".csv":
         jobs = read_jobs_csv(src, args.output)
     else:
-        raise InputError(f"{src}: expected a folder of audio files or a .csv job list (for one file use `musicprod inpaint`)")
+        raise InputError(
+            f"{src}: expected a folder of audio files or a .csv job list (for one file use `musicprod inpaint`)"
+        )
     check_jobs(jobs)
     created: list[Path] = []
     try:
@@ -167,20 +199,43 @@ def run(args: argparse.Namespace) -> None:
             plans.append(plan_inpaint(audio, sr, [(j.start, j.end)], source=args.source, margin=args.margin))
         del audio
         models = models_from_args(args) if any(needs_model(p, args.refine) for p in plans) else None
-        total = args.steps * sum(model_windows(models, p, j.duration, args.refine, args.margin) for j, p in zip(jobs, plans)) if models else 0
-        with tqdm(total=total, desc=f"inpaint {len(jobs)} files", unit="step", file=sys.stderr, delay=0.5, disable=total == 0) as bar:
+        total = (
+            args.steps
+            * sum(model_windows(models, p, j.duration, args.refine, args.margin) for j, p in zip(jobs, plans))
+            if models
+            else 0
+        )
+        with tqdm(
+            total=total, desc=f"inpaint {len(jobs)} files", unit="step", file=sys.stderr, delay=0.5, disable=total == 0
+        ) as bar:
             for j, plan in zip(jobs, plans):
                 bar.set_postfix_str(j.file.name)
                 audio, sr = read_audio(j.file)
-                out = inpaint_regions(models, audio, sr, plan, refine=args.refine, steps=args.steps, seed=args.seed,
-                                      xi=args.guidance, margin=args.margin, progress=bar.update).audio
+                out = inpaint_regions(
+                    models,
+                    audio,
+                    sr,
+                    plan,
+                    refine=args.refine,
+                    steps=args.steps,
+                    seed=args.seed,
+                    xi=args.guidance,
+                    margin=args.margin,
+                    progress=bar.update,
+                ).audio
                 save_audio(j.output, out, sr, like=j.file)
     except BaseException:
-        for folder in sorted(created, key=lambda f: len(f.parts), reverse=True):  # only folders this run made, left empty
+        for folder in sorted(
+            created, key=lambda f: len(f.parts), reverse=True
+        ):  # only folders this run made, left empty
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
         raise
-    model_note = f" with the {args.model} model ({args.steps} steps, seed {args.seed}) where needed" if models is not None else ""
+    model_note = (
+        f" with the {args.model} model ({args.steps} steps, seed {args.seed}) where needed"
+        if models is not None
+        else ""
+    )
     print(f"inpainted {len(jobs)} files{model_note}:")
     for j, plan in zip(jobs, plans):
         print(f"  {j.file} -> {j.output}: {plan[0].describe(model=args.model, refine=args.refine)}")

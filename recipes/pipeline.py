@@ -10,6 +10,7 @@ this module only wires them together for whole files:
 bit-identical to the input outside the region and its crossfade margins (the window is processed at
 44.1 kHz stereo and only the edited span is converted back and blended in). Nothing here prints.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,7 +23,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import torch
 
 from musicprod_common.errors import InputError
-from musicprod_common.passages import MIN_REFERENCE_S, THRESHOLD as MATCH_THRESHOLD, Match, features, find_chain, find_passages
+from musicprod_common.passages import MIN_REFERENCE_S, Match, features, find_chain, find_passages
+from musicprod_common.passages import THRESHOLD as MATCH_THRESHOLD
 from musicprod_common.splice import SplicePlan, plan_fill, render
 
 if TYPE_CHECKING:
@@ -60,8 +62,10 @@ class Models:
 def _checkpoint_folder(root: Path, name: str) -> Path:
     folder = root / name
     if not (folder / "config.json").is_file():
-        raise InputError(f"{folder}: no checkpoint there (config.json + model.safetensors); pass --checkpoints DIR holding "
-                         f"vae/, dit/ and unet/, or set MUSICPROD_CHECKPOINTS")
+        raise InputError(
+            f"{folder}: no checkpoint there (config.json + model.safetensors); pass --checkpoints DIR holding "
+            f"vae/, dit/ and unet/, or set MUSICPROD_CHECKPOINTS"
+        )
     return folder
 
 
@@ -77,9 +81,11 @@ def load_models(kind: str = "latent", checkpoints: str | os.PathLike | None = No
         vae = SpectrogramVAE.from_pretrained(_checkpoint_folder(root, "vae"))
         dit = DiT.from_pretrained(_checkpoint_folder(root, "dit"))
         if (dit.config.in_channels, dit.config.hop_samples) != (vae.config.latent_channels, vae.latent_hop):
-            raise InputError(f"{root}: the DiT expects {dit.config.in_channels}-channel latents every {dit.config.hop_samples} "
-                             f"samples but the VAE makes {vae.config.latent_channels} every {vae.latent_hop}; "
-                             "ship checkpoints trained together")
+            raise InputError(
+                f"{root}: the DiT expects {dit.config.in_channels}-channel latents every {dit.config.hop_samples} "
+                f"samples but the VAE makes {vae.config.latent_channels} every {vae.latent_hop}; "
+                "ship checkpoints trained together"
+            )
         return Models("latent", dit.eval().requires_grad_(False), vae.eval().requires_grad_(False))
     from waveform_diffusion import WaveformUNet
 
@@ -143,8 +149,15 @@ def _segment_bounds(start: int, end: int, total: int, reach: int) -> tuple[int, 
 
 
 def _edit_region(
-    models: Models, audio: torch.Tensor, sample_rate: int, start: float, end: float, margin: float,
-    task: Callable[..., torch.Tensor], kwargs: dict, long_task: Callable[..., torch.Tensor] | None = None,
+    models: Models,
+    audio: torch.Tensor,
+    sample_rate: int,
+    start: float,
+    end: float,
+    margin: float,
+    task: Callable[..., torch.Tensor],
+    kwargs: dict,
+    long_task: Callable[..., torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Run a region task (infill/regenerate) on ``audio`` ``(channels, T)`` and return ``(channels, T)``.
 
@@ -158,17 +171,27 @@ def _edit_region(
     channels, total = audio.shape
     s0, e0 = int(round(start * sample_rate)), int(round(end * sample_rate))
     if not 0 <= s0 < e0 <= total:
-        raise InputError(f"region {start:g}-{end:g} s is empty or outside the audio (0-{total / sample_rate:.2f} s); pass 0 <= start < end <= length")
-    if margin * SAMPLE_RATE * 4 > models.window_samples:  # window_plan keeps half a window of context: 2 margins must fit
-        raise InputError(f"--margin {margin:g} s is too wide for the {models.kind} model's {models.window_samples / SAMPLE_RATE:.2f} s "
-                         f"window; use at most {models.window_samples / SAMPLE_RATE / 4:.2f} s")
+        raise InputError(
+            f"region {start:g}-{end:g} s is empty or outside the audio (0-{total / sample_rate:.2f} s); pass 0 <= "
+            "start < end <= length"
+        )
+    if (
+        margin * SAMPLE_RATE * 4 > models.window_samples
+    ):  # window_plan keeps half a window of context: 2 margins must fit
+        raise InputError(
+            f"--margin {margin:g} s is too wide for the {models.kind} model's "
+            f"{models.window_samples / SAMPLE_RATE:.2f} s "
+            f"window; use at most {models.window_samples / SAMPLE_RATE / 4:.2f} s"
+        )
     longest = max_region(models, margin)
     if end - start > longest + 1e-9 and long_task is not None:
         task = long_task
     elif end - start > longest + 1e-9:
-        raise InputError(f"region {start:g}-{end:g} s is {end - start:.2f} s long, but the {models.kind} model regenerates at most "
-                         f"{longest:.2f} s at once (its {models.window_samples / SAMPLE_RATE:.2f} s window minus the margins); "
-                         "edit it in shorter pieces")
+        raise InputError(
+            f"region {start:g}-{end:g} s is {end - start:.2f} s long, but the {models.kind} model regenerates at most "
+            f"{longest:.2f} s at once (its {models.window_samples / SAMPLE_RATE:.2f} s window minus the margins); "
+            "edit it in shorter pieces"
+        )
     reach = int(-(-models.window_samples * sample_rate // SAMPLE_RATE)) + 1  # one window, in input samples
     lo, hi = _segment_bounds(s0, e0, total, reach)
     segment = audio[:, lo:hi]
@@ -193,8 +216,18 @@ LEVEL_BAND_S = 1.0  # seconds of original audio each side of a region on which -
 
 
 def generate(
-    models: Models, audio: torch.Tensor, sample_rate: int, start: float, end: float, *, steps: int = 50, seed: int = 0,
-    xi: float | None = None, margin: float = DEFAULT_MARGIN, level_band: float | None = None, progress: Progress | None = None,
+    models: Models,
+    audio: torch.Tensor,
+    sample_rate: int,
+    start: float,
+    end: float,
+    *,
+    steps: int = 50,
+    seed: int = 0,
+    xi: float | None = None,
+    margin: float = DEFAULT_MARGIN,
+    level_band: float | None = None,
+    progress: Progress | None = None,
 ) -> torch.Tensor:
     """Generate [start, end) s of ``audio`` ``(channels, T)`` at ``sample_rate`` from its surroundings with the model.
 
@@ -204,8 +237,17 @@ def generate(
     """
     from guidance.tasks import infill
 
-    return _edit_region(models, audio, sample_rate, start, end, margin, infill,
-                        {**_sampler_kwargs(steps, seed, xi, progress), "level_band_s": level_band}, long_task=infill_chunked)
+    return _edit_region(
+        models,
+        audio,
+        sample_rate,
+        start,
+        end,
+        margin,
+        infill,
+        {**_sampler_kwargs(steps, seed, xi, progress), "level_band_s": level_band},
+        long_task=infill_chunked,
+    )
 
 
 def window_plan(start: int, end: int, total: int, window: int, margin: int) -> list[tuple[int, int, int]]:
@@ -233,7 +275,9 @@ def windows_needed(models: Models, start: float, end: float, duration: float, ma
     return len(window_plan(s, e, n, models.window_samples, m))
 
 
-def infill_chunked(em: "EditModel", audio: torch.Tensor, start_s: float, end_s: float, *, margin_s: float, **kw) -> torch.Tensor:
+def infill_chunked(
+    em: "EditModel", audio: torch.Tensor, start_s: float, end_s: float, *, margin_s: float, **kw
+) -> torch.Tensor:
     """Infill a region longer than one window of ``audio`` ``(1, 2, N)``, window after window (:func:`window_plan`).
 
     Each window is one guidance infill problem (``guidance.tasks.solve``) whose unknown part runs to the
@@ -257,16 +301,34 @@ def infill_chunked(em: "EditModel", audio: torch.Tensor, start_s: float, end_s: 
 
 
 def regenerate(
-    models: Models, audio: torch.Tensor, sample_rate: int, start: float, end: float, *, steps: int = 50, seed: int = 0,
-    xi: float | None = None, margin: float = DEFAULT_MARGIN, strength: float = 1.0, level_band: float | None = None,
+    models: Models,
+    audio: torch.Tensor,
+    sample_rate: int,
+    start: float,
+    end: float,
+    *,
+    steps: int = 50,
+    seed: int = 0,
+    xi: float | None = None,
+    margin: float = DEFAULT_MARGIN,
+    strength: float = 1.0,
+    level_band: float | None = None,
     progress: Progress | None = None,
 ) -> torch.Tensor:
     """Re-create [start, end) s of ``audio`` ``(channels, T)`` starting from the original there; ``(channels, T)``.
     ``strength`` < 1 keeps more of the original (``guidance.tasks.solve``); ``level_band`` as in :func:`inpaint`."""
     from guidance.tasks import regenerate as regenerate_task
 
-    return _edit_region(models, audio, sample_rate, start, end, margin, regenerate_task,
-                        {**_sampler_kwargs(steps, seed, xi, progress), "strength": strength, "level_band_s": level_band})
+    return _edit_region(
+        models,
+        audio,
+        sample_rate,
+        start,
+        end,
+        margin,
+        regenerate_task,
+        {**_sampler_kwargs(steps, seed, xi, progress), "strength": strength, "level_band_s": level_band},
+    )
 
 
 # ----------------------------------------------------------------------------------------------- song-aware inpainting
@@ -303,14 +365,21 @@ class RegionPlan:
         names the song and each reference."""
         region = f"{self.start:.2f}-{self.end:.2f} s"
         if self.splice is not None:
-            how = {"none": "", "seams": f", seams refined by the {model} model",
-                   "sdedit": f", regenerated from the copy by the {model} model",
-                   "target": f", generated toward the copy by the {model} model"}[refine]
+            how = {
+                "none": "",
+                "seams": f", seams refined by the {model} model",
+                "sdedit": f", regenerated from the copy by the {model} model",
+                "target": f", generated toward the copy by the {model} model",
+            }[refine]
             return f"copied {region} from {_pieces_text(self.splice, sources)} (match {self.best.score:.2f}){how}"
         if self.best is None:
-            return f"generated {region} with the {model} model (too little audio around the region to look for a passage)"
-        return (f"generated {region} with the {model} model: no passage matched (best {self.best.score:.2f} < "
-                f"{self.threshold:.2f}, at {self.best.start_s:.2f} s of {sources[self.best.source]})")
+            return (
+                f"generated {region} with the {model} model (too little audio around the region to look for a passage)"
+            )
+        return (
+            f"generated {region} with the {model} model: no passage matched (best {self.best.score:.2f} < "
+            f"{self.threshold:.2f}, at {self.best.start_s:.2f} s of {sources[self.best.source]})"
+        )
 
 
 def _pieces_text(splice: SplicePlan, sources: Sequence[str]) -> str:
@@ -342,36 +411,50 @@ def check_regions(regions: Sequence[tuple[float, float]], duration: float) -> li
         raise InputError("no region to inpaint; pass --start and --end")
     for a, b in out:
         if not 0 <= a < b <= duration + 1e-9:
-            raise InputError(f"region {a:g}-{b:g} s is empty or outside the audio (0-{duration:.2f} s); pass 0 <= start < end <= length")
+            raise InputError(
+                f"region {a:g}-{b:g} s is empty or outside the audio (0-{duration:.2f} s); pass 0 <= start < end <= "
+                "length"
+            )
     for (a0, b0), (a1, b1) in zip(out, out[1:]):
         if a1 < b0:
             raise InputError(f"regions {a0:g}-{b0:g} s and {a1:g}-{b1:g} s overlap; merge them into one")
     return out
 
 
-def prepare_references(references: Sequence[tuple[torch.Tensor, int]], sample_rate: int, channels: int,
-                       names: Sequence[str] | None = None) -> list[torch.Tensor]:
+def prepare_references(
+    references: Sequence[tuple[torch.Tensor, int]], sample_rate: int, channels: int, names: Sequence[str] | None = None
+) -> list[torch.Tensor]:
     """Reference recordings ``(audio (c, T), rate)`` checked (one line each) and brought to the song's rate and
     channel count."""
     out = []
     for i, (ref, rate) in enumerate(references):
         name = names[i] if names is not None else f"reference {i + 1}"
         if ref.dim() != 2 or ref.shape[0] not in (1, 2):
-            raise InputError(f"{name}: has {ref.shape[0] if ref.dim() == 2 else 'no'} channels; only mono and stereo are "
-                             "supported, downmix it first")
+            raise InputError(
+                f"{name}: has {ref.shape[0] if ref.dim() == 2 else 'no'} channels; only mono and stereo are "
+                "supported, downmix it first"
+            )
         if not torch.isfinite(ref).all():
             raise InputError(f"{name}: contains NaN or infinite samples; repair or re-export the file")
         ref = match_format(ref.float(), rate, sample_rate, channels)
         if ref.shape[-1] < MIN_REFERENCE_S * sample_rate:
-            raise InputError(f"{name}: {ref.shape[-1] / sample_rate:.2f} s is shorter than the {MIN_REFERENCE_S:g} s a passage "
-                             "and its context need; pass a longer recording")
+            raise InputError(
+                f"{name}: {ref.shape[-1] / sample_rate:.2f} s is shorter than the {MIN_REFERENCE_S:g} s a passage "
+                "and its context need; pass a longer recording"
+            )
         out.append(ref)
     return out
 
 
 def plan_inpaint(
-    audio: torch.Tensor, sample_rate: int, regions: Sequence[tuple[float, float]], *, source: str = "auto",
-    references: Sequence[torch.Tensor] = (), margin: float = DEFAULT_MARGIN, threshold: float = MATCH_THRESHOLD,
+    audio: torch.Tensor,
+    sample_rate: int,
+    regions: Sequence[tuple[float, float]],
+    *,
+    source: str = "auto",
+    references: Sequence[torch.Tensor] = (),
+    margin: float = DEFAULT_MARGIN,
+    threshold: float = MATCH_THRESHOLD,
     reference_names: Sequence[str] | None = None,
 ) -> list[RegionPlan]:
     """Decide, for each region (seconds) of ``audio`` ``(channels, T)``, whether to copy a passage of the song or of
@@ -393,7 +476,9 @@ def plan_inpaint(
     plans = []
     for a, b in regions:
         others = [r for r in regions if r != (a, b)]
-        search = dict(references=references, exclude=others, song_features=song_features, reference_features=ref_features)
+        search = dict(
+            references=references, exclude=others, song_features=song_features, reference_features=ref_features
+        )
         matches = find_passages(audio, sample_rate, (a, b), top=1, **search)
         best, right = (matches[0] if matches else None), None
         if b - a >= CHAIN_MIN_S and (best is None or best.score < threshold):
@@ -401,13 +486,25 @@ def plan_inpaint(
             if chain is not None and (best is None or chain[0].score > best.score):
                 best, right = chain
         if best is not None and best.score >= threshold:
-            splice = plan_fill(audio, [audio, *references], best, int(round(margin * sample_rate)), sample_rate=sample_rate,
-                               right=right)
+            splice = plan_fill(
+                audio,
+                [audio, *references],
+                best,
+                int(round(margin * sample_rate)),
+                sample_rate=sample_rate,
+                right=right,
+            )
             plans.append(RegionPlan(a, b, best, splice, threshold))
         elif source == "song":
-            found = (f"the best, at {best.start_s:.2f} s of {names[best.source]}, scores {best.score:.2f} (threshold "
-                     f"{threshold:.2f})" if best is not None else "too little audio surrounds it to match")
-            raise InputError(f"no passage can fill {a:g}-{b:g} s: {found}; use --source auto or model, or add a --reference")
+            found = (
+                f"the best, at {best.start_s:.2f} s of {names[best.source]}, scores {best.score:.2f} (threshold "
+                f"{threshold:.2f})"
+                if best is not None
+                else "too little audio surrounds it to match"
+            )
+            raise InputError(
+                f"no passage can fill {a:g}-{b:g} s: {found}; use --source auto or model, or add a --reference"
+            )
         else:
             plans.append(RegionPlan(a, b, best, None, threshold))
     return plans
@@ -424,15 +521,27 @@ def _refine_spans(plan: RegionPlan, refine: str, models: Models, margin: float) 
     sr, splice = plan.splice.sample_rate, plan.splice
     inner = splice.seams[int(splice.song_before) : len(splice.seams) - int(splice.song_after)]
     w = SEAM_WINDOW_S
-    return (([(a, a + w)] if splice.song_before else []) + [(s.at / sr - w / 2, s.at / sr + w / 2) for s in inner]
-            + ([(b - w, b)] if splice.song_after else []))
+    return (
+        ([(a, a + w)] if splice.song_before else [])
+        + [(s.at / sr - w / 2, s.at / sr + w / 2) for s in inner]
+        + ([(b - w, b)] if splice.song_after else [])
+    )
 
 
-def model_windows(models: Models, plans: Sequence[RegionPlan], duration: float, refine: str = DEFAULT_REFINE,
-                  margin: float = DEFAULT_MARGIN) -> int:
+def model_windows(
+    models: Models,
+    plans: Sequence[RegionPlan],
+    duration: float,
+    refine: str = DEFAULT_REFINE,
+    margin: float = DEFAULT_MARGIN,
+) -> int:
     """How many model windows :func:`inpaint_regions` runs: the progress bar's total is ``steps`` times this."""
-    return sum(windows_needed(models, p.start, p.end, duration, margin) if p.splice is None
-               else len(_refine_spans(p, refine, models, margin)) for p in plans)
+    return sum(
+        windows_needed(models, p.start, p.end, duration, margin)
+        if p.splice is None
+        else len(_refine_spans(p, refine, models, margin))
+        for p in plans
+    )
 
 
 def needs_model(plans: Sequence[RegionPlan], refine: str = DEFAULT_REFINE) -> bool:
@@ -441,9 +550,19 @@ def needs_model(plans: Sequence[RegionPlan], refine: str = DEFAULT_REFINE) -> bo
 
 
 def inpaint_regions(
-    models: Models | None, audio: torch.Tensor, sample_rate: int, plans: Sequence[RegionPlan], *,
-    references: Sequence[torch.Tensor] = (), refine: str = DEFAULT_REFINE, steps: int = 50, seed: int = 0,
-    xi: float | None = None, margin: float = DEFAULT_MARGIN, level_band: float | None = None, progress: Progress | None = None,
+    models: Models | None,
+    audio: torch.Tensor,
+    sample_rate: int,
+    plans: Sequence[RegionPlan],
+    *,
+    references: Sequence[torch.Tensor] = (),
+    refine: str = DEFAULT_REFINE,
+    steps: int = 50,
+    seed: int = 0,
+    xi: float | None = None,
+    margin: float = DEFAULT_MARGIN,
+    level_band: float | None = None,
+    progress: Progress | None = None,
 ) -> InpaintResult:
     """Carry out :func:`plan_inpaint`'s ``plans`` on ``audio`` ``(channels, T)``: splice the copies, generate the rest.
 
@@ -466,8 +585,16 @@ def inpaint_regions(
             continue
         out = render(out, sources, plan.splice)
         if refine == "target" and _refine_spans(plan, refine, models, margin):
-            out = _edit_region(models, out, sample_rate, plan.start, plan.end, margin, _infill_toward_copy,
-                               {**_sampler_kwargs(steps, seed + i, xi, progress), "level_band_s": level_band})
+            out = _edit_region(
+                models,
+                out,
+                sample_rate,
+                plan.start,
+                plan.end,
+                margin,
+                _infill_toward_copy,
+                {**_sampler_kwargs(steps, seed + i, xi, progress), "level_band_s": level_band},
+            )
         elif refine != "target":
             for a, b in _refine_spans(plan, refine, models, margin):
                 out = regenerate(models, out, sample_rate, a, b, strength=REFINE_STRENGTH, **sampler)
@@ -492,9 +619,21 @@ def _infill_toward_copy(em: "EditModel", audio: torch.Tensor, start_s: float, en
 
 
 def inpaint(
-    models: Models | None, audio: torch.Tensor, sample_rate: int, start: float, end: float, *, source: str = "auto",
-    references: Sequence[tuple[torch.Tensor, int]] = (), refine: str = DEFAULT_REFINE, steps: int = 50, seed: int = 0,
-    xi: float | None = None, margin: float = DEFAULT_MARGIN, level_band: float | None = None, progress: Progress | None = None,
+    models: Models | None,
+    audio: torch.Tensor,
+    sample_rate: int,
+    start: float,
+    end: float,
+    *,
+    source: str = "auto",
+    references: Sequence[tuple[torch.Tensor, int]] = (),
+    refine: str = DEFAULT_REFINE,
+    steps: int = 50,
+    seed: int = 0,
+    xi: float | None = None,
+    margin: float = DEFAULT_MARGIN,
+    level_band: float | None = None,
+    progress: Progress | None = None,
 ) -> torch.Tensor:
     """Fill [start, end) s of ``audio`` ``(channels, T)`` at ``sample_rate``: with the song's own matching passage
     (or one of ``references``, each ``(audio, rate)``) where one scores high enough, with the model otherwise
@@ -504,16 +643,43 @@ def inpaint(
     """
     refs = prepare_references(references, sample_rate, audio.shape[0])
     plans = plan_inpaint(audio, sample_rate, [(start, end)], source=source, references=refs, margin=margin)
-    return inpaint_regions(models, audio, sample_rate, plans, references=refs, refine=refine, steps=steps, seed=seed, xi=xi,
-                           margin=margin, level_band=level_band, progress=progress).audio
+    return inpaint_regions(
+        models,
+        audio,
+        sample_rate,
+        plans,
+        references=refs,
+        refine=refine,
+        steps=steps,
+        seed=seed,
+        xi=xi,
+        margin=margin,
+        level_band=level_band,
+        progress=progress,
+    ).audio
 
 
 def restyle(
-    models: Models, audio: torch.Tensor, sample_rate: int, start: float, end: float, *, embedder: torch.nn.Module,
-    reference: torch.Tensor | None = None, reference_rate: int = SAMPLE_RATE, target_class: int | None = None,
-    weight: float = 1.0, classifier_weight: float | None = None, chroma_weight: float | None = None,
-    strength: float | None = None, steps: int = 50, seed: int = 0, xi: float | None = None,
-    guidance_step: str | None = None, margin: float = DEFAULT_MARGIN, level_band: float | None = None,
+    models: Models,
+    audio: torch.Tensor,
+    sample_rate: int,
+    start: float,
+    end: float,
+    *,
+    embedder: torch.nn.Module,
+    reference: torch.Tensor | None = None,
+    reference_rate: int = SAMPLE_RATE,
+    target_class: int | None = None,
+    weight: float = 1.0,
+    classifier_weight: float | None = None,
+    chroma_weight: float | None = None,
+    strength: float | None = None,
+    steps: int = 50,
+    seed: int = 0,
+    xi: float | None = None,
+    guidance_step: str | None = None,
+    margin: float = DEFAULT_MARGIN,
+    level_band: float | None = None,
     progress: Progress | None = None,
 ) -> torch.Tensor:
     """Re-create [start, end) s of ``audio`` ``(channels, T)`` in the style of ``reference`` ``(channels, Tr)`` at
@@ -524,10 +690,18 @@ def restyle(
     pulls the region toward its own original notes (``guidance.style_guidance.ChromaGuidance``); ``strength`` (default
     ``STYLE_STRENGTH``) as in :func:`regenerate`, whose guarantees this keeps. Unless ``models.eta`` says otherwise, the
     sampler runs at ``STYLE_ETA``; the guidance steps x̂0 (``guidance_step``, default ``STYLE_GUIDANCE_STEP``) by ``xi``
-    (default ``STYLE_XI``; with ``"eps"`` the model's ξ). The style is measured on the region only (``guidance.style_transfer.restyle``).
+    (default ``STYLE_XI``; with ``"eps"`` the model's ξ). The style is measured on the region only
+    (``guidance.style_transfer.restyle``).
     """
-    from guidance.style_transfer import (CHROMA_WEIGHT, CLASSIFIER_WEIGHT, STYLE_ETA, STYLE_GUIDANCE_STEP, STYLE_STRENGTH,
-                                         STYLE_XI, restyle as restyle_task)
+    from guidance.style_transfer import (
+        CHROMA_WEIGHT,
+        CLASSIFIER_WEIGHT,
+        STYLE_ETA,
+        STYLE_GUIDANCE_STEP,
+        STYLE_STRENGTH,
+        STYLE_XI,
+    )
+    from guidance.style_transfer import restyle as restyle_task
 
     classifier_weight = CLASSIFIER_WEIGHT if classifier_weight is None else classifier_weight
     chroma_weight = CHROMA_WEIGHT if chroma_weight is None else chroma_weight
@@ -535,17 +709,37 @@ def restyle(
     if xi is None and guidance_step == "x0":  # an ε̂ step keeps the model's own ξ
         xi = STYLE_XI
     ref = None if reference is None else to_model_audio(reference, reference_rate)
-    task_kwargs = {"reference": ref, "target_class": target_class, "weight": weight, "classifier_weight": classifier_weight,
-                   "chroma_weight": chroma_weight, "strength": STYLE_STRENGTH if strength is None else strength,
-                   "eta": STYLE_ETA if models.eta is None else models.eta, "guidance_step": guidance_step,
-                   "level_band_s": level_band, **_sampler_kwargs(steps, seed, xi, progress)}
-    return _edit_region(models, audio, sample_rate, start, end, margin, partial(restyle_task, embedder=embedder), task_kwargs)
+    task_kwargs = {
+        "reference": ref,
+        "target_class": target_class,
+        "weight": weight,
+        "classifier_weight": classifier_weight,
+        "chroma_weight": chroma_weight,
+        "strength": STYLE_STRENGTH if strength is None else strength,
+        "eta": STYLE_ETA if models.eta is None else models.eta,
+        "guidance_step": guidance_step,
+        "level_band_s": level_band,
+        **_sampler_kwargs(steps, seed, xi, progress),
+    }
+    return _edit_region(
+        models, audio, sample_rate, start, end, margin, partial(restyle_task, embedder=embedder), task_kwargs
+    )
 
 
 def continue_song(
-    models: Models, audio: torch.Tensor, sample_rate: int, *, context: float = 2.4, source: str = "auto",
-    refine: str = DEFAULT_REFINE, steps: int = 50, seed: int = 0, xi: float | None = None, margin: float = DEFAULT_MARGIN,
-    threshold: float = MATCH_THRESHOLD, progress: Progress | None = None,
+    models: Models,
+    audio: torch.Tensor,
+    sample_rate: int,
+    *,
+    context: float = 2.4,
+    source: str = "auto",
+    refine: str = DEFAULT_REFINE,
+    steps: int = 50,
+    seed: int = 0,
+    xi: float | None = None,
+    margin: float = DEFAULT_MARGIN,
+    threshold: float = MATCH_THRESHOLD,
+    progress: Progress | None = None,
 ) -> InpaintResult:
     """``audio`` ``(channels, T)`` followed by one model window minus ``context`` seconds of new audio, same format.
 
@@ -562,7 +756,10 @@ def continue_song(
     tail_len = to_model_audio(audio[:, total - ctx :], sample_rate).shape[-1]  # as the model will see it
     added = int(round((models.window_samples - tail_len) * sample_rate / SAMPLE_RATE))
     if added < 1:
-        raise InputError(f"--context {context:g} s leaves nothing to add in the {models.kind} model's window; pass a shorter --context")
+        raise InputError(
+            f"--context {context:g} s leaves nothing to add in the {models.kind} model's window; pass a shorter "
+            "--context"
+        )
     region = (total / sample_rate, (total + added) / sample_rate)
     plan = RegionPlan(*region, threshold=threshold)
     if source not in INPAINT_SOURCES:
@@ -572,20 +769,49 @@ def continue_song(
         plan.best = matches[0] if matches else None
         if plan.best is not None and plan.best.score >= threshold:
             padded = torch.nn.functional.pad(audio, (0, added))
-            plan.splice = plan_fill(padded, [padded], plan.best, int(round(margin * sample_rate)), sample_rate=sample_rate)
-            result = inpaint_regions(models, padded, sample_rate, [plan], refine=refine, steps=steps, seed=seed, xi=xi,
-                                     margin=margin, progress=progress)
+            plan.splice = plan_fill(
+                padded, [padded], plan.best, int(round(margin * sample_rate)), sample_rate=sample_rate
+            )
+            result = inpaint_regions(
+                models,
+                padded,
+                sample_rate,
+                [plan],
+                refine=refine,
+                steps=steps,
+                seed=seed,
+                xi=xi,
+                margin=margin,
+                progress=progress,
+            )
             return result
         if source == "song":
-            found = (f"the best, at {plan.best.start_s:.2f} s, scores {plan.best.score:.2f} (threshold {threshold:.2f})"
-                     if plan.best is not None else "the song is too short to hold a repeat")
+            found = (
+                f"the best, at {plan.best.start_s:.2f} s, scores {plan.best.score:.2f} (threshold {threshold:.2f})"
+                if plan.best is not None
+                else "the song is too short to hold a repeat"
+            )
             raise InputError(f"no earlier passage of the song continues its end: {found}; use --source auto or model")
-    return InpaintResult(_continue_with_model(models, audio, sample_rate, ctx, steps=steps, seed=seed, xi=xi, margin=margin,
-                                              progress=progress), [plan])
+    return InpaintResult(
+        _continue_with_model(
+            models, audio, sample_rate, ctx, steps=steps, seed=seed, xi=xi, margin=margin, progress=progress
+        ),
+        [plan],
+    )
 
 
-def _continue_with_model(models: Models, audio: torch.Tensor, sample_rate: int, ctx: int, *, steps: int, seed: int,
-                         xi: float | None, margin: float, progress: Progress | None) -> torch.Tensor:
+def _continue_with_model(
+    models: Models,
+    audio: torch.Tensor,
+    sample_rate: int,
+    ctx: int,
+    *,
+    steps: int,
+    seed: int,
+    xi: float | None,
+    margin: float,
+    progress: Progress | None,
+) -> torch.Tensor:
     """The model's continuation of the last ``ctx`` samples of ``audio`` ``(channels, T)``, appended to it."""
     from guidance.tasks import continuation
     from guidance.windowing import paste_known
@@ -593,8 +819,13 @@ def _continue_with_model(models: Models, audio: torch.Tensor, sample_rate: int, 
     channels, total = audio.shape
     tail_in = audio[:, total - ctx :]
     tail = to_model_audio(tail_in, sample_rate)
-    out = continuation(edit_model(models), tail, context_s=tail.shape[-1] / SAMPLE_RATE, margin_s=margin,
-                       **_sampler_kwargs(steps, seed, xi, progress))
+    out = continuation(
+        edit_model(models),
+        tail,
+        context_s=tail.shape[-1] / SAMPLE_RATE,
+        margin_s=margin,
+        **_sampler_kwargs(steps, seed, xi, progress),
+    )
     new_len = ctx + int(round((out.shape[-1] - tail.shape[-1]) * sample_rate / SAMPLE_RATE))
     back = from_model_audio(out, sample_rate, channels, new_len).to(audio.dtype)
     mask = torch.zeros(1, 1, new_len)
@@ -610,8 +841,18 @@ def continue_audio(models: Models, audio: torch.Tensor, sample_rate: int, **kwar
 
 
 def transition(
-    models: Models, a: torch.Tensor, b: torch.Tensor, sample_rate: int, *, fade: float = 2.5, steps: int = 50, seed: int = 0,
-    xi: float | None = None, margin: float = DEFAULT_MARGIN, strength: float = 1.0, progress: Progress | None = None,
+    models: Models,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    sample_rate: int,
+    *,
+    fade: float = 2.5,
+    steps: int = 50,
+    seed: int = 0,
+    xi: float | None = None,
+    margin: float = DEFAULT_MARGIN,
+    strength: float = 1.0,
+    progress: Progress | None = None,
 ) -> torch.Tensor:
     """Track ``a`` then ``b`` (both ``(channels, T)`` at ``sample_rate``) joined by a regenerated ``fade``-second
     crossfade; returns ``(channels, Ta + Tb − fade)``. At 44.1 kHz, A and B are untouched farther than ``margin``
@@ -623,15 +864,24 @@ def transition(
     fade_n = int(round(fade * sample_rate))
     win = int(-(-models.window_samples * sample_rate // SAMPLE_RATE)) + 1
     if not 0 < fade_n <= min(a.shape[1], b.shape[1]):
-        raise InputError(f"a {fade:g} s transition needs both tracks at least that long "
-                         f"(got {a.shape[1] / sample_rate:.2f} s and {b.shape[1] / sample_rate:.2f} s)")
+        raise InputError(
+            f"a {fade:g} s transition needs both tracks at least that long "
+            f"(got {a.shape[1] / sample_rate:.2f} s and {b.shape[1] / sample_rate:.2f} s)"
+        )
     a_tail, b_head = a[:, max(0, a.shape[1] - win) :], b[:, :win]
     # Tracks shorter than a window are padded with silence for the model and cropped back afterwards.
     pad_a, pad_b = win - a_tail.shape[1], win - b_head.shape[1]
     a_in = torch.nn.functional.pad(a_tail, (pad_a, 0))
     b_in = torch.nn.functional.pad(b_head, (0, pad_b))
-    joined = transition_task(em, to_model_audio(a_in, sample_rate), to_model_audio(b_in, sample_rate), fade_s=fade,
-                             margin_s=margin, strength=strength, **_sampler_kwargs(steps, seed, xi, progress))
+    joined = transition_task(
+        em,
+        to_model_audio(a_in, sample_rate),
+        to_model_audio(b_in, sample_rate),
+        fade_s=fade,
+        margin_s=margin,
+        strength=strength,
+        **_sampler_kwargs(steps, seed, xi, progress),
+    )
     middle = from_model_audio(joined, sample_rate, channels, 2 * win - fade_n).to(a.dtype)
     middle = middle[:, pad_a : middle.shape[1] - pad_b]
     return torch.cat([a[:, : a.shape[1] - a_tail.shape[1]], middle, b[:, b_head.shape[1] :]], dim=-1)
@@ -655,9 +905,20 @@ def stem_schedule(names: list[str], at: float, length: float, fade: float) -> di
 
 
 def transition_stems(
-    models: Models, stems_a: dict[str, torch.Tensor], stems_b: dict[str, torch.Tensor], sample_rate: int, *,
-    at: float, length: float, b_start: float = 0.0, fade: float = 2.5, steps: int = 50, seed: int = 0,
-    xi: float | None = None, margin: float = DEFAULT_MARGIN, progress: Progress | None = None,
+    models: Models,
+    stems_a: dict[str, torch.Tensor],
+    stems_b: dict[str, torch.Tensor],
+    sample_rate: int,
+    *,
+    at: float,
+    length: float,
+    b_start: float = 0.0,
+    fade: float = 2.5,
+    steps: int = 50,
+    seed: int = 0,
+    xi: float | None = None,
+    margin: float = DEFAULT_MARGIN,
+    progress: Progress | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """Hand song A over to song B stem by stem; stems are ``name -> (channels, T)`` at ``sample_rate``.
 
@@ -677,9 +938,14 @@ def transition_stems(
     channels = max(x.shape[0] for x in (*stems_a.values(), *stems_b.values()))
     at_n, b0_n = int(round(at * sample_rate)), int(round(b_start * sample_rate))
     if at + length > len_a / sample_rate + 1e-9:
-        raise InputError(f"--at {at:g} + --length {length:g} s runs past the end of song A ({len_a / sample_rate:.2f} s); pass an earlier --at")
+        raise InputError(
+            f"--at {at:g} + --length {length:g} s runs past the end of song A ({len_a / sample_rate:.2f} s); pass an "
+            "earlier --at"
+        )
     if b_start + length > len_b / sample_rate + 1e-9:
-        raise InputError(f"--b-start {b_start:g} + --length {length:g} s runs past the end of song B ({len_b / sample_rate:.2f} s)")
+        raise InputError(
+            f"--b-start {b_start:g} + --length {length:g} s runs past the end of song B ({len_b / sample_rate:.2f} s)"
+        )
     total = at_n + len_b - b0_n
 
     def fit(x: torch.Tensor | None, n: int) -> torch.Tensor:
@@ -696,8 +962,18 @@ def transition_stems(
         c = centres[name]
         a_end = int(round((c + fade / 2) * sample_rate))  # A plays up to the end of this stem's fade ...
         b_from = int(round((c - fade / 2) * sample_rate)) - at_n + b0_n  # ... B from its start
-        joined = transition(models, a[:, :a_end], b[:, b_from:], sample_rate, fade=fade, steps=steps, seed=seed + i,
-                            xi=xi, margin=margin, progress=progress)
+        joined = transition(
+            models,
+            a[:, :a_end],
+            b[:, b_from:],
+            sample_rate,
+            fade=fade,
+            steps=steps,
+            seed=seed + i,
+            xi=xi,
+            margin=margin,
+            progress=progress,
+        )
         out[name] = fit(joined, total)
     return out, centres
 

@@ -5,6 +5,7 @@ Unlike ``inpaint``, the sampler starts from the original: by default from k·noi
 the original noised to that level (SDEdit), so the new audio keeps its shape. Otherwise the same arguments and
 guarantees as ``musicprod inpaint``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,12 @@ from .pipeline import regenerate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = add_region_parser(subparsers, "regenerate", "re-create a region of a song, keeping its context and some of its shape",
-                          __doc__.splitlines()[0].replace("``", ""))
+    p = add_region_parser(
+        subparsers,
+        "regenerate",
+        "re-create a region of a song, keeping its context and some of its shape",
+        __doc__.splitlines()[0].replace("``", ""),
+    )
     add_strength_arg(p)
     p.set_defaults(func=run)
 

@@ -6,6 +6,7 @@ or plain ``NAME/<stem>.wav``. The output plays A until ``--at`` seconds and B (f
 and the model regenerates every stem's crossfade with the transition task. Writes ``OUT/mix.wav`` (the sum of
 the stems) and ``OUT/stems/<stem>.wav``, the layout this command reads, so transitions can be chained.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,15 +27,24 @@ HEADROOM = 0.99  # peak the written mix and stems may reach before one shared ga
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("transition-stems", help="transition between two songs given as stem folders, stem by stem",
-                              description=__doc__.splitlines()[0].replace("``", ""))
+    p = subparsers.add_parser(
+        "transition-stems",
+        help="transition between two songs given as stem folders, stem by stem",
+        description=__doc__.splitlines()[0].replace("``", ""),
+    )
     p.add_argument("a", type=Path, help="song A: a folder of stems (NAME/stems/*.wav or NAME/*.wav)")
     p.add_argument("b", type=Path, help="song B: a folder of stems")
-    p.add_argument("--at", type=non_negative_float, required=True, help="time in A where the transition starts, seconds")
+    p.add_argument(
+        "--at", type=non_negative_float, required=True, help="time in A where the transition starts, seconds"
+    )
     p.add_argument("--length", type=non_negative_float, default=8.0, help="transition length in seconds (default 8)")
     p.add_argument("--b-start", type=non_negative_float, default=0.0, help="time in B that enters at --at (default 0)")
-    p.add_argument("--fade", type=non_negative_float, default=2.5,
-                   help="each stem's regenerated crossfade, seconds (default 2.5, the paper's; capped at --length)")
+    p.add_argument(
+        "--fade",
+        type=non_negative_float,
+        default=2.5,
+        help="each stem's regenerated crossfade, seconds (default 2.5, the paper's; capped at --length)",
+    )
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder (gets mix.wav and stems/)")
     add_model_args(p)
     p.set_defaults(func=run)
@@ -45,12 +55,18 @@ def find_stems(folder: Path) -> dict[str, Path]:
     if not folder.exists():
         raise InputError(f"{folder}: not found; pass a folder of stems (NAME/stems/*.wav or NAME/*.wav)")
     if not folder.is_dir():
-        raise InputError(f"{folder}: is a file, not a stem folder; pass a folder of stems (NAME/stems/*.wav or NAME/*.wav)")
+        raise InputError(
+            f"{folder}: is a file, not a stem folder; pass a folder of stems (NAME/stems/*.wav or NAME/*.wav)"
+        )
     source = folder / "stems" if (folder / "stems").is_dir() else folder
-    files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and p.stem.lower() != "mix")
+    files = sorted(
+        p for p in source.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and p.stem.lower() != "mix"
+    )
     if not files:
-        raise InputError(f"{folder}: no stem audio files found (looked for {source}/*{'|*'.join(AUDIO_SUFFIXES)}); "
-                         "render one with `musicprod render` or put one file per stem there")
+        raise InputError(
+            f"{folder}: no stem audio files found (looked for {source}/*{'|*'.join(AUDIO_SUFFIXES)}); "
+            "render one with `musicprod render` or put one file per stem there"
+        )
     stems: dict[str, Path] = {}
     for p in files:
         if p.stem in stems:
@@ -88,9 +104,14 @@ def run(args: argparse.Namespace) -> None:
     len_a = max(x.shape[-1] for x in stems_a.values()) / SAMPLE_RATE
     len_b = max(x.shape[-1] for x in stems_b.values()) / SAMPLE_RATE
     if args.at + args.length > len_a:
-        raise InputError(f"{args.a}: --at {args.at:g} + --length {args.length:g} s runs past the end of song A ({len_a:.2f} s)")
+        raise InputError(
+            f"{args.a}: --at {args.at:g} + --length {args.length:g} s runs past the end of song A ({len_a:.2f} s)"
+        )
     if args.b_start + args.length > len_b:
-        raise InputError(f"{args.b}: --b-start {args.b_start:g} + --length {args.length:g} s runs past the end of song B ({len_b:.2f} s)")
+        raise InputError(
+            f"{args.b}: --b-start {args.b_start:g} + --length {args.length:g} s runs past the end of song B "
+            f"({len_b:.2f} s)"
+        )
     existed = out_dir.exists()
     parent = out_dir if existed else out_dir.parent
     check_writable_dir(parent, for_path=out_dir)
@@ -100,12 +121,33 @@ def run(args: argparse.Namespace) -> None:
     models = models_from_args(args)
     window = models.window_samples / SAMPLE_RATE
     if min(args.fade, args.length) >= window:
-        raise InputError(f"--fade {min(args.fade, args.length):g} s must be shorter than the {args.model} model's {window:.2f} s window")
+        raise InputError(
+            f"--fade {min(args.fade, args.length):g} s must be shorter than the {args.model} model's {window:.2f} s "
+            "window"
+        )
     names = sorted(set(stems_a) | set(stems_b))
-    with tqdm(total=args.steps * len(names), desc=f"transition {len(names)} stems", unit="step", file=sys.stderr, leave=False, delay=0.5) as bar:
-        stems, centres = transition_stems(models, stems_a, stems_b, SAMPLE_RATE, at=args.at, length=args.length,
-                                          b_start=args.b_start, fade=args.fade, steps=args.steps, seed=args.seed,
-                                          xi=args.guidance, progress=bar.update)
+    with tqdm(
+        total=args.steps * len(names),
+        desc=f"transition {len(names)} stems",
+        unit="step",
+        file=sys.stderr,
+        leave=False,
+        delay=0.5,
+    ) as bar:
+        stems, centres = transition_stems(
+            models,
+            stems_a,
+            stems_b,
+            SAMPLE_RATE,
+            at=args.at,
+            length=args.length,
+            b_start=args.b_start,
+            fade=args.fade,
+            steps=args.steps,
+            seed=args.seed,
+            xi=args.guidance,
+            progress=bar.update,
+        )
     mix = torch.stack(list(stems.values())).sum(0)
     peak = max(float(mix.abs().max()), max(float(x.abs().max()) for x in stems.values()))
     if peak > HEADROOM:  # one gain for the mix and every stem keeps mix == sum(stems)
@@ -127,9 +169,17 @@ def run(args: argparse.Namespace) -> None:
                     d.rmdir()
         raise
     fade = min(args.fade, args.length)
-    print(f"transition {args.a} -> {args.b}: {args.length:g} s from {args.at:g} s, {len(names)} stems, "
-          f"{args.model} model ({args.steps} steps, seed {args.seed}); each stem's {fade:g} s crossfade is centred at:")
+    print(
+        f"transition {args.a} -> {args.b}: {args.length:g} s from {args.at:g} s, {len(names)} stems, "
+        f"{args.model} model ({args.steps} steps, seed {args.seed}); each stem's {fade:g} s crossfade is centred at:"
+    )
     for name, c in sorted(centres.items(), key=lambda kv: kv[1]):
-        where = "both" if name in stems_a and name in stems_b else ("A only: fades out" if name in stems_a else "B only: fades in")
+        where = (
+            "both"
+            if name in stems_a and name in stems_b
+            else ("A only: fades out" if name in stems_a else "B only: fades in")
+        )
         print(f"  {name:<10} {c:7.2f} s  ({where})")
-    print(f"mix -> {out_dir / ('mix' + like.suffix)} ({mix.shape[-1] / SAMPLE_RATE:.1f} s); stems -> {out_dir / 'stems'}/")
+    print(
+        f"mix -> {out_dir / ('mix' + like.suffix)} ({mix.shape[-1] / SAMPLE_RATE:.1f} s); stems -> {out_dir / 'stems'}/"
+    )

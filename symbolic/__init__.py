@@ -1,6 +1,7 @@
 """Symbolic (piano-roll) music generation.
 
-* :mod:`symbolic.data` — POP909 → compact training file → 4-bar slices ``(2, 64, 64)`` with chord / rhythm / melody conditions.
+* :mod:`symbolic.data` — POP909 → compact training file → 4-bar slices ``(2, 64, 64)`` with chord / rhythm / melody
+  conditions.
 * :mod:`symbolic.chords` — chord symbols, chroma and the chord → allowed-scale table.
 * :mod:`symbolic.fgg` — the ε-prediction U-Net of Zhu et al. 2024 (presets tiny / small / paper) and its loss.
 * :mod:`symbolic.fgg_correction` — the fine-grained x̂0 correction (hard, soft λ, top-k onsets, user scales).

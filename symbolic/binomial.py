@@ -21,6 +21,7 @@ Every task is the same sampler with a different known region (bits fixed from a 
 completion (first half known), infill (first and last quarters known), harmonisation (the melody
 channels known) and variation (start from a partially noised existing roll instead of pure noise).
 """
+
 from __future__ import annotations
 
 import functools
@@ -71,8 +72,14 @@ class BinomialNet(nn.Module):
     def __init__(self, cfg: BinomialConfig):
         super().__init__()
         self.cfg = cfg
-        unet = FGGConfig(base_channels=cfg.base_channels, channel_mults=cfg.channel_mults, res_blocks=cfg.res_blocks,
-                         attn_levels=cfg.attn_levels, heads=cfg.heads, dropout=cfg.dropout)
+        unet = FGGConfig(
+            base_channels=cfg.base_channels,
+            channel_mults=cfg.channel_mults,
+            res_blocks=cfg.res_blocks,
+            attn_levels=cfg.attn_levels,
+            heads=cfg.heads,
+            dropout=cfg.dropout,
+        )
         self.unet = FGGUNet(unet, in_channels=CHANNELS, out_channels=CHANNELS)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -132,9 +139,11 @@ TRAINING_TASKS = ("harmonize", "completion", "infill", "harmonize+completion")
 
 @functools.lru_cache(maxsize=4)
 def _training_regions(shape: tuple[int, ...]) -> torch.Tensor:
-    """The known region of each of :data:`TRAINING_TASKS` for one example of ``shape``: ``(tasks, *shape)``, built once."""
-    return torch.stack([torch.stack([task_mask(task, (1, *shape))[0] for task in name.split("+")]).any(0)
-                        for name in TRAINING_TASKS])
+    """The known region of each of :data:`TRAINING_TASKS` for one example of ``shape``: ``(tasks, *shape)``, built
+    once."""
+    return torch.stack(
+        [torch.stack([task_mask(task, (1, *shape))[0] for task in name.split("+")]).any(0) for name in TRAINING_TASKS]
+    )
 
 
 def training_known_mask(keys: torch.Tensor, shape: tuple[int, ...], known_prob: float, device) -> torch.Tensor:
@@ -145,8 +154,9 @@ def training_known_mask(keys: torch.Tensor, shape: tuple[int, ...], known_prob: 
     return (regions[choice] & (use < known_prob)[:, None, None, None]).to(device)
 
 
-def binomial_loss(model: nn.Module, batch: dict[str, torch.Tensor], cfg: BinomialConfig,
-                  known_prob: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+def binomial_loss(
+    model: nn.Module, batch: dict[str, torch.Tensor], cfg: BinomialConfig, known_prob: float = 0.0
+) -> tuple[torch.Tensor, dict[str, float]]:
     """BCE of the x0 logits against the clean bits (Atassi: the network predicts x0).
 
     ``known_prob`` > 0 trains the conditional the sampler uses: for that share of the examples a task's known
@@ -192,7 +202,8 @@ def sample_binomial(
     (completion, infill, harmonisation). The network sees them clean at every level by default. With
     ``noise_known`` they are noised to each level with the same z, RePaint-style, which matches training but
     hides most of the condition during the early steps, where a sparse roll's key and chords are decided:
-    on 50 valid slices that made harmonisation worse (see checkpoints/binomial/README.md). ``start`` with ``strength`` ∈ (0, 1]:
+    on 50 valid slices that made harmonisation worse (see checkpoints/binomial/README.md). ``start`` with ``strength`` ∈
+    (0, 1]:
     variation, starting at level ⌈strength·T⌉−1 from ``start`` noised there, instead of from pure noise.
 
     Why this is not :func:`guidance.sampler.sample`: that loop moves along a Gaussian path
@@ -257,16 +268,21 @@ def task_mask(task: str, shape: tuple[int, ...]) -> torch.Tensor:
 
 @torch.no_grad()
 def sample_binomial_long(
-    model: nn.Module, known: torch.Tensor, known_mask: torch.Tensor, *, generator: torch.Generator | None = None,
-    noise_known: bool = False, progress=None,
+    model: nn.Module,
+    known: torch.Tensor,
+    known_mask: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    noise_known: bool = False,
+    progress=None,
 ) -> torch.Tensor:
     """Any length (a multiple of 2 bars, ≥ 4 bars): ``known`` ``(4, T, P)`` bits with ``known_mask`` ``(4, T, P)``.
 
     Autoregressive inpainting with a 2-bar overlap: 4-bar windows with a hop of 2 bars, each window's first
     two bars fixed to what the previous window produced, plus the caller's known bits everywhere.
     """
-    from .generate import OVERLAP_BARS, window_starts
     from .data import BAR_STEPS, SLICE_STEPS
+    from .generate import OVERLAP_BARS, window_starts
 
     steps = known.shape[1]
     starts = window_starts(steps // BAR_STEPS)
@@ -277,8 +293,9 @@ def sample_binomial_long(
         mask = known_mask[:, a:b].clone().bool()
         if n > 0:
             mask[:, :overlap] = True
-        window = sample_binomial(model, known=out[None, :, a:b], known_mask=mask[None], noise_known=noise_known,
-                                 generator=generator)[0].cpu()
+        window = sample_binomial(
+            model, known=out[None, :, a:b], known_mask=mask[None], noise_known=noise_known, generator=generator
+        )[0].cpu()
         out[:, a:b] = torch.where(mask, out[:, a:b], window)
         if progress is not None:
             progress(n + 1, len(starts))

@@ -20,6 +20,7 @@ no chord (N)      all twelve
 Qualities the table does not name are mapped to the nearest row, and the allowed set always contains
 the chord tones and the bass, so a chord's own notes are never "out of key".
 """
+
 from __future__ import annotations
 
 import re
@@ -85,11 +86,38 @@ FAMILY_SCALES: dict[str, tuple[str, ...]] = {
 
 # Short symbols typed by users → Harte qualities. Longest suffix first when matching.
 _SHORT_SUFFIX = {
-    "": "maj", "maj": "maj", "M": "maj", "m": "min", "min": "min", "-": "min",
-    "7": "7", "dom7": "7", "maj7": "maj7", "M7": "maj7", "m7": "min7", "min7": "min7", "-7": "min7",
-    "6": "maj6", "m6": "min6", "dim": "dim", "o": "dim", "dim7": "dim7", "o7": "dim7",
-    "m7b5": "hdim7", "ø": "hdim7", "aug": "aug", "+": "aug", "sus2": "sus2", "sus4": "sus4", "sus": "sus4",
-    "7sus4": "sus4(b7)", "mmaj7": "minmaj7", "mM7": "minmaj7", "9": "9", "maj9": "maj9", "m9": "min9",
+    "": "maj",
+    "maj": "maj",
+    "M": "maj",
+    "m": "min",
+    "min": "min",
+    "-": "min",
+    "7": "7",
+    "dom7": "7",
+    "maj7": "maj7",
+    "M7": "maj7",
+    "m7": "min7",
+    "min7": "min7",
+    "-7": "min7",
+    "6": "maj6",
+    "m6": "min6",
+    "dim": "dim",
+    "o": "dim",
+    "dim7": "dim7",
+    "o7": "dim7",
+    "m7b5": "hdim7",
+    "ø": "hdim7",
+    "aug": "aug",
+    "+": "aug",
+    "sus2": "sus2",
+    "sus4": "sus4",
+    "sus": "sus4",
+    "7sus4": "sus4(b7)",
+    "mmaj7": "minmaj7",
+    "mM7": "minmaj7",
+    "9": "9",
+    "maj9": "maj9",
+    "m9": "min9",
     "add9": "add9",
 }
 
@@ -209,7 +237,8 @@ def parse_symbol(symbol: str) -> Chord:
         return Chord(root, _SHORT_SUFFIX[suffix], bass)
     except (ValueError, KeyError, IndexError):
         raise InputError(
-            f"chord {symbol!r}: not a chord symbol I can read; use e.g. 'C', 'Am', 'F#m7', 'Bbmaj7', 'G7', 'Bdim', 'C/E' or 'N'"
+            f"chord {symbol!r}: not a chord symbol I can read; use e.g. 'C', 'Am', 'F#m7', 'Bbmaj7', 'G7', 'Bdim', "
+            "'C/E' or 'N'"
         ) from None
 
 

@@ -12,6 +12,7 @@ Two stages, so training never needs the POP909 folder, pretty_midi or FluidSynth
 
 Tensor layout everywhere: ``(channels, T, P)`` with T = 16th steps and P = pitch − 33.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -86,7 +87,9 @@ def extract_song(song) -> dict[str, np.ndarray] | None:
     return {"notes": notes, "chords": chords, "downbeats": downbeats, "steps": np.array(steps)}
 
 
-def build_dataset_file(pop909_root: str | os.PathLike, out: str | os.PathLike, *, limit: int | None = None) -> dict[str, int]:
+def build_dataset_file(
+    pop909_root: str | os.PathLike, out: str | os.PathLike, *, limit: int | None = None
+) -> dict[str, int]:
     """Extract every 4/4 POP909 song under ``pop909_root`` into one safetensors file at ``out``.
 
     Returns counts: songs kept, triple-meter songs skipped, notes.
@@ -142,7 +145,9 @@ def build_dataset_file(pop909_root: str | os.PathLike, out: str | os.PathLike, *
         "downbeat_step": np.concatenate(downbeat_parts).astype(np.int16),
     }
     with atomic_path(out) as tmp:
-        save_file(arrays, str(tmp), metadata={"format": "musicprod.symbolic.pop909/1", "grid": "16th from beat_midi.txt"})
+        save_file(
+            arrays, str(tmp), metadata={"format": "musicprod.symbolic.pop909/1", "grid": "16th from beat_midi.txt"}
+        )
     return {"songs": len(kept_ids), "skipped_triple": skipped, "notes": len(notes)}
 
 
@@ -182,11 +187,15 @@ def load_dataset_file(path: str | os.PathLike, split: str | None) -> list[DenseS
 
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"{path}: dataset file not found; create it with `python -m symbolic.data --pop909 DIR --out {path}`")
+        raise InputError(
+            f"{path}: dataset file not found; create it with `python -m symbolic.data --pop909 DIR --out {path}`"
+        )
     try:
         a = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise InputError(f"{path}: not a valid dataset file ({err}); recreate it with `python -m symbolic.data`") from err
+        raise InputError(
+            f"{path}: not a valid dataset file ({err}); recreate it with `python -m symbolic.data`"
+        ) from err
     if split is not None and split not in SPLIT_IDS:
         raise InputError(f"unknown split {split!r}; valid: {', '.join(SPLIT_IDS)}")
     songs = []
@@ -196,23 +205,43 @@ def load_dataset_file(path: str | os.PathLike, split: str | None) -> list[DenseS
         steps = int(a["song_steps"][i])
         n0, n1 = a["note_offset"][i], a["note_offset"][i + 1]
         track = a["note_track"][n0:n1]
-        cols = np.stack([a["note_pitch"][n0:n1].astype(np.int64), a["note_start"][n0:n1].astype(np.int64), a["note_start"][n0:n1].astype(np.int64) + a["note_length"][n0:n1]], 1)
+        cols = np.stack(
+            [
+                a["note_pitch"][n0:n1].astype(np.int64),
+                a["note_start"][n0:n1].astype(np.int64),
+                a["note_start"][n0:n1].astype(np.int64) + a["note_length"][n0:n1],
+            ],
+            1,
+        )
         chroma = np.zeros(steps, np.int16)
         scale = np.full(steps, 0xFFF, np.int16)  # no chord annotated: every pitch class allowed
         root = np.full(steps, -1, np.int8)
         minor = np.zeros(steps, bool)
         c0, c1 = a["chord_offset"][i], a["chord_offset"][i + 1]
-        for s, e, ch, sc, rm in zip(a["chord_start"][c0:c1], a["chord_end"][c0:c1], a["chord_chroma"][c0:c1], a["chord_scale"][c0:c1], a["chord_root_minor"][c0:c1]):
+        for s, e, ch, sc, rm in zip(
+            a["chord_start"][c0:c1],
+            a["chord_end"][c0:c1],
+            a["chord_chroma"][c0:c1],
+            a["chord_scale"][c0:c1],
+            a["chord_root_minor"][c0:c1],
+        ):
             chroma[s:e], scale[s:e] = ch, sc
             r = int(rm) & 0xF
             root[s:e] = -1 if r == 0xF else r
             minor[s:e] = bool(int(rm) >> 4)
         d0, d1 = a["downbeat_offset"][i], a["downbeat_offset"][i + 1]
-        songs.append(DenseSong(
-            int(a["song_id"][i]), _dense_roll(cols[track == TRACK_IDS["PIANO"]], steps),
-            _dense_roll(cols[track == TRACK_IDS["MELODY"]], steps), chroma, scale, root, minor,
-            a["downbeat_step"][d0:d1].astype(np.int64),
-        ))
+        songs.append(
+            DenseSong(
+                int(a["song_id"][i]),
+                _dense_roll(cols[track == TRACK_IDS["PIANO"]], steps),
+                _dense_roll(cols[track == TRACK_IDS["MELODY"]], steps),
+                chroma,
+                scale,
+                root,
+                minor,
+                a["downbeat_step"][d0:d1].astype(np.int64),
+            )
+        )
     if not songs:
         raise InputError(f"{path}: no songs of split {split!r} in it; rebuild it from the full POP909 folder")
     return songs
@@ -290,7 +319,7 @@ def slice_starts(song: DenseSong, hop_bars: int = 1, min_onsets: int = 4) -> lis
     """Downbeat steps that start a regular 4-bar window (its 4 bars all downbeat-aligned) with notes in it."""
     downbeats = set(song.downbeats.tolist())
     out = []
-    last = -10**9
+    last = -(10**9)
     for d in song.downbeats.tolist():
         if d + SLICE_STEPS > len(song.piano) or d - last < hop_bars * BAR_STEPS:
             continue
@@ -310,7 +339,9 @@ class PianoRollDataset(Dataset):
     ``hop_bars`` spaces slice starts (1 for training, 4 for non-overlapping evaluation).
     """
 
-    def __init__(self, path: str | os.PathLike, split: str = "train", *, transpose: bool | None = None, hop_bars: int = 1):
+    def __init__(
+        self, path: str | os.PathLike, split: str = "train", *, transpose: bool | None = None, hop_bars: int = 1
+    ):
         self.songs = load_dataset_file(path, split)
         self.transpose = (split == "train") if transpose is None else transpose
         self.shifts = TRANSPOSITIONS if self.transpose else (0,)
@@ -336,7 +367,9 @@ class PianoRollDataset(Dataset):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m symbolic.data", description="Extract POP909 into the compact file symbolic training reads.")
+    parser = argparse.ArgumentParser(
+        prog="python -m symbolic.data", description="Extract POP909 into the compact file symbolic training reads."
+    )
     parser.add_argument("--pop909", required=True, help="POP909 folder holding 001/ ... 909/")
     parser.add_argument("--out", required=True, help="output .safetensors file")
     parser.add_argument("--limit", type=int, default=None, help="only the first N song folders (for quick tests)")
@@ -347,7 +380,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}")
         return 2
     size = Path(args.out).stat().st_size / 1e6
-    print(f"wrote {args.out} ({size:.1f} MB): {counts['songs']} songs, {counts['notes']} notes, skipped {counts['skipped_triple']} triple-meter songs")
+    print(
+        f"wrote {args.out} ({size:.1f} MB): {counts['songs']} songs, {counts['notes']} notes, skipped "
+        f"{counts['skipped_triple']} triple-meter songs"
+    )
     return 0
 
 

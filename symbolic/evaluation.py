@@ -4,6 +4,7 @@ their common flags and the report they write.
 Both score non-overlapping, untransposed 4-bar slices spread evenly over a split, so two runs with the
 same ``--num-samples`` see the same slices.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,9 @@ from .data import PianoRollDataset
 from .metrics import chord_accuracy, chord_similarity, out_of_key_rate, roll_iou
 
 
-def evaluation_parser(prog: str, description: str, *, model: str, num_samples: int, batch_size: int) -> argparse.ArgumentParser:
+def evaluation_parser(
+    prog: str, description: str, *, model: str, num_samples: int, batch_size: int
+) -> argparse.ArgumentParser:
     """The flags every evaluation takes: checkpoint, data, split, sample count, batch size, seed, threads, output."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--checkpoint", required=True, help=f"trained {model} folder (e.g. checkpoints/{model})")
@@ -38,7 +41,9 @@ def evaluation_slices(args: argparse.Namespace) -> PianoRollDataset:
     return PianoRollDataset(args.data, args.split, transpose=False, hop_bars=4)
 
 
-def evaluation_batches(dataset: PianoRollDataset, num_samples: int, batch_size: int) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
+def evaluation_batches(
+    dataset: PianoRollDataset, num_samples: int, batch_size: int
+) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
     """``(index of the first slice, stacked batch)`` over ``num_samples`` slices spread evenly over ``dataset``."""
     n = min(num_samples, len(dataset))
     picks = torch.linspace(0, len(dataset) - 1, n).round().long().tolist()
@@ -49,19 +54,27 @@ def evaluation_batches(dataset: PianoRollDataset, num_samples: int, batch_size: 
 
 def score_slices(roll: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, float]:
     """All the metrics above for an accompaniment roll ``(B, 2, T, P)`` of a batch of dataset slices."""
-    return {"out_of_key": out_of_key_rate(roll, batch["allowed"].bool()),
-            "chord_accuracy": chord_accuracy(roll, batch["root"], batch["minor"]),
-            "chord_similarity": chord_similarity(roll, batch["chroma"]),
-            "iou": roll_iou(roll, batch["x0"]),
-            "notes_per_sample": float((roll[:, 0] > 0.5).sum()) / roll.shape[0]}
+    return {
+        "out_of_key": out_of_key_rate(roll, batch["allowed"].bool()),
+        "chord_accuracy": chord_accuracy(roll, batch["root"], batch["minor"]),
+        "chord_similarity": chord_similarity(roll, batch["chroma"]),
+        "iou": roll_iou(roll, batch["x0"]),
+        "notes_per_sample": float((roll[:, 0] > 0.5).sum()) / roll.shape[0],
+    }
 
 
 def metrics_table(result: dict, runs: list[tuple[str, str]]) -> list[str]:
     """Markdown rows of :func:`score_slices` means stored as ``result["RUN/metric"]``, one row per ``(RUN, label)``."""
-    rows = ["| run | out-of-key rate | chord accuracy | chord similarity | IoU vs truth | onsets/sample |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| run | out-of-key rate | chord accuracy | chord similarity | IoU vs truth | onsets/sample |",
+        "|---|---|---|---|---|---|",
+    ]
     for run, label in runs:
-        rows.append(f"| {label} | {100 * result[f'{run}/out_of_key']:.2f}% | {result[f'{run}/chord_accuracy']:.3f} | "
-                    f"{result[f'{run}/chord_similarity']:.3f} | {result[f'{run}/iou']:.3f} | {result[f'{run}/notes_per_sample']:.1f} |")
+        rows.append(
+            f"| {label} | {100 * result[f'{run}/out_of_key']:.2f}% | {result[f'{run}/chord_accuracy']:.3f} | "
+            f"{result[f'{run}/chord_similarity']:.3f} | {result[f'{run}/iou']:.3f} | "
+            f"{result[f'{run}/notes_per_sample']:.1f} |"
+        )
     return rows
 
 
@@ -71,7 +84,9 @@ def add_scores(sums: dict[str, float], run: str, roll: torch.Tensor, batch: dict
         sums[f"{run}/{key}"] = sums.get(f"{run}/{key}", 0.0) + value * roll.shape[0]
 
 
-def write_report(result: dict, args: argparse.Namespace, markdown: Callable[[dict], str], *, checkpoint: str | None = None) -> None:
+def write_report(
+    result: dict, args: argparse.Namespace, markdown: Callable[[dict], str], *, checkpoint: str | None = None
+) -> None:
     """Record the checkpoint and split in ``result``, write it to ``--out`` if given, print ``markdown(result)``."""
     result["checkpoint"], result["split"] = checkpoint or str(args.checkpoint), args.split
     if args.out:

@@ -9,10 +9,12 @@ Classifier-free guidance: training drops the rhythm condition and the melody ind
 p = 0.5 each; two flag channels tell the network which conditions are present, so "dropped" is never
 confused with "silent". The chord is never dropped: the fine-grained correction relies on it anyway.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -123,7 +125,9 @@ class FGGUNet(nn.Module):
     with no conditions (then ``cond`` is None).
     """
 
-    def __init__(self, cfg: FGGConfig, in_channels: int = ROLL_CHANNELS + COND_CHANNELS, out_channels: int = ROLL_CHANNELS):
+    def __init__(
+        self, cfg: FGGConfig, in_channels: int = ROLL_CHANNELS + COND_CHANNELS, out_channels: int = ROLL_CHANNELS
+    ):
         super().__init__()
         self.cfg = cfg
         ch0 = cfg.base_channels
@@ -143,7 +147,9 @@ class FGGUNet(nn.Module):
             if level < len(cfg.channel_mults) - 1:
                 self.down.append(nn.ModuleList([nn.Conv2d(ch, ch, 3, stride=2, padding=1)]))
                 skips.append(ch)
-        self.mid = nn.ModuleList([ResBlock(ch, ch, temb, cfg.dropout), Attention(ch, cfg.heads), ResBlock(ch, ch, temb, cfg.dropout)])
+        self.mid = nn.ModuleList(
+            [ResBlock(ch, ch, temb, cfg.dropout), Attention(ch, cfg.heads), ResBlock(ch, ch, temb, cfg.dropout)]
+        )
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(cfg.channel_mults))):
             for i in range(cfg.res_blocks + 1):
@@ -152,7 +158,9 @@ class FGGUNet(nn.Module):
                 if level in cfg.attn_levels:
                     blocks.append(Attention(ch, cfg.heads))
                 if level > 0 and i == cfg.res_blocks:
-                    blocks.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, ch, 3, padding=1)))
+                    blocks.append(
+                        nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, ch, 3, padding=1))
+                    )
                 self.up.append(nn.ModuleList(blocks))
         self.norm_out = _norm(ch)
         self.conv_out = nn.Conv2d(ch, out_channels, 3, padding=1)
@@ -182,16 +190,26 @@ def build_fgg(cfg: FGGConfig) -> FGGUNet:
     return FGGUNet(cfg)
 
 
-def make_cond(chord: torch.Tensor, rhythm: torch.Tensor | None = None, melody: torch.Tensor | None = None,
-              *, keep_rhythm: torch.Tensor | None = None, keep_melody: torch.Tensor | None = None) -> torch.Tensor:
+def make_cond(
+    chord: torch.Tensor,
+    rhythm: torch.Tensor | None = None,
+    melody: torch.Tensor | None = None,
+    *,
+    keep_rhythm: torch.Tensor | None = None,
+    keep_melody: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Stack the conditions into ``(B, 7, T, P)``: chord (1), rhythm (2), melody (2), presence flags (2).
 
     ``rhythm``/``melody`` may be None (absent); ``keep_*`` ``(B,)`` 0/1 drop them per example (CFG).
     """
     b, _, t, p = chord.shape
     zeros = chord.new_zeros(b, 2, t, p)
-    keep_r = chord.new_zeros(b) if rhythm is None else (chord.new_ones(b) if keep_rhythm is None else keep_rhythm.to(chord))
-    keep_m = chord.new_zeros(b) if melody is None else (chord.new_ones(b) if keep_melody is None else keep_melody.to(chord))
+    keep_r = (
+        chord.new_zeros(b) if rhythm is None else (chord.new_ones(b) if keep_rhythm is None else keep_rhythm.to(chord))
+    )
+    keep_m = (
+        chord.new_zeros(b) if melody is None else (chord.new_ones(b) if keep_melody is None else keep_melody.to(chord))
+    )
     r = zeros if rhythm is None else rhythm * keep_r[:, None, None, None]
     m = zeros if melody is None else melody * keep_m[:, None, None, None]
     flags = torch.stack([keep_r, keep_m], 1)[:, :, None, None].expand(b, 2, t, p)
@@ -199,7 +217,8 @@ def make_cond(chord: torch.Tensor, rhythm: torch.Tensor | None = None, melody: t
 
 
 def fgg_loss(model: nn.Module, batch: dict[str, torch.Tensor], cfg: FGGConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    """ε-prediction MSE (Ho et al. 2020, eq. 14) with CFG condition dropout; noise is a deterministic function of each draw's key."""
+    """ε-prediction MSE (Ho et al. 2020, eq. 14) with CFG condition dropout; noise is a deterministic function of each
+    draw's key."""
     x0, keys = batch["x0"], batch["key"]
     device = x0.device
     u = example_rand(keys, (3,), salt=11, device=device)  # (B, 3): timestep, rhythm drop, melody drop
@@ -207,8 +226,13 @@ def fgg_loss(model: nn.Module, batch: dict[str, torch.Tensor], cfg: FGGConfig) -
     eps = example_randn(keys, tuple(x0.shape[1:]), salt=12, device=device)
     abar = linear_alphas_cumprod(cfg).to(device)[t][:, None, None, None]
     x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * eps
-    cond = make_cond(batch["chord"], batch["rhythm"], batch["melody"],
-                     keep_rhythm=(u[:, 1] >= cfg.drop_rhythm).float(), keep_melody=(u[:, 2] >= cfg.drop_melody).float())
+    cond = make_cond(
+        batch["chord"],
+        batch["rhythm"],
+        batch["melody"],
+        keep_rhythm=(u[:, 1] >= cfg.drop_rhythm).float(),
+        keep_melody=(u[:, 2] >= cfg.drop_melody).float(),
+    )
     eps_hat = model(x_t, t, cond)
     loss = F.mse_loss(eps_hat.float(), eps)
     return loss, {"mse": float(loss.detach())}
@@ -216,7 +240,6 @@ def fgg_loss(model: nn.Module, batch: dict[str, torch.Tensor], cfg: FGGConfig) -
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
 
 
 def load_fgg(path_or_hub_id: str) -> FGGUNet:

@@ -11,6 +11,7 @@ Edits, on piano rolls ``(B, 2, T, P)`` (onset, sustain) with an allowed mask ``(
    the soft variant moves them a fraction λ of the way (λ = 1 is the hard clamp, λ = 0 no edit);
 2. rhythm edit (optional): per 16th step keep only the k largest onset cells above the threshold.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,7 +35,9 @@ def allowed_from_chroma(chroma: torch.Tensor, pitches: int = NUM_PITCHES, low_pi
     return chroma[..., pcs] > 0.5
 
 
-def pitch_edit(x0: torch.Tensor, allowed: torch.Tensor, *, strength: float = 1.0, threshold: float = THRESHOLD) -> torch.Tensor:
+def pitch_edit(
+    x0: torch.Tensor, allowed: torch.Tensor, *, strength: float = 1.0, threshold: float = THRESHOLD
+) -> torch.Tensor:
     """Clamp disallowed cells of x̂0 ``(B, 2, T, P)`` above ``threshold`` toward it; ``allowed`` ``(B, T, P)``.
 
     x' = x + λ (min(x, thr) − x) on disallowed cells: λ = 1 (Zhu et al. 2024) clamps them to exactly thr,
@@ -90,4 +93,3 @@ def notes_from_roll(x0: torch.Tensor, threshold: float = THRESHOLD) -> torch.Ten
 def scale_allowed(mask12: int, steps: int, batch: int = 1) -> torch.Tensor:
     """A user scale mask (12-bit int, see :func:`symbolic.chords.scale_mask`) for every step → ``(B, T, P)``."""
     return allowed_from_masks(torch.full((batch, steps), int(mask12), dtype=torch.long))
-

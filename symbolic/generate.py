@@ -9,6 +9,7 @@ Long form (:func:`generate_long`): 4-bar windows with a hop of 2 bars; each wind
 first 2 bars known (the previous window's output), so the piece is continued autoregressively to any
 length that is a multiple of 2 bars (8, 16, 32, ...).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,7 +43,9 @@ class SamplingConfig:
 
 def fgg_denoiser(model: FGGUNet) -> Denoiser:
     cfg = model.cfg
-    return Denoiser(model, DiscreteSchedule(linear_betas(cfg.num_timesteps, cfg.beta_start, cfg.beta_end)), prediction="eps")
+    return Denoiser(
+        model, DiscreteSchedule(linear_betas(cfg.num_timesteps, cfg.beta_start, cfg.beta_end)), prediction="eps"
+    )
 
 
 @torch.no_grad()
@@ -68,13 +71,19 @@ def sample_fgg(
     """
     device = next(model.parameters()).device
     chord = chord.to(device)
-    cond = make_cond(chord, None if rhythm is None else rhythm.to(device), None if melody is None else melody.to(device))
+    cond = make_cond(
+        chord, None if rhythm is None else rhythm.to(device), None if melody is None else melody.to(device)
+    )
     denoiser = fgg_denoiser(model)
     if (rhythm is not None or melody is not None) and sampling.guidance_scale != 1.0:
-        denoiser = CFGDenoiser(denoiser, sampling.guidance_scale, rescale=sampling.rescale, uncond={"cond": make_cond(chord)})
+        denoiser = CFGDenoiser(
+            denoiser, sampling.guidance_scale, rescale=sampling.rescale, uncond={"cond": make_cond(chord)}
+        )
     edit = None
     if sampling.correction and allowed is not None:
-        edit = FineGrainedCorrection(allowed.to(device), strength=sampling.strength, onsets_per_step=sampling.top_k_onsets)
+        edit = FineGrainedCorrection(
+            allowed.to(device), strength=sampling.strength, onsets_per_step=sampling.top_k_onsets
+        )
     project = None
     if known is not None:
         project = ReplaceProjection(known.to(device).float(), known_mask.to(device).float(), denoiser.alpha_sigma)
@@ -83,8 +92,17 @@ def sample_fgg(
     if project is not None:
         x_T = project(x_T, torch.ones(shape[0], device=device), generator)
     ts = uniform_timesteps(sampling.steps)
-    return sample(denoiser, x_T, ts, eta=sampling.eta, edit_denoised=edit, project=project,
-                  callback=callback, generator=generator, extra_args={"cond": cond})
+    return sample(
+        denoiser,
+        x_T,
+        ts,
+        eta=sampling.eta,
+        edit_denoised=edit,
+        project=project,
+        callback=callback,
+        generator=generator,
+        extra_args={"cond": cond},
+    )
 
 
 @dataclass
@@ -119,8 +137,10 @@ def chord_track(chords: list[Chord], bars: int, chords_per_bar: int = 1) -> Chor
     steps = bars * BAR_STEPS
     seq = [chords[(i // per) % len(chords)] for i in range(steps)]
     return ChordTrack(
-        np.array([c.chroma_mask for c in seq], np.int64), np.array([c.scale_mask for c in seq], np.int64),
-        np.array([-1 if c.root is None else c.root for c in seq], np.int64), np.array([c.is_minor for c in seq]),
+        np.array([c.chroma_mask for c in seq], np.int64),
+        np.array([c.scale_mask for c in seq], np.int64),
+        np.array([-1 if c.root is None else c.root for c in seq], np.int64),
+        np.array([c.is_minor for c in seq]),
     )
 
 
@@ -158,9 +178,14 @@ def generate_long(
             known_mask = torch.zeros(1, 1, SLICE_STEPS, 1)
             known_mask[:, :, :overlap] = 1.0
         x0 = sample_fgg(
-            model, chords.chord_roll(a, b)[None], chords.allowed(a, b)[None],
-            melody=None if melody is None else melody[None, :, a:b], known=known, known_mask=known_mask,
-            sampling=sampling, generator=generator,
+            model,
+            chords.chord_roll(a, b)[None],
+            chords.allowed(a, b)[None],
+            melody=None if melody is None else melody[None, :, a:b],
+            known=known,
+            known_mask=known_mask,
+            sampling=sampling,
+            generator=generator,
         )
         bits = (x0[0].cpu() > 0.5).float()
         out[:, a:b] = bits if n == 0 else torch.cat([out[:, a : a + overlap], bits[:, overlap:]], 1)

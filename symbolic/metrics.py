@@ -8,6 +8,7 @@
 * chord similarity: cosine between a beat's generated chroma and the condition's chord-tone chroma;
 * piano-roll IoU against the ground truth (sounding cells).
 """
+
 from __future__ import annotations
 
 import torch
@@ -79,4 +80,3 @@ def roll_iou(roll: torch.Tensor, target: torch.Tensor) -> float:
     a, b = sounding(roll), sounding(target)
     union = int((a | b).sum())
     return float((a & b).sum()) / union if union else 1.0
-

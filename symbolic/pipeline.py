@@ -4,6 +4,7 @@ Each takes user-level input (chord text, MIDI paths), returns named tracks of 16
 nothing; :func:`write_outputs` writes the MIDI and, optionally, renders audio through the foundation's
 FluidSynth renderer (:mod:`musicprod_common.render`) so symbolic output can feed the audio models.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,16 +34,26 @@ def default_checkpoint(name: str) -> Path:
 def _load(loader, path: str | os.PathLike | None, name: str, train_cmd: str):
     folder = Path(path) if path is not None else default_checkpoint(name)
     if path is None and not (folder / "model.safetensors").is_file():
-        raise InputError(f"{folder}: no trained {name} checkpoint there; train one with `{train_cmd}` and pass --checkpoint OUT/final")
+        raise InputError(
+            f"{folder}: no trained {name} checkpoint there; train one with `{train_cmd}` and pass --checkpoint "
+            "OUT/final"
+        )
     return loader(str(folder))
 
 
 def load_fgg_checkpoint(path=None):
-    return _load(load_fgg, path, "fgg", "python -m symbolic.train_fgg --preset small --data data.safetensors --out runs/fgg")
+    return _load(
+        load_fgg, path, "fgg", "python -m symbolic.train_fgg --preset small --data data.safetensors --out runs/fgg"
+    )
 
 
 def load_binomial_checkpoint(path=None):
-    return _load(load_binomial, path, "binomial", "python -m symbolic.train_binomial --preset small --data data.safetensors --out runs/binomial")
+    return _load(
+        load_binomial,
+        path,
+        "binomial",
+        "python -m symbolic.train_binomial --preset small --data data.safetensors --out runs/binomial",
+    )
 
 
 def melody_bars(notes: list[NoteTuple]) -> int:
@@ -53,8 +64,15 @@ def melody_bars(notes: list[NoteTuple]) -> int:
 
 
 def accompany(
-    chords: str, *, bars: int = 8, chords_per_bar: int = 1, melody_path: str | os.PathLike | None = None,
-    scale: str | None = None, sampling: SamplingConfig = SamplingConfig(), checkpoint=None, seed: int = 0,
+    chords: str,
+    *,
+    bars: int = 8,
+    chords_per_bar: int = 1,
+    melody_path: str | os.PathLike | None = None,
+    scale: str | None = None,
+    sampling: SamplingConfig = SamplingConfig(),
+    checkpoint=None,
+    seed: int = 0,
     progress=None,
 ) -> tuple[Tracks, int, float | None]:
     """FGG accompaniment for a chord progression (cycled to ``bars`` bars), optionally under a melody.
@@ -65,20 +83,23 @@ def accompany(
     track = chord_track(parse_progression(chords), bars, chords_per_bar)
     window_starts(bars)  # validates the length before any model is loaded
     user_scale = parse_scale(scale) if scale else None
-    melody_notes, bpm = (read_melody(melody_path, max_steps=track.steps) if melody_path else (None, None))
+    melody_notes, bpm = read_melody(melody_path, max_steps=track.steps) if melody_path else (None, None)
     model = load_fgg_checkpoint(checkpoint)
     if user_scale is not None:
         track.scale[:] = user_scale
     melody = notes_to_roll(melody_notes, track.steps) if melody_notes else None
-    roll = generate_long(model, track, melody=melody, sampling=sampling, generator=torch.Generator().manual_seed(seed),
-                         progress=progress)
+    roll = generate_long(
+        model, track, melody=melody, sampling=sampling, generator=torch.Generator().manual_seed(seed), progress=progress
+    )
     tracks: Tracks = {"PIANO": roll_to_notes(roll)}
     if melody_notes:
         tracks["MELODY"] = melody_notes
     return tracks, track.steps, bpm
 
 
-def harmonize(melody_path: str | os.PathLike, *, bars: int | None = None, checkpoint=None, seed: int = 0, progress=None) -> tuple[Tracks, int, float]:
+def harmonize(
+    melody_path: str | os.PathLike, *, bars: int | None = None, checkpoint=None, seed: int = 0, progress=None
+) -> tuple[Tracks, int, float]:
     """Binomial-diffusion accompaniment under a melody (Atassi's harmonisation task), any length."""
     notes, bpm = read_melody(melody_path)
     bars = bars or melody_bars(notes)
@@ -128,7 +149,12 @@ def read_midi_tracks(path: str | os.PathLike) -> tuple[Tracks, float]:
 
 
 def infill_midi(
-    path: str | os.PathLike, start_bar: int, end_bar: int, *, checkpoint=None, seed: int = 0,
+    path: str | os.PathLike,
+    start_bar: int,
+    end_bar: int,
+    *,
+    checkpoint=None,
+    seed: int = 0,
 ) -> tuple[Tracks, int, float]:
     """Regenerate bars [start_bar, end_bar) of a MIDI file with binomial diffusion (Atassi's infill task).
 
@@ -139,9 +165,13 @@ def infill_midi(
     end_step = max(e for notes in tracks.values() for _, _, e in notes)
     total_bars = max(4, -(-end_step // BAR_STEPS))
     if not 0 <= start_bar < end_bar <= total_bars:
-        raise InputError(f"--start-bar {start_bar} / --end-bar {end_bar}: need 0 <= start < end <= {total_bars} (bars in {path})")
+        raise InputError(
+            f"--start-bar {start_bar} / --end-bar {end_bar}: need 0 <= start < end <= {total_bars} (bars in {path})"
+        )
     if end_bar - start_bar > 3:
-        raise InputError(f"gap of {end_bar - start_bar} bars: the model sees 4 bars at a time, so infill at most 3 bars per call")
+        raise InputError(
+            f"gap of {end_bar - start_bar} bars: the model sees 4 bars at a time, so infill at most 3 bars per call"
+        )
     steps = max(total_bars, 4) * BAR_STEPS
     model = load_binomial_checkpoint(checkpoint)
     first = min(max(0, start_bar - (4 - (end_bar - start_bar)) // 2), total_bars - 4)
@@ -154,7 +184,9 @@ def infill_midi(
     mask[:, :, g0:g1] = False
     from .binomial import sample_binomial
 
-    window = sample_binomial(model, known=full[None, :, a:b], known_mask=mask, generator=torch.Generator().manual_seed(seed))[0]
+    window = sample_binomial(
+        model, known=full[None, :, a:b], known_mask=mask, generator=torch.Generator().manual_seed(seed)
+    )[0]
     gap = torch.zeros_like(window)
     gap[:, g0:g1] = window[:, g0:g1]
     lo, hi = start_bar * BAR_STEPS, end_bar * BAR_STEPS
@@ -170,8 +202,16 @@ def infill_midi(
     return out, steps, bpm
 
 
-def write_outputs(tracks: Tracks, steps: int, midi_path: str | os.PathLike, *, bpm: float = 100.0,
-                  audio_path: str | os.PathLike | None = None, style: str = "piano", soundfont=None) -> list[Path]:
+def write_outputs(
+    tracks: Tracks,
+    steps: int,
+    midi_path: str | os.PathLike,
+    *,
+    bpm: float = 100.0,
+    audio_path: str | os.PathLike | None = None,
+    style: str = "piano",
+    soundfont=None,
+) -> list[Path]:
     """Write the MIDI and, with ``audio_path``, a FluidSynth render (mix) of it; returns the written paths.
 
     The audio is rendered before anything is written, and the MIDI is removed again if writing the audio
@@ -182,8 +222,12 @@ def write_outputs(tracks: Tracks, steps: int, midi_path: str | os.PathLike, *, b
         from musicprod_common.render import render_song
 
         if not any(tracks.values()):
-            raise InputError(f"{midi_path}: the generated piece has no notes, so there is nothing to render; try another --seed")
-        rendering = render_song(song_from_tracks({k: v for k, v in tracks.items() if v}, steps, bpm=bpm), style, soundfont=soundfont)
+            raise InputError(
+                f"{midi_path}: the generated piece has no notes, so there is nothing to render; try another --seed"
+            )
+        rendering = render_song(
+            song_from_tracks({k: v for k, v in tracks.items() if v}, steps, bpm=bpm), style, soundfont=soundfont
+        )
     written = [write_midi(midi_path, tracks, bpm=bpm)]
     if rendering is not None:
         from musicprod_common.audio import save_audio

@@ -4,6 +4,7 @@ A roll is ``(2, T, P)`` onset / sustain on a 16th grid, P = 64 pitches from MIDI
 onset cell and lasts while the sustain cells that follow it are on. A sustain cell without an onset
 before it starts a note too (a model may drop an onset; the sound is still meant to be there).
 """
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,9 @@ from .data import LOW_PITCH, NUM_PITCHES, STEPS_PER_BEAT
 NoteTuple = tuple[int, int, int]  # (pitch, start step, end step exclusive)
 
 
-def roll_to_notes(roll: torch.Tensor | np.ndarray, threshold: float = 0.5, low_pitch: int = LOW_PITCH) -> list[NoteTuple]:
+def roll_to_notes(
+    roll: torch.Tensor | np.ndarray, threshold: float = 0.5, low_pitch: int = LOW_PITCH
+) -> list[NoteTuple]:
     """``(2, T, P)`` roll (values or bits) → notes (pitch, start, end) sorted by start, pitch."""
     r = np.asarray(roll.detach().cpu() if torch.is_tensor(roll) else roll) > threshold
     onset, sustain = r[0], r[1]
@@ -45,7 +48,9 @@ def roll_to_notes(roll: torch.Tensor | np.ndarray, threshold: float = 0.5, low_p
     return sorted(notes, key=lambda n: (n[1], n[0]))
 
 
-def notes_to_roll(notes: list[NoteTuple], steps: int, low_pitch: int = LOW_PITCH, pitches: int = NUM_PITCHES) -> torch.Tensor:
+def notes_to_roll(
+    notes: list[NoteTuple], steps: int, low_pitch: int = LOW_PITCH, pitches: int = NUM_PITCHES
+) -> torch.Tensor:
     """Notes (pitch, start, end) → ``(2, T, P)`` float roll; pitches outside the range move by octaves into it."""
     roll = torch.zeros(2, steps, pitches)
     for pitch, start, end in notes:
@@ -56,7 +61,9 @@ def notes_to_roll(notes: list[NoteTuple], steps: int, low_pitch: int = LOW_PITCH
         if not 0 <= start < steps:
             continue
         p = pitch - low_pitch
-        roll[1, start + 1 : min(end, steps), p] = torch.maximum(roll[1, start + 1 : min(end, steps), p], torch.tensor(1.0))
+        roll[1, start + 1 : min(end, steps), p] = torch.maximum(
+            roll[1, start + 1 : min(end, steps), p], torch.tensor(1.0)
+        )
         roll[0, start, p] = 1.0
         roll[1, start, p] = 0.0
     roll[1] = roll[1] * (roll[0] == 0)
@@ -67,7 +74,9 @@ def step_seconds(bpm: float) -> float:
     return 60.0 / bpm / STEPS_PER_BEAT
 
 
-def write_midi(path: str | os.PathLike, tracks: dict[str, list[NoteTuple]], *, bpm: float = 100.0, velocity: int = 80) -> Path:
+def write_midi(
+    path: str | os.PathLike, tracks: dict[str, list[NoteTuple]], *, bpm: float = 100.0, velocity: int = 80
+) -> Path:
     """Write named tracks of step-grid notes to a MIDI file at ``bpm`` (atomically)."""
     import pretty_midi
 
@@ -84,7 +93,14 @@ def write_midi(path: str | os.PathLike, tracks: dict[str, list[NoteTuple]], *, b
     return path
 
 
-def song_from_tracks(tracks: dict[str, list[NoteTuple]], steps: int, *, bpm: float = 100.0, velocity: int = 80, song_id: str = "generated"):
+def song_from_tracks(
+    tracks: dict[str, list[NoteTuple]],
+    steps: int,
+    *,
+    bpm: float = 100.0,
+    velocity: int = 80,
+    song_id: str = "generated",
+):
     """Step-grid tracks → :class:`musicprod_common.pop909.Song` (notes in seconds, 4/4 beats) for rendering."""
     from musicprod_common.pop909 import Note, Song
 
@@ -93,7 +109,9 @@ def song_from_tracks(tracks: dict[str, list[NoteTuple]], steps: int, *, bpm: flo
     return Song(
         song_id,
         {name: tuple(Note(int(p), velocity, s * dt, e * dt) for p, s, e in notes) for name, notes in tracks.items()},
-        beats=beats, downbeats=beats[::4], beats_per_bar=4,
+        beats=beats,
+        downbeats=beats[::4],
+        beats_per_bar=4,
     )
 
 

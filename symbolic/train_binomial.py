@@ -1,9 +1,11 @@
-"""Train the binomial-diffusion model: ``python -m symbolic.train_binomial --preset small --data data.safetensors --out runs/binomial``.
+"""Train the binomial-diffusion model: ``python -m symbolic.train_binomial --preset small --data data.safetensors --out
+runs/binomial``.
 
 Also runs under ``accelerate launch -m symbolic.train_binomial ...``. The note density r of the
 forward process is measured on the training split first and stored in the exported config. With
 ``--max-minutes`` the LR anneals over the budget, so ``--steps`` can be set large for a budgeted run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,9 +29,13 @@ def setup(args: argparse.Namespace, dataset: PianoRollDataset):
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--known-prob", type=float, default=0.0,
-                        help="share of examples whose task region (melody, first bars, ...) is shown clean, as the "
-                             "sampler shows it, and left out of the loss (0: Atassi's plain training)")
+    parser.add_argument(
+        "--known-prob",
+        type=float,
+        default=0.0,
+        help="share of examples whose task region (melody, first bars, ...) is shown clean, as the "
+        "sampler shows it, and left out of the loss (0: Atassi's plain training)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

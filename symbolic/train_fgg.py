@@ -1,10 +1,12 @@
-"""Train the FGG piano-roll model: ``python -m symbolic.train_fgg --preset small --data data.safetensors --out runs/fgg``.
+"""Train the FGG piano-roll model: ``python -m symbolic.train_fgg --preset small --data data.safetensors --out
+runs/fgg``.
 
 Also runs under ``accelerate launch -m symbolic.train_fgg ...``. Reads only the compact file written by
 ``python -m symbolic.data`` (no POP909 folder, no MIDI parsing, no FluidSynth) and exports
 ``OUT/final/`` (EMA weights + config.json), loadable with :func:`symbolic.fgg.load_fgg`. With
 ``--max-minutes`` the LR anneals over the budget, so ``--steps`` can be set large for a budgeted run.
 """
+
 from __future__ import annotations
 
 import argparse

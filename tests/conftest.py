@@ -1,4 +1,5 @@
 """Shared fixtures. POP909 is read from ../shared/data/pop909 (or $MUSICPROD_POP909)."""
+
 from __future__ import annotations
 
 import os

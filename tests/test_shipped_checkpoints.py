@@ -1,5 +1,6 @@
 """The checkpoints in ``checkpoints/``: each loads into its architecture, has a model card, and the sizes
 stay inside the budgets the issues set (all < 100 MB, VAE ≤ 25 MB, DiT + U-Net ≤ 40 MB)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,20 +15,26 @@ def _load(name: str):
     path = str(CHECKPOINTS / name)
     if name == "vae":
         from vae import SpectrogramVAE
+
         return SpectrogramVAE.from_pretrained(path)
     if name == "dit":
         from latent_diffusion import DiT
+
         return DiT.from_pretrained(path)
     if name == "unet":
         from waveform_diffusion import WaveformUNet
+
         return WaveformUNet.from_pretrained(path)
     if name == "fgg":
         from symbolic.fgg import load_fgg
+
         return load_fgg(path)
     if name == "binomial":
         from symbolic.binomial import load_binomial
+
         return load_binomial(path)
     from guidance.passt import from_pretrained
+
     return from_pretrained(path)
 
 

@@ -3,7 +3,7 @@
     python -m vae.adversarial --init runs/vae/final --data DIR --out runs/vae_adv --max-minutes 5 \\
         --batch-size 32 --mixed-precision bf16
 
-As issue 8 summarises Levy et al. 2023, their VAE decoder is fine-tuned for a short while against a
+As the design card summarises Levy et al. 2023, their VAE decoder is fine-tuned for a short while against a
 multi-scale STFT discriminator with the encoder frozen. The discriminator follows the shape EnCodec
 describes (Défossez et al. 2022, "High Fidelity Neural Audio Compression"): one 2-D conv net per STFT
 resolution over the real and imaginary parts, hinge losses, and an L1 feature-matching term normalised
@@ -17,6 +17,7 @@ The shared loop has one optimizer, so generator and discriminator share it: the 
 sees the reconstruction detached, and the generator's adversarial terms see the discriminator's weights
 detached (``torch.func.functional_call``), so each loss moves only its own side.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -44,18 +45,27 @@ class STFTDiscriminator(nn.Module):
         self.n_fft = n_fft
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         act = nn.LeakyReLU(0.2)
-        self.layers = nn.ModuleList([
-            nn.Sequential(nn.Conv2d(4, channels, (3, 9), padding=(1, 4)), act),
-            # strided in frequency, dilated in time (EnCodec's MS-STFTD layout)
-            *[nn.Sequential(nn.Conv2d(channels, channels, (3, 9), stride=(1, 2), dilation=(d, 1), padding=(d, 4)), act) for d in (1, 2, 4)],
-            nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), act),
-        ])
+        self.layers = nn.ModuleList(
+            [
+                nn.Sequential(nn.Conv2d(4, channels, (3, 9), padding=(1, 4)), act),
+                # strided in frequency, dilated in time (EnCodec's MS-STFTD layout)
+                *[
+                    nn.Sequential(
+                        nn.Conv2d(channels, channels, (3, 9), stride=(1, 2), dilation=(d, 1), padding=(d, 4)), act
+                    )
+                    for d in (1, 2, 4)
+                ],
+                nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), act),
+            ]
+        )
         self.out = nn.Conv2d(channels, 1, 3, padding=1)
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         b, c, t = audio.shape
         with torch.autocast(audio.device.type, enabled=False):
-            spec = torch.stft(audio.float().reshape(b * c, t), self.n_fft, self.n_fft // 4, window=self.window, return_complex=True)
+            spec = torch.stft(
+                audio.float().reshape(b * c, t), self.n_fft, self.n_fft // 4, window=self.window, return_complex=True
+            )
             x = torch.view_as_real(spec).reshape(b, c, *spec.shape[1:], 2)  # (B, 2, F, N, 2)
             x = x.permute(0, 1, 4, 3, 2).reshape(b, 2 * c, spec.shape[2], spec.shape[1])  # (B, 4, N, F)
         features = []
@@ -157,15 +167,23 @@ def export_vae(out_dir: Path, config) -> Path:
     final = out_dir / "final"
     state = load_weights(final / WEIGHTS_NAME)
     vae = SpectrogramVAE(config)
-    vae.load_state_dict({k[len("vae."):]: v.float() for k, v in state.items() if k.startswith("vae.")})
+    vae.load_state_dict({k[len("vae.") :]: v.float() for k, v in state.items() if k.startswith("vae.")})
     dtype = next(iter(state.values())).dtype
     save_pretrained(vae, config, final, dtype=dtype if dtype != torch.float32 else None)
     return final
 
 
 # Discriminator training wants Adam's β = (0.5, 0.9) (the usual GAN setting), not the diffusion (0.9, 0.999).
-DEFAULTS = TrainConfig(steps=3000, batch_size=32, lr=1e-4, warmup_steps=100, betas=(0.5, 0.9), log_every=50,
-                       checkpoint_every=500, num_workers=min(8, os.cpu_count() or 1))
+DEFAULTS = TrainConfig(
+    steps=3000,
+    batch_size=32,
+    lr=1e-4,
+    warmup_steps=100,
+    betas=(0.5, 0.9),
+    log_every=50,
+    checkpoint_every=500,
+    num_workers=min(8, os.cpu_count() or 1),
+)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -178,10 +196,19 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--crops-per-clip", type=int, default=256)
     p.add_argument("--w-adv", type=float, default=1.0)
     p.add_argument("--w-feat", type=float, default=2.0)
-    p.add_argument("--w-mel", type=float, default=0.0, help="weight of a multi-resolution log-mel L1 term added to the stage-1 losses")
+    p.add_argument(
+        "--w-mel",
+        type=float,
+        default=0.0,
+        help="weight of a multi-resolution log-mel L1 term added to the stage-1 losses",
+    )
     add_loss_args(p)
-    p.add_argument("--phase", choices=PHASE_MODES, default=None,
-                   help="read the decoder's phase outputs this way from now on (default: as --init does)")
+    p.add_argument(
+        "--phase",
+        choices=PHASE_MODES,
+        default=None,
+        help="read the decoder's phase outputs this way from now on (default: as --init does)",
+    )
     p.add_argument("--no-progress", action="store_true")
     add_train_args(p, DEFAULTS)
     args = p.parse_args(argv)
@@ -191,13 +218,28 @@ def main(argv: list[str] | None = None) -> dict:
         vae = switch_phase(vae, args.phase)
     bank = load_clip_bank(args.data, seconds=args.clip_seconds, seed=args.seed)
     dataset = RandomCrops(bank, args.crop_frames * vae.latent_hop, args.crops_per_clip, seed=args.seed + 1)
-    model = AdversarialVAE(vae, AdversarialConfig(w_adv=args.w_adv, w_feat=args.w_feat), VAELoss(loss_config_from_args(args, w_mel=args.w_mel), crop_samples=dataset.crop))
+    model = AdversarialVAE(
+        vae,
+        AdversarialConfig(w_adv=args.w_adv, w_feat=args.w_feat),
+        VAELoss(loss_config_from_args(args, w_mel=args.w_mel), crop_samples=dataset.crop),
+    )
     cfg = train_config_from_args(args)
-    summary = train(model, adversarial_loss, dataset, cfg, args.out, model_config=vae.config,
-                    parameters=lambda m: [*m.vae.decoder.parameters(), *m.disc.parameters()], progress=not args.no_progress)
+    summary = train(
+        model,
+        adversarial_loss,
+        dataset,
+        cfg,
+        args.out,
+        model_config=vae.config,
+        parameters=lambda m: [*m.vae.decoder.parameters(), *m.disc.parameters()],
+        progress=not args.no_progress,
+    )
     if int(os.environ.get("RANK", "0")) == 0:
         final = export_vae(Path(args.out), vae.config)
-        print(f"fine-tuned the decoder for {summary['steps']} steps in {summary['wall_seconds']:.0f} s; weights in {final}")
+        print(
+            f"fine-tuned the decoder for {summary['steps']} steps in {summary['wall_seconds']:.0f} s; weights in "
+            f"{final}"
+        )
     return summary
 
 

@@ -15,6 +15,7 @@ The baseline spends the latent's budget (2 * 44100 / 128 ≈ 689 values per seco
 and inverts it with torchaudio's InverseMelScale + GriffinLim; several (hop, mels) splits of that
 budget are tried and the best one is reported, so the VAE is compared with the strongest of them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,9 +43,14 @@ class Metrics:
         import auraloss.freq
         import torchaudio.transforms as T
 
-        self.mels = [T.MelSpectrogram(SAMPLE_RATE, n_fft=n, hop_length=n // 4, n_mels=m, power=1.0).to(device) for n, m in MEL_SCALES]
+        self.mels = [
+            T.MelSpectrogram(SAMPLE_RATE, n_fft=n, hop_length=n // 4, n_mels=m, power=1.0).to(device)
+            for n, m in MEL_SCALES
+        ]
         ffts = [512, 1024, 2048, 4096]
-        self.mrstft = auraloss.freq.MultiResolutionSTFTLoss(fft_sizes=ffts, hop_sizes=[n // 4 for n in ffts], win_lengths=ffts).to(device)
+        self.mrstft = auraloss.freq.MultiResolutionSTFTLoss(
+            fft_sizes=ffts, hop_sizes=[n // 4 for n in ffts], win_lengths=ffts
+        ).to(device)
 
     def mel(self, ref: torch.Tensor, est: torch.Tensor) -> torch.Tensor:
         """Mean over scales of the L1 distance between log10 mel magnitudes (floored at -100 dB)."""
@@ -56,7 +62,8 @@ class Metrics:
 
     @staticmethod
     def si_sdr(ref: torch.Tensor, est: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-        """SI-SDR (Le Roux et al. 2019, "SDR - half-baked or well done?"): project ``est`` on ``ref``; mean over channels, in dB."""
+        """SI-SDR (Le Roux et al. 2019, "SDR - half-baked or well done?"): project ``est`` on ``ref``; mean over
+        channels, in dB."""
         ref = ref - ref.mean(-1, keepdim=True)
         est = est - est.mean(-1, keepdim=True)
         alpha = (est * ref).sum(-1, keepdim=True) / (ref.pow(2).sum(-1, keepdim=True) + eps)
@@ -80,8 +87,13 @@ class Metrics:
         return chroma_correlation(est, ref, SAMPLE_RATE)
 
     def all(self, ref: torch.Tensor, est: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"mel": self.mel(ref, est), "si_sdr": self.si_sdr(ref, est), "mrstft": self.stft(ref, est),
-                "level_db": self.level_db(ref, est), "chroma": self.chroma(ref, est)}
+        return {
+            "mel": self.mel(ref, est),
+            "si_sdr": self.si_sdr(ref, est),
+            "mrstft": self.stft(ref, est),
+            "level_db": self.level_db(ref, est),
+            "chroma": self.chroma(ref, est),
+        }
 
 
 @dataclass
@@ -101,10 +113,14 @@ class MelGriffinLim:
         import torchaudio.transforms as T
 
         n_fft = max(2048, 2 * self.hop)
-        mel = T.MelSpectrogram(SAMPLE_RATE, n_fft=n_fft, hop_length=self.hop, n_mels=self.mels, power=2.0).to(audio.device)
+        mel = T.MelSpectrogram(SAMPLE_RATE, n_fft=n_fft, hop_length=self.hop, n_mels=self.mels, power=2.0).to(
+            audio.device
+        )
         inverse = T.InverseMelScale(n_fft // 2 + 1, n_mels=self.mels, sample_rate=SAMPLE_RATE)
         b, c, t = audio.shape
-        griffin_lim = T.GriffinLim(n_fft=n_fft, hop_length=self.hop, power=2.0, n_iter=self.n_iter, rand_init=False, length=t).to(audio.device)
+        griffin_lim = T.GriffinLim(
+            n_fft=n_fft, hop_length=self.hop, power=2.0, n_iter=self.n_iter, rand_init=False, length=t
+        ).to(audio.device)
         # the least-squares inverse runs on the CPU: CUDA's lstsq refuses underdetermined systems (mels < bins)
         spec = inverse(mel(audio.reshape(b * c, t)).cpu()).to(audio.device)
         return griffin_lim(spec).reshape(b, c, t)
@@ -123,8 +139,16 @@ def load_eval_clips(data: str | Path, seconds: float, max_clips: int | None) -> 
 
 
 @torch.inference_mode()
-def evaluate(model: SpectrogramVAE, clips: torch.Tensor, *, batch_size: int = 8, baselines: bool = True,
-             gl_iters: int = 64, quiet_db: float = -24.0, device: torch.device | str = "cpu") -> dict:
+def evaluate(
+    model: SpectrogramVAE,
+    clips: torch.Tensor,
+    *,
+    batch_size: int = 8,
+    baselines: bool = True,
+    gl_iters: int = 64,
+    quiet_db: float = -24.0,
+    device: torch.device | str = "cpu",
+) -> dict:
     """Score ``model`` (and the baselines) on ``clips`` ``(N, 2, T)``; returns means and per-clip values."""
     metrics = Metrics(device)
     model = model.to(device)
@@ -142,8 +166,13 @@ def evaluate(model: SpectrogramVAE, clips: torch.Tensor, *, batch_size: int = 8,
                 quiet = ref * 10 ** (quiet_db / 20)
                 results[name].setdefault("level_db_quiet", []).extend(metrics.level_db(quiet, system(quiet)).tolist())
     summary = {name: {k: sum(v) / len(v) for k, v in r.items()} for name, r in results.items()}
-    out = {"clips": int(clips.shape[0]), "seconds_per_clip": clips.shape[-1] / SAMPLE_RATE,
-           "latent_values_per_second": 2 * SAMPLE_RATE / COMPRESSION_RATIO, "mean": summary, "per_clip": results}
+    out = {
+        "clips": int(clips.shape[0]),
+        "seconds_per_clip": clips.shape[-1] / SAMPLE_RATE,
+        "latent_values_per_second": 2 * SAMPLE_RATE / COMPRESSION_RATIO,
+        "mean": summary,
+        "per_clip": results,
+    }
     base = {k: v for k, v in summary.items() if k != "vae"}
     if base:
         best = min(base, key=lambda k: base[k]["mel"])
@@ -159,8 +188,10 @@ def format_table(result: dict) -> str:
     for name, values in result["mean"].items():
         rows.append(f"{name:<28}" + "".join(f"{values[k]:>15.3f}" if k in values else f"{'-':>15}" for k in keys))
     if "best_baseline" in result:
-        rows.append(f"mel distance / best baseline ({result['best_baseline']}): {result['mel_ratio_vs_best_baseline']:.3f} "
-                    f"(target <= 0.5: {'met' if result['target_met'] else 'NOT met'})")
+        rows.append(
+            f"mel distance / best baseline ({result['best_baseline']}): {result['mel_ratio_vs_best_baseline']:.3f} "
+            f"(target <= 0.5: {'met' if result['target_met'] else 'NOT met'})"
+        )
     return "\n".join(rows)
 
 
@@ -175,8 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gl-iters", type=int, default=64)
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--fp32-state", default=None, help="also score the fp32 EMA weights in a training state.pt (fp16 check)")
-    p.add_argument("--plot", default=None, help="PNG of the first clip's log-mel spectrogram, input over reconstruction")
+    p.add_argument(
+        "--fp32-state", default=None, help="also score the fp32 EMA weights in a training state.pt (fp16 check)"
+    )
+    p.add_argument(
+        "--plot", default=None, help="PNG of the first clip's log-mel spectrogram, input over reconstruction"
+    )
     args = p.parse_args(argv)
     try:
         from musicprod_common.styles import VAE_HELDOUT_STYLE
@@ -185,27 +220,51 @@ def main(argv: list[str] | None = None) -> int:
         model = SpectrogramVAE.from_pretrained(args.checkpoint)
         clips, styles = load_eval_clips(args.data, args.seconds, args.max_clips)
         if styles and set(styles) != {VAE_HELDOUT_STYLE}:
-            print(f"warning: clips are in styles {styles}, not only the held-out style {VAE_HELDOUT_STYLE!r}", file=sys.stderr)
-        result = evaluate(model, clips, batch_size=args.batch_size, baselines=not args.no_baseline, gl_iters=args.gl_iters,
-                          device=args.device)
-        result.update(checkpoint=str(args.checkpoint), data=str(args.data), styles=styles, heldout_style=VAE_HELDOUT_STYLE)
+            print(
+                f"warning: clips are in styles {styles}, not only the held-out style {VAE_HELDOUT_STYLE!r}",
+                file=sys.stderr,
+            )
+        result = evaluate(
+            model,
+            clips,
+            batch_size=args.batch_size,
+            baselines=not args.no_baseline,
+            gl_iters=args.gl_iters,
+            device=args.device,
+        )
+        result.update(
+            checkpoint=str(args.checkpoint), data=str(args.data), styles=styles, heldout_style=VAE_HELDOUT_STYLE
+        )
         if args.fp32_state:
             from musicprod_common.checkpoint import load_training_state
 
             fp32 = SpectrogramVAE(model.config)
             fp32.load_state_dict(load_training_state(args.fp32_state)["ema"])
-            result["fp32_ema"] = evaluate(fp32.eval(), clips, batch_size=args.batch_size, baselines=False, device=args.device)["mean"]["vae"]
+            result["fp32_ema"] = evaluate(
+                fp32.eval(), clips, batch_size=args.batch_size, baselines=False, device=args.device
+            )["mean"]["vae"]
         if args.plot:
             from musicprod_common.plot import plot_before_after
 
             with torch.no_grad():
                 first = clips[:1].to(args.device)
                 recon = model.to(args.device).decode(model.encode(first).mode(), first.shape[-1])
-            plot_before_after(args.plot, first[0].cpu(), recon[0].cpu(), SAMPLE_RATE, [], labels=("input", "VAE"),
-                              title=f"{Path(args.data).name}: first clip, {args.checkpoint}")
+            plot_before_after(
+                args.plot,
+                first[0].cpu(),
+                recon[0].cpu(),
+                SAMPLE_RATE,
+                [],
+                labels=("input", "VAE"),
+                title=f"{Path(args.data).name}: first clip, {args.checkpoint}",
+            )
         result["device"] = args.device
         result["wall_seconds"] = time.time() - started
-        out = Path(args.out) if args.out else (Path(args.checkpoint) / "eval.json" if Path(args.checkpoint).is_dir() else Path("vae_eval.json"))
+        out = (
+            Path(args.out)
+            if args.out
+            else (Path(args.checkpoint) / "eval.json" if Path(args.checkpoint).is_dir() else Path("vae_eval.json"))
+        )
         write_json(out, result)
         print(format_table(result))
         if "fp32_ema" in result:

@@ -5,12 +5,14 @@ projection over the frequency axis is the frequency downsampling) and downsample
 convolution to ``hop_length * time_down`` samples per latent frame. The decoder mirrors it and predicts
 log-magnitude and phase per STFT bin, then ``torch.istft`` makes the waveform (Siuzdak 2023, "Vocos"),
 so no separate vocoder is needed; by default the phase outputs are frame-to-frame deviations that are summed
-(``VAEConfig.phase``), so that a steady partial can come out at any frequency. Blocks are 1-D ConvNeXt blocks (Liu et al. 2022, "A ConvNet for the
+(``VAEConfig.phase``), so that a steady partial can come out at any frequency. Blocks are 1-D ConvNeXt blocks (Liu et
+al. 2022, "A ConvNet for the
 2020s"), the layer Levy et al. 2023 use on each side of their VAE.
 
 Ratio: the waveform has ``2 * T`` values and the latent ``C * T / H`` with ``H = hop_length * time_down``;
 ``2 * T / (C * T / H) = 2 H / C = 128`` needs ``H / C = 64``, which :class:`VAEConfig` checks.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,18 +49,20 @@ class VAEConfig:
     mlp_ratio: float = 3.0
     kernel_size: int = 7
     magnitude_power: float = 0.3  # encoder input |X|^p e^{i∠X} (and |X|^p): compresses the dynamic range, keeps phase
-    # The two encoder fixes found in session 4, off in that session's shipped checkpoint (its config.json says so):
+    # Two encoder fixes; the first GPU-trained checkpoint ran with both off (its config.json says so):
     encoder_magnitude: bool = True  # the encoder also reads |X|^p per bin (see Encoder)
     encoder_out_norm: bool = False  # a per-frame LayerNorm after the encoder's last block (see Encoder)
     # How the decoder's phase outputs become the STFT phase (see SpectrogramVAE._spectrum):
-    # "absolute": one phase per frame and bin, as in Vocos (the shipped session-4 checkpoint's config.json
+    # "absolute": one phase per frame and bin, as in Vocos (the first GPU-trained checkpoint's config.json
     # says so); "instantaneous_frequency": a per-frame deviation from the bin's centre frequency, summed
-    # over frames (the IF representation of GANSynth), the fix found in session 9
+    # over frames (the IF representation of GANSynth), which lets a steady partial through (see _spectrum)
     phase: str = "instantaneous_frequency"
     # Griffin-Lim iterations that make the decoded spectrogram consistent before it is heard, in decodes that need no
-    # gradient (vae/phase_refinement.py). The presets use 1: held-out mel 0.342 -> 0.312 (session 13); a second gained
+    # gradient (vae/phase_refinement.py). The presets use 1: held-out mel 0.342 -> 0.312 (checkpoints/vae); a second
+    # gained
     # 0.003 and cost the 60 s speed target. The default 0 keeps configs saved before the field existed decoding as
-    # their cards measured them: the session-7 decoder shapes its output by cancellation and went from 0.44 to 0.91.
+    # their cards measured them: a decoder trained without it shapes its output by cancellation and went from 0.44 to
+    # 0.91.
     phase_iterations: int = 0
     logvar_min: float = -30.0
     logvar_max: float = 20.0
@@ -68,7 +72,8 @@ class VAEConfig:
     def __post_init__(self) -> None:
         if 2 * self.latent_hop != COMPRESSION_RATIO * self.latent_channels:
             raise InputError(
-                f"VAEConfig: hop_length*time_down/latent_channels = {self.latent_hop}/{self.latent_channels} must be 64 "
+                f"VAEConfig: hop_length*time_down/latent_channels = {self.latent_hop}/{self.latent_channels} must be "
+                "64 "
                 f"for a 128x compression; e.g. hop_length=256, time_down=4, latent_channels=16"
             )
         if self.phase not in PHASE_MODES:
@@ -76,7 +81,10 @@ class VAEConfig:
         if self.phase_iterations < 0:
             raise InputError(f"VAEConfig: phase_iterations={self.phase_iterations} must be >= 0")
         if self.n_fft < 2 * self.hop_length:
-            raise InputError(f"VAEConfig: n_fft={self.n_fft} must be at least 2*hop_length={2 * self.hop_length} for the iSTFT to overlap-add")
+            raise InputError(
+                f"VAEConfig: n_fft={self.n_fft} must be at least 2*hop_length={2 * self.hop_length} for the iSTFT to "
+                "overlap-add"
+            )
 
     @property
     def latent_hop(self) -> int:
@@ -95,17 +103,43 @@ class VAEConfig:
 
 PRESETS: dict[str, VAEConfig] = {
     # tests: builds and runs in milliseconds; H = 128, C = 2
-    "tiny": VAEConfig(n_fft=256, hop_length=64, time_down=2, latent_channels=2, stft_dim=16, dim=32,
-                      enc_stft_blocks=1, enc_blocks=1, dec_blocks=1, dec_stft_blocks=1, mlp_ratio=2.0,
-                      chunk_frames=32, context_frames=12, phase_iterations=1),
+    "tiny": VAEConfig(
+        n_fft=256,
+        hop_length=64,
+        time_down=2,
+        latent_channels=2,
+        stft_dim=16,
+        dim=32,
+        enc_stft_blocks=1,
+        enc_blocks=1,
+        dec_blocks=1,
+        dec_stft_blocks=1,
+        mlp_ratio=2.0,
+        chunk_frames=32,
+        context_frames=12,
+        phase_iterations=1,
+    ),
     # shipped: C=16 at 43 Hz (the calibrated choice), 5.94 s = 2^18 samples -> 256 latent frames
     "small": VAEConfig(phase_iterations=1),
-    # Levy et al. 2023 (as issue 8 summarises it): 8 ConvNeXt layers on each side, 128x time downsampling.
+    # Levy et al. 2023, as the design card summarises it: 8 ConvNeXt layers on each side, 128x time downsampling.
     # Our reading: 128 STFT frames per latent frame (hop 32 * 128 = 4096 samples), which the 128x value
     # ratio then makes 64 latent channels. Not trained here; it exists to check the scaled-up shapes.
-    "paper": VAEConfig(n_fft=128, hop_length=32, time_down=128, latent_channels=64, stft_dim=256, dim=1024,
-                       enc_stft_blocks=0, enc_blocks=8, dec_blocks=8, dec_stft_blocks=0, mlp_ratio=4.0,
-                       chunk_frames=128, context_frames=32, phase_iterations=1),
+    "paper": VAEConfig(
+        n_fft=128,
+        hop_length=32,
+        time_down=128,
+        latent_channels=64,
+        stft_dim=256,
+        dim=1024,
+        enc_stft_blocks=0,
+        enc_blocks=8,
+        dec_blocks=8,
+        dec_stft_blocks=0,
+        mlp_ratio=4.0,
+        chunk_frames=128,
+        context_frames=32,
+        phase_iterations=1,
+    ),
 }
 
 
@@ -166,7 +200,7 @@ class ChannelNorm(nn.LayerNorm):
 class Encoder(nn.Module):
     """STFT features at the STFT frame rate → posterior parameters ``(B, 2C, N / time_down)``.
 
-    Two choices decide what can reach the latent (both measured on the session-4 checkpoint, which had
+    Two choices decide what can reach the latent (both measured on the first GPU-trained checkpoint, which had
     ``encoder_magnitude=False, encoder_out_norm=True``):
 
     * ``encoder_magnitude``: the first layer is linear, and from re/im alone a linear map cannot tell
@@ -188,7 +222,8 @@ class Encoder(nn.Module):
         self.out = nn.Conv1d(cfg.dim, 2 * cfg.latent_channels, 1)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        """``feats``: ``(B, 2, N, F, P)`` = (batch, channel, frame, bin, re/im(/magnitude)), the STFT's own memory order."""
+        """``feats``: ``(B, 2, N, F, P)`` = (batch, channel, frame, bin, re/im(/magnitude)), the STFT's own memory
+        order."""
         b, channels, n, bins, parts = feats.shape
         # self.proj is a 1x1 conv over inputs ordered (channel, part, bin). Applied as one linear map per channel
         # on the frame-major layout (weights reordered to (bin, part)), it reads the large input where it lies:
@@ -226,7 +261,8 @@ class Decoder(nn.Module):
 
 
 class SpectrogramVAE(nn.Module):
-    """``encode(audio (B, 2, T)) -> DiagonalGaussian`` over ``(B, C, ceil(T / H))``; ``decode(z, length) -> (B, 2, length)``."""
+    """``encode(audio (B, 2, T)) -> DiagonalGaussian`` over ``(B, C, ceil(T / H))``; ``decode(z, length) -> (B, 2,
+    length)``."""
 
     def __init__(self, config: VAEConfig | None = None):
         super().__init__()
@@ -277,20 +313,29 @@ class SpectrogramVAE(nn.Module):
         return feats.reshape(b, ch, *feats.shape[1:])  # (B, 2, N, F, P)
 
     def _stft(self, audio: torch.Tensor) -> torch.Tensor:
-        """``(B, 2, T)`` → the complex STFT of every channel on the decoder's grid, ``(B*2, F, T / hop + 1)``, in float32."""
+        """``(B, 2, T)`` → the complex STFT of every channel on the decoder's grid, ``(B*2, F, T / hop + 1)``, in
+        float32."""
         cfg = self.config
         with torch.autocast(audio.device.type, enabled=False):
-            return torch.stft(audio.float().flatten(0, 1), cfg.n_fft, cfg.hop_length, window=self.window,
-                              center=True, pad_mode="constant", return_complex=True)
+            return torch.stft(
+                audio.float().flatten(0, 1),
+                cfg.n_fft,
+                cfg.hop_length,
+                window=self.window,
+                center=True,
+                pad_mode="constant",
+                return_complex=True,
+            )
 
     def _spectrum(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decoder output ``(B, N + 1, 4F)`` (channel, log-magnitude/phase, bin) → magnitude and phase ``(B, N + 1, 2, F)``.
+        """Decoder output ``(B, N + 1, 4F)`` (channel, log-magnitude/phase, bin) → magnitude and phase ``(B, N + 1, 2,
+        F)``.
 
         With ``phase="instantaneous_frequency"`` the phase outputs are each frame's deviation from the bin's
         centre-frequency advance, summed over frames from the first one (Engel et al. 2019, "GANSynth", whose
         IF spectrograms gave coherent phase). The reason: with an absolute phase per frame, a steady input
         gives the same phase in every frame, and overlap-adding equal-phase frames keeps only multiples of
-        sr / hop (172 Hz here); the session-7 decoder, trained that way, lost every partial elsewhere.
+        sr / hop (172 Hz here); a decoder trained that way lost every partial elsewhere.
         Summed deviations let a steady partial come out as a constant, which a convolution can produce.
         """
         cfg = self.config
@@ -313,15 +358,26 @@ class SpectrogramVAE(nn.Module):
         with torch.autocast(mag.device.type, enabled=False):
             spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))  # = torch.polar, faster on CPU
 
-            def stft_layout(x: torch.Tensor) -> torch.Tensor:  # (B, N, 2, F) -> (B*2, F, N), F-contiguous like torch.stft's
+            def stft_layout(
+                x: torch.Tensor,
+            ) -> torch.Tensor:  # (B, N, 2, F) -> (B*2, F, N), F-contiguous like torch.stft's
                 return x.transpose(1, 2).reshape(b * 2, n, bins).transpose(1, 2)
 
-            wav = refine_phase(stft_layout(spec), n_fft=cfg.n_fft, hop_length=cfg.hop_length, window=self.window, length=length,
-                               iterations=phase_iterations, magnitude=stft_layout(mag) if phase_iterations else None)
+            wav = refine_phase(
+                stft_layout(spec),
+                n_fft=cfg.n_fft,
+                hop_length=cfg.hop_length,
+                window=self.window,
+                length=length,
+                iterations=phase_iterations,
+                magnitude=stft_layout(mag) if phase_iterations else None,
+            )
         return wav.reshape(b, 2, length)
 
     # ---- public tensor API --------------------------------------------------------------------
-    def encode(self, audio: torch.Tensor, *, sample_rate: int = SAMPLE_RATE, chunked: bool | None = None) -> DiagonalGaussian:
+    def encode(
+        self, audio: torch.Tensor, *, sample_rate: int = SAMPLE_RATE, chunked: bool | None = None
+    ) -> DiagonalGaussian:
         """Waveform ``(B, 2, T)`` at 44.1 kHz → posterior over ``(B, C, ceil(T / H))``.
 
         Mono ``(B, 1, T)``, ``(channels, T)`` or ``(T,)`` input and other ``sample_rate`` values are converted
@@ -342,8 +398,14 @@ class SpectrogramVAE(nn.Module):
         mean, logvar = params.float().chunk(2, dim=1)
         return DiagonalGaussian(mean, logvar.clamp(self.config.logvar_min, self.config.logvar_max))
 
-    def decode(self, latent: torch.Tensor, length: int | None = None, *, chunked: bool | None = None,
-               phase_iterations: int | None = None) -> torch.Tensor:
+    def decode(
+        self,
+        latent: torch.Tensor,
+        length: int | None = None,
+        *,
+        chunked: bool | None = None,
+        phase_iterations: int | None = None,
+    ) -> torch.Tensor:
         """Latent ``(B, C, L)`` → waveform ``(B, 2, length)``; ``length`` defaults to ``L * H``.
 
         Pass the input's length to get exactly as many samples back as were encoded. ``phase_iterations``
@@ -354,16 +416,24 @@ class SpectrogramVAE(nn.Module):
         if length is None:
             length = latent.shape[-1] * self.latent_hop
         if not 0 < length <= latent.shape[-1] * self.latent_hop:
-            raise InputError(f"decode: length={length} must be in 1..{latent.shape[-1] * self.latent_hop} for {latent.shape[-1]} latent frames")
+            raise InputError(
+                f"decode: length={length} must be in 1..{latent.shape[-1] * self.latent_hop} for {latent.shape[-1]} "
+                "latent frames"
+            )
         if chunked is None:
-            chunked = not torch.is_grad_enabled() and latent.shape[-1] > self.config.chunk_frames + 2 * self.config.context_frames
+            chunked = (
+                not torch.is_grad_enabled()
+                and latent.shape[-1] > self.config.chunk_frames + 2 * self.config.context_frames
+            )
         if phase_iterations is None:
             phase_iterations = 0 if torch.is_grad_enabled() else self.config.phase_iterations
         if chunked:
             return self.decode_long(latent, length, phase_iterations=phase_iterations)
         return self.decode_with_magnitude(latent, length, phase_iterations)[0]
 
-    def forward(self, audio: torch.Tensor, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, DiagonalGaussian, torch.Tensor]:
+    def forward(
+        self, audio: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, DiagonalGaussian, torch.Tensor]:
         """Training pass: reconstruction ``(B, 2, T)`` from a posterior sample, the posterior, and the
         decoder's own magnitude ``(B, N + 1, 2, F)`` before the iSTFT (compare with :meth:`input_magnitude`)."""
         posterior = self.encode(audio, chunked=False)
@@ -375,25 +445,34 @@ class SpectrogramVAE(nn.Module):
         """Latent ``(B, C, L)`` → the decoder's magnitude and phase ``(B, L * time_down + 1, 2, F)``."""
         return self._spectrum(self.decoder(latent.to(self.decoder.inp.weight.dtype)))
 
-    def decode_with_magnitude(self, latent: torch.Tensor, length: int, phase_iterations: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode_with_magnitude(
+        self, latent: torch.Tensor, length: int, phase_iterations: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One unchunked decode: the waveform ``(B, 2, length)`` and the decoder's magnitude before the iSTFT."""
         mag, phase = self.decode_spectrum(latent)
         return self._istft(mag, phase, latent.shape[-1] * self.latent_hop, phase_iterations)[..., :length], mag
 
     def input_magnitude(self, audio: torch.Tensor) -> torch.Tensor:
-        """``(B, 2, T)``, ``T`` a multiple of H → its STFT magnitude on the decoder's grid ``(B, T / hop + 1, 2, F)``."""
+        """``(B, 2, T)``, ``T`` a multiple of H → its STFT magnitude on the decoder's grid ``(B, T / hop + 1, 2,
+        F)``."""
         spec = self._stft(audio).abs()
         return spec.reshape(*audio.shape[:2], *spec.shape[1:]).permute(0, 3, 1, 2)
 
     # ---- long audio ---------------------------------------------------------------------------
-    def encode_long(self, audio: torch.Tensor, chunk_frames: int | None = None, context_frames: int | None = None) -> DiagonalGaussian:
-        """Encode any length in chunks of ``chunk_frames`` latent frames, each with ``context_frames`` of context per side.
+    def encode_long(
+        self, audio: torch.Tensor, chunk_frames: int | None = None, context_frames: int | None = None
+    ) -> DiagonalGaussian:
+        """Encode any length in chunks of ``chunk_frames`` latent frames, each with ``context_frames`` of context per
+        side.
 
         Only the centre of each chunk is kept, so chunk edges see real neighbouring audio, not padding.
         """
         check_waveform(audio)
         cfg, hop = self.config, self.latent_hop
-        chunk, ctx = chunk_frames or cfg.chunk_frames, context_frames if context_frames is not None else cfg.context_frames
+        chunk, ctx = (
+            chunk_frames or cfg.chunk_frames,
+            context_frames if context_frames is not None else cfg.context_frames,
+        )
         frames = self.latent_length(audio.shape[-1])
         audio = F.pad(audio, (0, frames * hop - audio.shape[-1]))
         means, logvars = [], []
@@ -405,8 +484,15 @@ class SpectrogramVAE(nn.Module):
             logvars.append(post.logvar[..., start - lo : stop - lo])
         return DiagonalGaussian(torch.cat(means, -1), torch.cat(logvars, -1))
 
-    def decode_long(self, latent: torch.Tensor, length: int | None = None, chunk_frames: int | None = None,
-                    context_frames: int | None = None, fade_frames: int = 1, phase_iterations: int = 0) -> torch.Tensor:
+    def decode_long(
+        self,
+        latent: torch.Tensor,
+        length: int | None = None,
+        chunk_frames: int | None = None,
+        context_frames: int | None = None,
+        fade_frames: int = 1,
+        phase_iterations: int = 0,
+    ) -> torch.Tensor:
         """Decode any length in chunks with context, joining neighbours with a linear cross-fade of ``fade_frames``.
 
         Each chunk is decoded with ``context_frames`` of extra latent on each side and only its centre is
@@ -417,7 +503,10 @@ class SpectrogramVAE(nn.Module):
         """
         latent = self._check_latent(latent)
         cfg, hop = self.config, self.latent_hop
-        chunk, ctx = chunk_frames or cfg.chunk_frames, context_frames if context_frames is not None else cfg.context_frames
+        chunk, ctx = (
+            chunk_frames or cfg.chunk_frames,
+            context_frames if context_frames is not None else cfg.context_frames,
+        )
         frames = latent.shape[-1]
         length = length or frames * hop
         fade = min(fade_frames, ctx) * hop
@@ -496,6 +585,9 @@ def prepare_audio(audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
     if not torch.is_tensor(audio):
         audio = torch.as_tensor(audio)
     if audio.dim() not in (1, 2, 3) or audio.shape[-1] < 1:
-        raise InputError(f"audio has shape {tuple(audio.shape)}; expected (samples,), (channels, samples) or (batch, channels, samples)")
+        raise InputError(
+            f"audio has shape {tuple(audio.shape)}; expected (samples,), (channels, samples) or (batch, channels, "
+            "samples)"
+        )
     items = audio if audio.dim() == 3 else audio.reshape(1, -1, audio.shape[-1])
     return torch.stack([to_stereo_44k(x, sample_rate) for x in items])

@@ -7,13 +7,23 @@ the predicted magnitude and the set of consistent ones (the STFTs of signals); t
 step (Perraudin, Balazs & Søndergaard 2013, Eq. 5, α = 0.99). torchaudio's and librosa's implementations start
 from a random or zero phase only, which throws away what the decoder knows, hence this warm-started loop.
 """
+
 from __future__ import annotations
 
 import torch
 
 
-def refine_phase(spec: torch.Tensor, *, n_fft: int, hop_length: int, window: torch.Tensor, length: int,
-                 iterations: int, momentum: float = 0.99, magnitude: torch.Tensor | None = None) -> torch.Tensor:
+def refine_phase(
+    spec: torch.Tensor,
+    *,
+    n_fft: int,
+    hop_length: int,
+    window: torch.Tensor,
+    length: int,
+    iterations: int,
+    momentum: float = 0.99,
+    magnitude: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Complex STFT ``(..., F, N)`` (the decoder's magnitude and phase) → waveform ``(..., length)`` whose STFT
     magnitude is closer to ``spec.abs()``; ``iterations=0`` is the plain inverse STFT. ``magnitude``: ``spec.abs()``
     where the caller has it already (the decoder built ``spec`` from it), which saves recomputing it."""

@@ -12,11 +12,12 @@ randomly initialised model wastes its first steps:
   the mean log spectrum, so any unit-variance input it gets is a plausible spectrum of the training data;
 * with summed (instantaneous-frequency) phase, as in the presets, the decoder's phase rows start at zero: every
   bin then starts at its centre-frequency advance, a smooth phase, where random rows add a random walk that
-  cancels in the overlap-add (session 12: held-out mel 0.390 -> 0.363 at equal CPU time).
+  cancels in the overlap-add (held-out mel 0.390 -> 0.363 at equal CPU time; checkpoints/vae).
 
 Everything between the two ends keeps its random initialisation. Pearson 1901 / Hotelling
 1933 for the components; the covariance is accumulated in float64 and diagonalised with ``torch.linalg.eigh``.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -51,8 +52,9 @@ def principal_components(frames: torch.Tensor, k: int) -> Components:
 
 
 @torch.no_grad()
-def spectral_statistics(model: SpectrogramVAE, dataset: Dataset, *, examples: int = 512, frame_stride: int = 4
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+def spectral_statistics(
+    model: SpectrogramVAE, dataset: Dataset, *, examples: int = 512, frame_stride: int = 4
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Stereo STFT frames of ``examples`` training items (every ``frame_stride``-th frame), float64 ``(N, 2F)``:
     the encoder's compressed magnitude ``|X|^p`` and the decoder's log-magnitude (natural log, floored)."""
     cfg = model.config
@@ -74,7 +76,9 @@ def init_from_spectra(model: SpectrogramVAE, dataset: Dataset, *, examples: int 
     """
     cfg = model.config
     if not cfg.encoder_magnitude:
-        raise InputError("the spectral init needs encoder_magnitude=True (its filterbank reads |X|^p); train with --no-spectral-init")
+        raise InputError(
+            "the spectral init needs encoder_magnitude=True (its filterbank reads |X|^p); train with --no-spectral-init"
+        )
     bins, d = cfg.n_fft // 2 + 1, cfg.stft_dim
     power, log = spectral_statistics(model, dataset, examples=examples)
 

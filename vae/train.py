@@ -7,6 +7,7 @@
 memory (float16, in parallel worker processes); training examples are short random crops of those clips
 with a random gain, so the GPU never waits on audio decoding.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from musicprod_common.errors import InputError, OneLineParser, run_main
-from musicprod_common.training import STATE_NAME, TrainConfig, add_train_args, example_randn, mix_seed, train, train_config_from_args
+from musicprod_common.training import (
+    STATE_NAME,
+    TrainConfig,
+    add_train_args,
+    example_randn,
+    mix_seed,
+    train,
+    train_config_from_args,
+)
 
 from .model import PHASE_MODES, SpectrogramVAE, VAEConfig, get_config
 from .spectral_init import init_from_spectra
@@ -42,7 +51,7 @@ class LossConfig:
     mel_bins: int = 128
     # the decoder's own magnitude (before the iSTFT) against the input's STFT on the same grid: log-magnitude
     # L1 + spectral convergence. The iSTFT of an inconsistent spectrogram cancels, and without this term the
-    # session-4 decoder learned to shape its output by cancellation (a flat magnitude, the level set by phase)
+    # first GPU-trained decoder learned to shape its output by cancellation (a flat magnitude, the level set by phase)
     w_spectrum: float = 1.0
     spectrum_floor: float = 1e-5  # magnitudes below are clamped (the evaluation's mel floor): silence is not fitted
 
@@ -51,8 +60,8 @@ class VAELoss:
     """auraloss multi-resolution STFT + sum-and-difference STFT + waveform L1 + KL (the losses of Levy et al. 2023,
     with the sum-and-difference term for stereo), and the decoder's own magnitude against the input's STFT.
 
-    The default weights are the session-9 recipe for summed phase: the waveform L1 is off and the own-magnitude
-    term on (see ``LossConfig``); ``--w-l1 1 --w-spectrum 0`` gives the session-4 losses back.
+    The default weights suit summed phase: the waveform L1 is off and the own-magnitude term on (see ``LossConfig``);
+    ``--w-l1 1 --w-spectrum 0`` gives the first GPU-trained checkpoint's losses back.
     """
 
     def __init__(self, cfg: LossConfig | None = None, *, crop_samples: int | None = None):
@@ -69,11 +78,22 @@ class VAELoss:
         self.sum_diff = auraloss.freq.SumAndDifferenceSTFTLoss(**res(cfg.sum_diff_ffts))
         self.spectral_convergence = auraloss.freq.SpectralConvergenceLoss()
         self.log_magnitude = auraloss.freq.STFTMagnitudeLoss(log=True, distance="L1")
-        self.mel = None if cfg.w_mel == 0 else auraloss.freq.MultiResolutionSTFTLoss(
-            **res(cfg.mel_ffts), w_sc=0.0, w_log_mag=1.0, scale="mel", n_bins=cfg.mel_bins, sample_rate=44100  # the VAE's only rate
+        self.mel = (
+            None
+            if cfg.w_mel == 0
+            else auraloss.freq.MultiResolutionSTFTLoss(
+                **res(cfg.mel_ffts),
+                w_sc=0.0,
+                w_log_mag=1.0,
+                scale="mel",
+                n_bins=cfg.mel_bins,
+                sample_rate=44100,  # the VAE's only rate
+            )
         )
 
-    def __call__(self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def __call__(
+        self, model: torch.nn.Module, batch: Mapping[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         x = batch["audio"].float()  # (B, 2, T)
         core = model.module if hasattr(model, "module") else model  # DDP wraps the model
         shape = (core.config.latent_channels, core.latent_length(x.shape[-1]))
@@ -86,8 +106,9 @@ class VAELoss:
         logs["kl"] = l_kl
         return loss, {k: float(v.detach()) for k, v in logs.items()}
 
-    def terms(self, y: torch.Tensor, x: torch.Tensor, spectra: tuple[torch.Tensor, torch.Tensor] | None = None
-              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def terms(
+        self, y: torch.Tensor, x: torch.Tensor, spectra: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Weighted reconstruction loss of ``y`` against ``x`` (both ``(B, 2, T)``), in float32, and its parts.
 
         ``spectra``: the decoder's magnitude and the input's on the same grid, for the ``w_spectrum`` term.
@@ -114,6 +135,7 @@ class VAELoss:
 
 # ---- data ------------------------------------------------------------------------------------------
 
+
 def _clip_dataset(root: Path, seconds: float, seed: int) -> Dataset:
     """The foundation's audio-folder dataset: items ``{"audio": (2, seconds * 44100)}``."""
     from musicprod_common.datasets import AudioFolderSegments
@@ -121,14 +143,21 @@ def _clip_dataset(root: Path, seconds: float, seed: int) -> Dataset:
     return AudioFolderSegments(root, seconds, seed=seed)
 
 
-def load_clip_bank(root: str | os.PathLike, *, seconds: float = 6.0, seed: int = 0, workers: int | None = None) -> torch.Tensor:
+def load_clip_bank(
+    root: str | os.PathLike, *, seconds: float = 6.0, seed: int = 0, workers: int | None = None
+) -> torch.Tensor:
     """Decode every clip under ``root`` once: ``(N, 2, seconds * 44100)`` float16 (half the RAM, ample precision)."""
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: data folder not found; pass a folder of audio clips with --data")
     dataset = _clip_dataset(root, seconds, seed)
     workers = min(16, os.cpu_count() or 1) if workers is None else workers
-    loader = DataLoader(dataset, batch_size=16, num_workers=workers, collate_fn=lambda items: torch.stack([i["audio"] for i in items]).half())
+    loader = DataLoader(
+        dataset,
+        batch_size=16,
+        num_workers=workers,
+        collate_fn=lambda items: torch.stack([i["audio"] for i in items]).half(),
+    )
     bank: torch.Tensor | None = None
     filled = 0
     for chunk in loader:  # fill one preallocated tensor: no second copy of a bank that may be tens of GB
@@ -147,10 +176,20 @@ class RandomCrops(Dataset):
     too loud) and a random left/right swap.
     """
 
-    def __init__(self, bank: torch.Tensor, crop_samples: int, crops_per_clip: int = 64, *,
-                 peak_db: tuple[float, float] = (-40.0, 0.0), seed: int = 0):
+    def __init__(
+        self,
+        bank: torch.Tensor,
+        crop_samples: int,
+        crops_per_clip: int = 64,
+        *,
+        peak_db: tuple[float, float] = (-40.0, 0.0),
+        seed: int = 0,
+    ):
         if bank.shape[-1] < crop_samples:
-            raise InputError(f"clips are {bank.shape[-1]} samples, shorter than the crop of {crop_samples}; use longer clips or --crop-frames smaller")
+            raise InputError(
+                f"clips are {bank.shape[-1]} samples, shorter than the crop of {crop_samples}; use longer clips or "
+                "--crop-frames smaller"
+            )
         self.bank, self.crop, self.per_clip, self.peak_db, self.seed = bank, crop_samples, crops_per_clip, peak_db, seed
 
     def __len__(self) -> int:
@@ -175,23 +214,48 @@ class RandomCrops(Dataset):
 
 
 def add_loss_args(p: argparse.ArgumentParser) -> None:
-    """The reconstruction-loss options shared by ``vae.train`` and ``vae.adversarial`` (read by :func:`loss_config_from_args`)."""
+    """The reconstruction-loss options shared by ``vae.train`` and ``vae.adversarial`` (read by
+    :func:`loss_config_from_args`)."""
     p.add_argument("--w-l1", type=float, default=LossConfig.w_l1, help="weight of the waveform L1 term")
-    p.add_argument("--w-spectrum", type=float, default=LossConfig.w_spectrum,
-                   help="weight of the decoder's own magnitude against the input's STFT (log-magnitude L1 + spectral convergence)")
-    p.add_argument("--mrstft-ffts", type=int, nargs="+", default=list(LossConfig.mrstft_ffts),
-                   help="FFT sizes of the multi-resolution STFT loss (hop FFT/4); the losses are most of a CPU step's time")
-    p.add_argument("--sum-diff-ffts", type=int, nargs="+", default=list(LossConfig.sum_diff_ffts),
-                   help="FFT sizes of the stereo sum-and-difference STFT loss")
+    p.add_argument(
+        "--w-spectrum",
+        type=float,
+        default=LossConfig.w_spectrum,
+        help="weight of the decoder's own magnitude against the input's STFT (log-magnitude L1 + spectral convergence)",
+    )
+    p.add_argument(
+        "--mrstft-ffts",
+        type=int,
+        nargs="+",
+        default=list(LossConfig.mrstft_ffts),
+        help="FFT sizes of the multi-resolution STFT loss (hop FFT/4); the losses are most of a CPU step's time",
+    )
+    p.add_argument(
+        "--sum-diff-ffts",
+        type=int,
+        nargs="+",
+        default=list(LossConfig.sum_diff_ffts),
+        help="FFT sizes of the stereo sum-and-difference STFT loss",
+    )
 
 
 def loss_config_from_args(args: argparse.Namespace, **fields: float) -> LossConfig:
-    return LossConfig(mrstft_ffts=tuple(args.mrstft_ffts), sum_diff_ffts=tuple(args.sum_diff_ffts),
-                      w_l1=args.w_l1, w_spectrum=args.w_spectrum, **fields)
+    return LossConfig(
+        mrstft_ffts=tuple(args.mrstft_ffts),
+        sum_diff_ffts=tuple(args.sum_diff_ffts),
+        w_l1=args.w_l1,
+        w_spectrum=args.w_spectrum,
+        **fields,
+    )
 
 
 DEFAULTS = TrainConfig(
-    steps=15000, batch_size=32, lr=6e-4, warmup_steps=300, log_every=50, checkpoint_every=1000,
+    steps=15000,
+    batch_size=32,
+    lr=6e-4,
+    warmup_steps=300,
+    log_every=50,
+    checkpoint_every=1000,
     num_workers=min(8, os.cpu_count() or 1),
 )
 
@@ -201,13 +265,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="small", help="model preset: tiny, small, paper")
     p.add_argument("--data", required=True, help="folder of audio clips (flac/wav/ogg/mp3)")
     p.add_argument("--out", required=True, help="run folder: state.pt, losses.jsonl, tb/, final/")
-    p.add_argument("--crop-frames", type=int, default=64, help="latent frames per training crop (64 x 1024 samples = 1.49 s)")
+    p.add_argument(
+        "--crop-frames", type=int, default=64, help="latent frames per training crop (64 x 1024 samples = 1.49 s)"
+    )
     p.add_argument("--clip-seconds", type=float, default=6.0, help="length of the clips read from --data")
     p.add_argument("--crops-per-clip", type=int, default=256)
     p.add_argument("--phase", choices=PHASE_MODES, default=None, help="override the preset's decoder phase reading")
-    p.add_argument("--spectral-init", action=argparse.BooleanOptionalAction, default=True,
-                   help="start the encoder's filterbank and the decoder's log-magnitude head from PCA of the training spectra "
-                        "(vae/spectral_init.py; session 12: lower held-out mel at equal CPU time, 40 of 40 clips)")
+    p.add_argument(
+        "--spectral-init",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="start the encoder's filterbank and the decoder's log-magnitude head from PCA of the training spectra "
+        "(vae/spectral_init.py: lower held-out mel at equal CPU time, 40 of 40 clips)",
+    )
     add_loss_args(p)
     p.add_argument("--no-progress", action="store_true")
     add_train_args(p, DEFAULTS)
@@ -227,11 +297,12 @@ def main(argv: list[str] | None = None) -> dict:
         kept = init_from_spectra(model, dataset)
         print("spectral init: " + ", ".join(f"{k} {v:.3f}" for k, v in kept.items()), file=sys.stderr)
     cfg = train_config_from_args(args)
-    summary = train(model, loss_fn, dataset, cfg, args.out, model_config=config,
-                    progress=not args.no_progress)
+    summary = train(model, loss_fn, dataset, cfg, args.out, model_config=config, progress=not args.no_progress)
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"trained {summary['steps']} steps in {summary['wall_seconds']:.0f} s on {len(bank)} clips; "
-              f"last losses {summary['last']}; weights in {Path(args.out) / 'final'}")
+        print(
+            f"trained {summary['steps']} steps in {summary['wall_seconds']:.0f} s on {len(bank)} clips; "
+            f"last losses {summary['last']}; weights in {Path(args.out) / 'final'}"
+        )
     return summary
 
 

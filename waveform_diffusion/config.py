@@ -1,4 +1,5 @@
 """Waveform U-Net configuration: a typed dataclass and its named presets (``tiny``, ``small``, ``paper``)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -30,7 +31,9 @@ class UNetConfig:
     def __post_init__(self) -> None:
         levels = len(self.widths)
         if not (len(self.factors) == levels - 1 and len(self.blocks) == levels and len(self.attention) == levels):
-            raise ValueError(f"need len(factors) = len(widths) - 1 and len(blocks) = len(attention) = len(widths) = {levels}")
+            raise ValueError(
+                f"need len(factors) = len(widths) - 1 and len(blocks) = len(attention) = len(widths) = {levels}"
+            )
         if any(f % 2 for f in self.factors):
             raise ValueError(f"downsampling factors must be even, got {self.factors}")
         if self.window % self.total_factor:
@@ -41,15 +44,29 @@ class UNetConfig:
 
 PRESETS: dict[str, UNetConfig] = {
     # Fast enough for CPU unit tests: 4096 samples (0.09 s).
-    "tiny": UNetConfig(window=2**12, widths=(8, 16, 32), factors=(4, 4), blocks=(1, 1, 1), attention=(False, False, True),
-                       head_width=16, time_width=32, groups=4),
+    "tiny": UNetConfig(
+        window=2**12,
+        widths=(8, 16, 32),
+        factors=(4, 4),
+        blocks=(1, 1, 1),
+        attention=(False, False, True),
+        head_width=16,
+        time_width=32,
+        groups=4,
+    ),
     # Trained here and shipped: ≈8.5M parameters (≈17 MB in fp16) over 2^16 samples (1.49 s); 256 positions at
     # the coarsest level (factor 256), where attention is affordable.
     "small": UNetConfig(),
     # Levy et al. 2023's waveform baseline: ≈440M parameters (this one: 452M) over 2^19 samples (11.9 s).
-    "paper": UNetConfig(window=2**19, widths=(128, 256, 512, 1024, 1024, 1024, 1024), factors=(4, 4, 4, 4, 2, 2),
-                        blocks=(2, 2, 2, 2, 2, 2, 2), attention=(False, False, False, False, True, True, True),
-                        time_width=1024, groups=32),
+    "paper": UNetConfig(
+        window=2**19,
+        widths=(128, 256, 512, 1024, 1024, 1024, 1024),
+        factors=(4, 4, 4, 4, 2, 2),
+        blocks=(2, 2, 2, 2, 2, 2, 2),
+        attention=(False, False, False, False, True, True, True),
+        time_width=1024,
+        groups=32,
+    ),
 }
 
 

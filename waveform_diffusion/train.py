@@ -8,6 +8,7 @@
 optional ``manifest.jsonl``); it is cut into windows of ``config.window`` samples. ``OUT/final/`` is
 loadable with ``WaveformUNet.from_pretrained``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,16 +16,22 @@ import argparse
 import torch
 
 from guidance.objective import v_objective_loss
-from latent_diffusion.train_cli import add_training_args, train_config
 from musicprod_common.errors import OneLineParser, run_main
-from musicprod_common.training import TrainConfig, example_rand, train
+from musicprod_common.training import TrainConfig, add_training_args, example_rand, train, train_config
 
 from .config import PRESETS, unet_preset
 from .unet import WaveformUNet
 
 PAPER_BATCH = 384  # Levy et al. 2023, waveform model global batch
-DEFAULTS = TrainConfig(steps=100_000, batch_size=PAPER_BATCH, lr=3e-4, warmup_steps=1000, mixed_precision="auto",
-                       checkpoint_every=500, num_workers=8)  # 8 workers: decoding FLAC windows every step would otherwise starve the GPU
+DEFAULTS = TrainConfig(
+    steps=100_000,
+    batch_size=PAPER_BATCH,
+    lr=3e-4,
+    warmup_steps=1000,
+    mixed_precision="auto",
+    checkpoint_every=500,
+    num_workers=8,
+)  # 8 workers: decoding FLAC windows every step would otherwise starve the GPU
 SWAP_SALT = 3  # salt of the per-draw channel-swap draw (the objective uses salts 1 and 2)
 
 

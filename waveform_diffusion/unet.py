@@ -8,6 +8,7 @@ self-attention only at the coarsest levels, where the sequence is short enough f
 The network predicts v (Salimans & Ho 2022): ``net(x_t, t) -> v``. ``T`` must be a multiple of
 ``config.total_factor``.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from latent_diffusion.embeddings import TimestepEmbedding, expand_time
 from musicprod_common.checkpoint import load_pretrained
+from musicprod_common.embeddings import TimestepEmbedding, expand_time
 
 from .config import UNetConfig
 
@@ -71,9 +72,12 @@ class Level(nn.Module):
     def __init__(self, c_in: int, width: int, count: int, attention: bool, cfg: UNetConfig):
         super().__init__()
         self.res = nn.ModuleList(
-            ResBlock(c_in if i == 0 else width, width, cfg.time_width, cfg.kernel_size, cfg.groups) for i in range(count)
+            ResBlock(c_in if i == 0 else width, width, cfg.time_width, cfg.kernel_size, cfg.groups)
+            for i in range(count)
         )
-        self.attn = nn.ModuleList(AttentionBlock(width, cfg.head_width, cfg.groups) if attention else nn.Identity() for _ in range(count))
+        self.attn = nn.ModuleList(
+            AttentionBlock(width, cfg.head_width, cfg.groups) if attention else nn.Identity() for _ in range(count)
+        )
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
         for res, attn in zip(self.res, self.attn):
@@ -93,9 +97,13 @@ class WaveformUNet(nn.Module):
         self.stem = nn.Conv1d(c.channels, w[0], c.kernel_size, padding=c.kernel_size // 2)
         self.down = nn.ModuleList(Level(w[i], w[i], c.blocks[i], c.attention[i], c) for i in range(len(w)))
         # Strided conv with kernel 2f, stride f, padding f/2 maps T to exactly T/f; the transposed one inverts it.
-        self.downsample = nn.ModuleList(nn.Conv1d(w[i], w[i + 1], 2 * f, stride=f, padding=f // 2) for i, f in enumerate(c.factors))
+        self.downsample = nn.ModuleList(
+            nn.Conv1d(w[i], w[i + 1], 2 * f, stride=f, padding=f // 2) for i, f in enumerate(c.factors)
+        )
         self.mid = Level(w[last], w[last], 2, True, c)
-        self.upsample = nn.ModuleList(nn.ConvTranspose1d(w[i + 1], w[i], 2 * f, stride=f, padding=f // 2) for i, f in enumerate(c.factors))
+        self.upsample = nn.ModuleList(
+            nn.ConvTranspose1d(w[i + 1], w[i], 2 * f, stride=f, padding=f // 2) for i, f in enumerate(c.factors)
+        )
         # On the way up each level first merges its skip (2w → w), then runs as many blocks as on the way down.
         self.up = nn.ModuleList(Level(2 * w[i], w[i], c.blocks[i] + 1, c.attention[i], c) for i in range(len(w)))
         self.out_norm = nn.GroupNorm(c.groups, w[0])
@@ -106,7 +114,10 @@ class WaveformUNet(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         B, C, T = x.shape
         if C != self.config.channels or T % self.config.total_factor:
-            raise ValueError(f"expected (B, {self.config.channels}, T) with T a multiple of {self.config.total_factor}, got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected (B, {self.config.channels}, T) with T a multiple of {self.config.total_factor}, got "
+                f"{tuple(x.shape)}"
+            )
         temb = self.time_embed(expand_time(t, B, x.device))  # (B, time_width)
         h = self.stem(x)
         skips = []

@@ -6,6 +6,7 @@
 Vorbis at compression 0.2 is ~250 kb/s stereo (2.8% relative RMS error on a POP909 render); the model
 cards say which models were trained on Vorbis-compressed renders.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,14 @@ def main() -> None:
         if args.sample_rate != sr:
             x = torchaudio.functional.resample(x, sr, args.sample_rate)
         row["file"] = Path(row["file"]).with_suffix(".ogg").name
-        sf.write(str(args.dst / row["file"]), x.numpy().T, args.sample_rate, format="OGG", subtype="VORBIS",
-                 compression_level=args.compression)
+        sf.write(
+            str(args.dst / row["file"]),
+            x.numpy().T,
+            args.sample_rate,
+            format="OGG",
+            subtype="VORBIS",
+            compression_level=args.compression,
+        )
     (args.dst / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     size = sum(p.stat().st_size for p in args.dst.iterdir()) / 2**20
     print(f"{len(rows)} clips -> {args.dst} ({size:.1f} MiB)")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One GPU call: fine-tune the shipped VAE's decoder (encoder frozen, so the DiT's latent space is unchanged)
 # in several variants side by side on one lent GPU, from a folder of FLAC pieces carried with the call.
-# Prepared here (session 17; that session was lent no GPU, so this script has not run on one yet):
+# Prepared on the CPU; it has not run on a GPU yet:
 #   python scripts/gpu/flac_pieces.py build/gpu4/vae_flac .carry/s17v/vae --seconds 1.8 --megabytes 46
 #   bash scripts/gpu/travel_light.sh vae      # only checkpoints/vae travels; `--restore` afterwards
 #   pip download auraloss soundfile cffi pycparser into .whl (scripts/gpu/device_env.sh installs them there)
@@ -12,9 +12,9 @@
 #   python -m musicprod_common.prerender --pop909 ../shared/data/pop909 --split valid --styles mallets --count 24 \
 #       --seconds 6 --seed 33 --out build/s17/vae_valid
 #   python -m vae.evaluate --checkpoint VARIANT/final --data build/s17/vae_valid --no-baseline --out VARIANT.json
-# and, before shipping, the downstream checks the decoder feeds, clip by clip against the shipped one (session 17's CPU
-# mel fine-tune was better on every VAE clip but lost 6 of 32 style-transfer clips and gained none, so it stayed out):
-#   python -m guidance.style_transfer --pop909 ../shared/data/pop909 --classifier checkpoints/classifier \
+# and, before shipping, the downstream checks the decoder feeds, clip by clip against the shipped one (a CPU mel
+# fine-tune was better on every VAE clip but lost 6 of 32 style-transfer clips and gained none, so it stayed out):
+#   python benchmarks/style_transfer.py --pop909 ../shared/data/pop909 --classifier checkpoints/classifier \
 #       --checkpoints DIR_WITH_vae_AND_dit --style-a piano --style-b strings --n 32 --strength 0.5 --weight 1 --out style.json
 set -uo pipefail
 AUDIO=${AUDIO:-.carry/s17v/vae}

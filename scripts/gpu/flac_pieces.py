@@ -8,6 +8,7 @@ than that from each of many clips carries more songs and styles per megabyte tha
 in a seeded random order until the budget is spent; each piece starts at a seeded random offset. The manifest keeps
 each clip's row (style, song, programs) with ``seconds`` and ``start`` updated.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # One GPU call: the latent DiT on a cache encoded on the CPU with the VAE that the earlier calls trained
-# (carry .whl and the cache's folder), e.g. in session 5:
+# (carry .whl and the cache's folder), e.g.:
 #   python -m latent_diffusion.train --vae runs/gpu5/vae/final --data build/gpu4/dit_flac \
 #       --latents .carry/s5c/latents.safetensors --out runs/gpu5/dit --cache-only --cpu
 #   LATENTS=.carry/s5c/latents.safetensors R=runs/gpu5 BUDGET=7.5 bash scripts/gpu/train_dit.sh
 # (build/gpu4/dit_flac: prerender --split train --seconds 12 --count 2000 --seed 42, i.e. 4000 windows;
-# session 4 ran it with the defaults below).
-# Since session 11 the loop draws fresh noise per draw, so a rerun trains the DiT properly from scratch; give it
+# the first GPU-trained DiT came from the defaults below).
+# The loop draws fresh noise per draw, so a rerun trains the DiT properly from scratch; give it
 # both caches (8000 windows, 33 MB each; copy the second into .carry/ first so it travels), e.g.
 #   LATENTS=".carry/s4c/latents.safetensors .carry/s11/dit2_latents.safetensors" R=runs/gpu12 bash scripts/gpu/train_dit.sh
 # To continue a shipped DiT (e.g. the known-frame conditioned one) instead of starting from the preset:

@@ -12,8 +12,8 @@
 # (a prerender folder), the first batch also holding symbolic.safetensors.gz for FGG and the binomial model.
 # Each call leaves one tarball per model (final/ weights, losses, log) under $OUT.
 #
-# Session 4: MODELS="vae unet fgg binomial" BUDGET=15.5 R=runs/gpu4 BATCHES="s4a s4b" (the defaults).
-# Session 5: MODELS=vae BUDGET=15 SEGMENT=... R=runs/gpu5 BATCHES="s4a s4b", the VAE alone on the GPU.
+# The shipped U-Net, FGG and binomial models: MODELS="vae unet fgg binomial" BUDGET=15.5 R=runs/gpu4
+# BATCHES="s4a s4b" (the defaults). The VAE alone on the GPU: MODELS=vae BUDGET=15 SEGMENT=... R=runs/gpu5.
 set -uo pipefail
 MODELS=${MODELS:-vae unet fgg binomial}
 BATCHES=${BATCHES:-s4a s4b}  # the .carry/ folders, in order; those carried so far are used
@@ -54,7 +54,7 @@ run() {  # name, module, args...: this call's segment of a trainer's run
 ALONE=$([ "$MODELS" = "${MODELS%% *}" ] && echo 1 || echo 0)  # one model: it gets all the loader workers
 for m in $MODELS; do
     case $m in
-    # --spectral-init (session 12; PCA start and zero phase head): on the CPU, held-out mel 0.482 -> 0.363 at equal time (15 min)
+    # --spectral-init (PCA start and zero phase head): on the CPU, held-out mel 0.482 -> 0.363 at equal time (15 min)
     vae) run vae vae.train --preset small --spectral-init --data $R/audio --batch-size 64 --num-workers $((ALONE ? 12 : 6)) & ;;
     unet) run unet waveform_diffusion.train --preset small --data $R/audio --batch-size 32 --num-workers 4 & ;;
     fgg) run fgg symbolic.train_fgg --preset small --data $R/symbolic.safetensors --batch-size 64 --lr 4e-4 --num-workers 2 & ;;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The device tool sends the tracked files with every call, and the shipped checkpoints alone (73 MB since
-# session 16) are over the 64 MiB a call may carry. Before a GPU call, leave behind every checkpoint folder
+# The device tool sends the tracked files with every call, and the shipped checkpoints alone (73 MB) are
+# over the 64 MiB a call may carry. Before a GPU call, leave behind every checkpoint folder
 # the call does not need; afterwards, put them back. Nothing on disk moves: the folders only leave git's
 # index and are ignored through .git/info/exclude, so do not commit in between.
 #

@@ -1,4 +1,5 @@
 """Metrics: FAD against scipy's sqrtm, FAD-∞, KLD and realism known answers, mel distance properties."""
+
 from __future__ import annotations
 
 import math
@@ -9,7 +10,15 @@ import scipy.linalg
 import torch
 
 from guidance.metrics import (
-    MelDistance, fad, fad_inf, frechet_distance, gaussian_stats, kl_divergence, kld, normalised_realism, realism_scores,
+    MelDistance,
+    fad,
+    fad_inf,
+    frechet_distance,
+    gaussian_stats,
+    kl_divergence,
+    kld,
+    normalised_realism,
+    realism_scores,
 )
 
 

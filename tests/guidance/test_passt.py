@@ -1,4 +1,5 @@
 """PaSST: front end, shapes, patchout, position-embedding cropping, official checkpoint layout."""
+
 from __future__ import annotations
 
 import math
@@ -7,28 +8,46 @@ import pytest
 import torch
 import torchaudio
 
-from guidance.passt import PRESETS, PaSST, MelFrontEnd, load_official, passt_config
+from guidance.passt import PRESETS, MelFrontEnd, PaSST, load_official, passt_config
 from musicprod_common.errors import InputError
 
 
-def official_layout(embed: int = 768, depth: int = 12, classes: int = 527, freq: int = 12, time: int = 99) -> dict[str, tuple[int, ...]]:
+def official_layout(
+    embed: int = 768, depth: int = 12, classes: int = 527, freq: int = 12, time: int = 99
+) -> dict[str, tuple[int, ...]]:
     """Tensor names and shapes of the hear21passt PaSST-S state dict (passt-s-f128-p16-s10-ap.476-swa.pt)."""
     layout = {
-        "cls_token": (1, 1, embed), "dist_token": (1, 1, embed), "new_pos_embed": (1, 2, embed),
-        "freq_new_pos_embed": (1, embed, freq, 1), "time_new_pos_embed": (1, embed, 1, time),
-        "patch_embed.proj.weight": (embed, 1, 16, 16), "patch_embed.proj.bias": (embed,),
-        "norm.weight": (embed,), "norm.bias": (embed,),
-        "head.0.weight": (embed,), "head.0.bias": (embed,), "head.1.weight": (classes, embed), "head.1.bias": (classes,),
-        "head_dist.weight": (classes, embed), "head_dist.bias": (classes,),
+        "cls_token": (1, 1, embed),
+        "dist_token": (1, 1, embed),
+        "new_pos_embed": (1, 2, embed),
+        "freq_new_pos_embed": (1, embed, freq, 1),
+        "time_new_pos_embed": (1, embed, 1, time),
+        "patch_embed.proj.weight": (embed, 1, 16, 16),
+        "patch_embed.proj.bias": (embed,),
+        "norm.weight": (embed,),
+        "norm.bias": (embed,),
+        "head.0.weight": (embed,),
+        "head.0.bias": (embed,),
+        "head.1.weight": (classes, embed),
+        "head.1.bias": (classes,),
+        "head_dist.weight": (classes, embed),
+        "head_dist.bias": (classes,),
     }
     for i in range(depth):
         b = f"blocks.{i}."
         layout |= {
-            b + "norm1.weight": (embed,), b + "norm1.bias": (embed,), b + "norm2.weight": (embed,), b + "norm2.bias": (embed,),
-            b + "attn.qkv.weight": (3 * embed, embed), b + "attn.qkv.bias": (3 * embed,),
-            b + "attn.proj.weight": (embed, embed), b + "attn.proj.bias": (embed,),
-            b + "mlp.fc1.weight": (4 * embed, embed), b + "mlp.fc1.bias": (4 * embed,),
-            b + "mlp.fc2.weight": (embed, 4 * embed), b + "mlp.fc2.bias": (embed,),
+            b + "norm1.weight": (embed,),
+            b + "norm1.bias": (embed,),
+            b + "norm2.weight": (embed,),
+            b + "norm2.bias": (embed,),
+            b + "attn.qkv.weight": (3 * embed, embed),
+            b + "attn.qkv.bias": (3 * embed,),
+            b + "attn.proj.weight": (embed, embed),
+            b + "attn.proj.bias": (embed,),
+            b + "mlp.fc1.weight": (4 * embed, embed),
+            b + "mlp.fc1.bias": (4 * embed,),
+            b + "mlp.fc2.weight": (embed, 4 * embed),
+            b + "mlp.fc2.bias": (embed,),
         }
     return layout
 
@@ -45,11 +64,19 @@ def test_load_official_round_trip(tmp_path):
     torch.manual_seed(0)
     layout = official_layout(depth=2)  # the PaSST-S widths, two blocks to stay fast
     state = {k: torch.randn(shape) * 0.05 for k, shape in layout.items()}
-    state = {k: (v.abs() + 0.5 if k.endswith(("norm.weight", "norm1.weight", "norm2.weight", "head.0.weight")) else v) for k, v in state.items()}
+    state = {
+        k: (v.abs() + 0.5 if k.endswith(("norm.weight", "norm1.weight", "norm2.weight", "head.0.weight")) else v)
+        for k, v in state.items()
+    }
     path = tmp_path / "passt-s.pt"
     torch.save({f"net.{k}": v for k, v in state.items()}, path)  # as hear21passt's wrapper names them
     model = load_official(path)
-    assert model.cfg.depth == 2 and model.cfg.embed_dim == 768 and model.cfg.num_classes == 527 and model.cfg.max_frames == 998
+    assert (
+        model.cfg.depth == 2
+        and model.cfg.embed_dim == 768
+        and model.cfg.num_classes == 527
+        and model.cfg.max_frames == 998
+    )
     for k, v in model.state_dict().items():
         assert torch.equal(v, state[k]), k
     audio = torch.randn(1, 32000)

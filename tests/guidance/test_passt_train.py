@@ -1,4 +1,5 @@
 """A 20-step CPU training run of the tiny PaSST classifier on a synthetic clip folder, then evaluation."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ def make_clip_folder(folder, n_per_style=4, styles=STYLE_NAMES[:3], seconds=1.5,
     t = np.arange(int(seconds * SR)) / SR
     for k, style in enumerate(styles):
         for i in range(n_per_style):
-            tone = 0.3 * np.sin(2 * math.pi * 220 * (2 ** k) * t)
+            tone = 0.3 * np.sin(2 * math.pi * 220 * (2**k) * t)
             audio = np.stack([tone, tone], 1) + 0.01 * rng.standard_normal((len(t), 2))
             name = f"{style}_{i:02d}.flac"
             sf.write(folder / name, audio.astype(np.float32), SR)
@@ -38,7 +39,9 @@ def test_family_targets_follow_style_table():
     row = {"style": "band"}
     target = family_targets(row)
     style = STYLES["band"]
-    expected = {p // 8 for p in (style.melody, style.bridge, style.piano, style.bass)} | ({GM_FAMILIES.index("drums")} if style.drums else set())
+    expected = {p // 8 for p in (style.melody, style.bridge, style.piano, style.bass)} | (
+        {GM_FAMILIES.index("drums")} if style.drums else set()
+    )
     assert set(torch.nonzero(target).flatten().tolist()) == expected
     assert (family_targets({"style_index": 3}) == -1).all()  # unknown → ignored
     assert family_targets({"style": "piano", "programs": [40], "drums": False}).nonzero().flatten().tolist() == [5]
@@ -63,9 +66,33 @@ def test_tiny_training_run_20_steps(tmp_path):
     valid = make_clip_folder(tmp_path / "valid", n_per_style=2, seed=1)
     assert len(StyleClips(data)) == 12
     out = tmp_path / "run"
-    rc = main(["--preset", "tiny", "--data", str(data), "--valid", str(valid), "--out", str(out), "--steps", "20",
-               "--batch-size", "4", "--crop-seconds", "1.0", "--num-workers", "0", "--cpu", "--no-progress",
-               "--preload", "--patchout-time", "3", "--patchout-freq", "1"])
+    rc = main(
+        [
+            "--preset",
+            "tiny",
+            "--data",
+            str(data),
+            "--valid",
+            str(valid),
+            "--out",
+            str(out),
+            "--steps",
+            "20",
+            "--batch-size",
+            "4",
+            "--crop-seconds",
+            "1.0",
+            "--num-workers",
+            "0",
+            "--cpu",
+            "--no-progress",
+            "--preload",
+            "--patchout-time",
+            "3",
+            "--patchout-freq",
+            "1",
+        ]
+    )
     assert rc == 0
     losses = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
     assert [r["step"] for r in losses] == list(range(1, 21))
@@ -79,7 +106,12 @@ def test_tiny_training_run_20_steps(tmp_path):
     assert again["accuracy"] == metrics["accuracy"]
     assert sum(map(sum, again["confusion"])) == 6
     report = tmp_path / "test_metrics.json"
-    assert evaluate_main(["--model", str(out / "final"), "--data", str(valid), "--out", str(report), "--cpu", "--num-workers", "0"]) == 0
+    assert (
+        evaluate_main(
+            ["--model", str(out / "final"), "--data", str(valid), "--out", str(report), "--cpu", "--num-workers", "0"]
+        )
+        == 0
+    )
     assert json.loads(report.read_text())["accuracy"] == metrics["accuracy"]
 
 

@@ -1,4 +1,5 @@
 """The one sampling loop: exactness on Gaussian data, agreement with diffusers, golden numbers, hooks."""
+
 from __future__ import annotations
 
 import math
@@ -91,8 +92,13 @@ def test_renoise_matches_the_forward_marginal():
 def test_resampled_ddpm_reproduces_gaussian_mean_and_std():
     n, gen = 20_000, torch.Generator().manual_seed(0)
     logs = []
-    out = sample_ddpm(GAUSSIAN, torch.randn(n, 1, generator=gen), resampling_timesteps(200, 10, 3), generator=gen,
-                      callback=logs.append)
+    out = sample_ddpm(
+        GAUSSIAN,
+        torch.randn(n, 1, generator=gen),
+        resampling_timesteps(200, 10, 3),
+        generator=gen,
+        callback=logs.append,
+    )
     assert len(logs) == 600  # the callback runs once per network evaluation, never on the re-noising steps
     se_mean, se_std = STD / math.sqrt(n), STD / math.sqrt(2 * n)
     assert abs(out.mean().item() - MU) < 5 * se_mean + 0.04 * STD  # the tolerance of the plain DDPM test
@@ -164,8 +170,12 @@ def test_matches_diffusers_ddim_discrete_schedule(eta, prediction):
     diffusers = pytest.importorskip("diffusers")
     steps, train_steps = 20, 1000
     sched = diffusers.DDIMScheduler(
-        num_train_timesteps=train_steps, beta_schedule="linear", clip_sample=False, set_alpha_to_one=True,
-        prediction_type="v_prediction" if prediction == "v" else "epsilon", timestep_spacing="trailing",
+        num_train_timesteps=train_steps,
+        beta_schedule="linear",
+        clip_sample=False,
+        set_alpha_to_one=True,
+        prediction_type="v_prediction" if prediction == "v" else "epsilon",
+        timestep_spacing="trailing",
     )
     sched.set_timesteps(steps)
     x = torch.randn(2, 2, 16, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
@@ -186,8 +196,12 @@ def test_matches_diffusers_ddim_cosine_v_prediction(eta):
     abar = torch.cos(0.5 * math.pi * t_grid) ** 2
     betas = 1.0 - abar / torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
     sched = diffusers.DDIMScheduler(
-        num_train_timesteps=train_steps, trained_betas=betas.numpy(), clip_sample=False, set_alpha_to_one=True,
-        prediction_type="v_prediction", timestep_spacing="trailing",
+        num_train_timesteps=train_steps,
+        trained_betas=betas.numpy(),
+        clip_sample=False,
+        set_alpha_to_one=True,
+        prediction_type="v_prediction",
+        timestep_spacing="trailing",
     )
     sched.set_timesteps(steps)
     x = torch.randn(2, 2, 16, generator=torch.Generator().manual_seed(2), dtype=torch.float64)

@@ -1,4 +1,5 @@
 """Tasks, projection, x_T construction and windowing, on a tiny stand-in codec and network."""
+
 from __future__ import annotations
 
 import pytest
@@ -63,7 +64,9 @@ def latent_model() -> EditModel:
 
 
 def waveform_model() -> EditModel:
-    return EditModel(Denoiser(TinyNet(2), CosineSchedule(), "v"), IdentityCodec(), window=WINDOW, sample_rate=16, xi=3e-3)
+    return EditModel(
+        Denoiser(TinyNet(2), CosineSchedule(), "v"), IdentityCodec(), window=WINDOW, sample_rate=16, xi=3e-3
+    )
 
 
 def audio(n: int, seed: int = 0) -> torch.Tensor:
@@ -111,8 +114,16 @@ def test_solve_keeps_known_region_exact(make_model, space, resample):
     model, x = make_model(), audio(WINDOW)
     problem = infill_problem(x, 24, 40)
     finals = []
-    out = solve(problem, model, steps=6, space=space, resample=resample, jump=2, generator=torch.Generator().manual_seed(0),
-                callback=finals.append)
+    out = solve(
+        problem,
+        model,
+        steps=6,
+        space=space,
+        resample=resample,
+        jump=2,
+        generator=torch.Generator().manual_seed(0),
+        callback=finals.append,
+    )
     assert len(finals) == 6 * resample
     assert out.shape == x.shape
     assert torch.equal(out[..., :24], x[..., :24]) and torch.equal(out[..., 40:], x[..., 40:])
@@ -139,7 +150,9 @@ class ScaledFoldCodec(FoldCodec):
 
 @pytest.mark.parametrize("xi", [0.0, 3e-2])
 def test_solve_output_carries_no_graph(xi):
-    model = EditModel(Denoiser(TinyNet(2 * HOP), CosineSchedule(), "v"), ScaledFoldCodec(), window=WINDOW, sample_rate=16)
+    model = EditModel(
+        Denoiser(TinyNet(2 * HOP), CosineSchedule(), "v"), ScaledFoldCodec(), window=WINDOW, sample_rate=16
+    )
     x = audio(WINDOW)
     steps = []
     out = solve(regenerate_problem(x, 16, 32), model, steps=3, xi=xi, callback=steps.append)
@@ -199,7 +212,9 @@ def test_infill_and_regenerate_long_audio():
     for task in (infill, regenerate):
         out = task(model, x, 4.0, 5.0, margin_s=0.25, steps=4)
         assert out.shape == x.shape
-        assert torch.equal(out[..., : 4 * 16 - 4], x[..., : 4 * 16 - 4]) and torch.equal(out[..., 5 * 16 + 4 :], x[..., 5 * 16 + 4 :])
+        assert torch.equal(out[..., : 4 * 16 - 4], x[..., : 4 * 16 - 4]) and torch.equal(
+            out[..., 5 * 16 + 4 :], x[..., 5 * 16 + 4 :]
+        )
 
 
 def test_continuation_appends_to_input():
@@ -232,7 +247,9 @@ def test_neighbour_crossfade_loops_short_context():
     out = neighbour_crossfade(x, 4, 20)
     before_gain = torch.cos(0.5 * torch.pi * (torch.arange(16) + 0.5) / 16)
     after_gain = torch.sin(0.5 * torch.pi * (torch.arange(16) + 0.5) / 16)
-    torch.testing.assert_close(out[..., 4:20], x[..., :4].repeat(1, 1, 4) * before_gain + x[..., 20:].repeat(1, 1, 4) * after_gain)
+    torch.testing.assert_close(
+        out[..., 4:20], x[..., :4].repeat(1, 1, 4) * before_gain + x[..., 20:].repeat(1, 1, 4) * after_gain
+    )
     with pytest.raises(InputError):
         neighbour_crossfade(x, 0, 8)
 
@@ -255,7 +272,9 @@ def test_level_correction_known_answers():
     decoded = 0.5 * x
     decoded[..., :8] = 3.0 * x[..., :8]  # farther than the 8-sample band from the gap: must not count
     torch.testing.assert_close(level_correction(x, decoded, mask, band=8), torch.full((1, 1, 1), 2.0))
-    torch.testing.assert_close(level_correction(x, 1e-3 * x, mask, band=8), torch.full((1, 1, 1), 10.0))  # the ±20 dB limit
+    torch.testing.assert_close(
+        level_correction(x, 1e-3 * x, mask, band=8), torch.full((1, 1, 1), 10.0)
+    )  # the ±20 dB limit
     assert level_correction(0 * x, decoded, mask, band=8).item() == 1.0  # silence: nothing to measure
 
 
@@ -322,7 +341,10 @@ def test_cropped_audio_mel_scores_each_measured_run_on_the_mid_channel():
     term = CroppedAudioMel(problem.y, band, codec.decode, HOP, context=1, sample_rate=44100)
     z = torch.randn(1, 2 * HOP, n // HOP, requires_grad=True)
     decoded, mel = codec.decode(z, n), MelDistance(44100)
-    mid = lambda a: a.mean(1, keepdim=True)
+
+    def mid(a):
+        return a.mean(1, keepdim=True)
+
     expected = sum(mel(mid(decoded[..., a:b]), mid(x[..., a:b])).sum() for a, b in ((5000, 10000), (14000, 19000)))
     torch.testing.assert_close(term(z, None), expected)
     (g_term,) = torch.autograd.grad(term(z, None), z)
@@ -338,7 +360,10 @@ def test_reconstruction_distance_is_checked_and_latent_space_defaults_to_l1():
     problem = infill_problem(audio(WINDOW), WINDOW // 4, WINDOW // 2)
     model = latent_model()
     model.distance = "mel"
-    run = lambda **kw: solve(problem, model, steps=2, generator=torch.Generator().manual_seed(0), **kw)
+
+    def run(**kw):
+        return solve(problem, model, steps=2, generator=torch.Generator().manual_seed(0), **kw)
+
     assert run(space="latent").shape == (1, 2, WINDOW)  # the model's mel default does not apply to latents
     with pytest.raises(InputError, match="L1 only"):
         run(space="latent", distance="mel")
@@ -350,7 +375,10 @@ def test_solve_measures_the_band_of_its_distance_unless_given():
     from guidance.tasks import RECONSTRUCTION_BAND_S
 
     problem = infill_problem(audio(WINDOW, seed=3), WINDOW // 4, WINDOW // 2)
-    run = lambda **kw: solve(problem, latent_model(), steps=4, distance="l1", generator=torch.Generator().manual_seed(0), **kw)
+
+    def run(**kw):
+        return solve(problem, latent_model(), steps=4, distance="l1", generator=torch.Generator().manual_seed(0), **kw)
+
     assert RECONSTRUCTION_BAND_S["l1"] == 0.5  # 8 samples at the stand-in's 16 Hz
     assert torch.equal(run(), run(band_s=0.5))
     assert not torch.equal(run(), run(band_s=0.1))  # 2 samples: half of the eroded frame next to the gap
@@ -360,7 +388,10 @@ def test_solve_takes_the_model_default_eta_unless_given():
     from guidance.tasks import ETA_LATENT
 
     problem = infill_problem(audio(WINDOW), WINDOW // 4, WINDOW // 2)
-    run = lambda model, **kw: solve(problem, model, steps=4, xi=0.0, generator=torch.Generator().manual_seed(0), **kw)
+
+    def run(model, **kw):
+        return solve(problem, model, steps=4, xi=0.0, generator=torch.Generator().manual_seed(0), **kw)
+
     model = latent_model()
     assert model.eta == 0.0 and ETA_LATENT == 1.0
     deterministic = run(model)
@@ -385,7 +416,9 @@ class ContextNet(TinyNet):
 @pytest.mark.parametrize("xi", [0.0, 3e-2])
 def test_solve_shows_a_conditioned_model_the_clean_measurement_and_its_frame_mask(xi):
     net = ContextNet(2 * HOP)
-    model = EditModel(Denoiser(net, CosineSchedule(), "v"), FoldCodec(), window=WINDOW, sample_rate=16, conditions_on_known=True)
+    model = EditModel(
+        Denoiser(net, CosineSchedule(), "v"), FoldCodec(), window=WINDOW, sample_rate=16, conditions_on_known=True
+    )
     x = audio(WINDOW)
     problem = infill_problem(x, 24, 40)
     out = solve(problem, model, steps=4, xi=xi)

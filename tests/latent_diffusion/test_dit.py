@@ -1,4 +1,5 @@
 """Shape, initialisation, position and size tests of the latent DiT."""
+
 from __future__ import annotations
 
 import pytest
@@ -50,8 +51,10 @@ def test_adaln_zero_blocks_are_identity_at_init(seeded):
     assert not torch.allclose(block(x, cond), x)
     # and the whole fresh network predicts v = 0 (zero-initialised final layer)
     model = DiT(cfg)
-    assert torch.equal(model(torch.randn(2, cfg.in_channels, cfg.frames, generator=seeded), torch.rand(2)),
-                       torch.zeros(2, cfg.in_channels, cfg.frames))
+    assert torch.equal(
+        model(torch.randn(2, cfg.in_channels, cfg.frames, generator=seeded), torch.rand(2)),
+        torch.zeros(2, cfg.in_channels, cfg.frames),
+    )
 
 
 def test_rotary_scores_depend_only_on_distance(seeded):

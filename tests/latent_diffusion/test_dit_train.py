@@ -1,4 +1,5 @@
 """A 20-step tiny DiT training run on the CPU through the command line and the shared loop."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,26 @@ def _eval_loss(model: torch.nn.Module, data: LatentCache) -> float:
 
 def test_twenty_steps_learn_and_export(cache, tmp_path):
     out = tmp_path / "run"
-    main(["--preset", "tiny", "--latents", str(cache), "--out", str(out), "--steps", "20", "--batch-size", "16",
-          "--lr", "1e-2", "--warmup-steps", "2", "--cpu", "--no-progress"])
+    main(
+        [
+            "--preset",
+            "tiny",
+            "--latents",
+            str(cache),
+            "--out",
+            str(out),
+            "--steps",
+            "20",
+            "--batch-size",
+            "16",
+            "--lr",
+            "1e-2",
+            "--warmup-steps",
+            "2",
+            "--cpu",
+            "--no-progress",
+        ]
+    )
     losses = [json.loads(line)["loss"] for line in (out / "losses.jsonl").read_text().splitlines()]
     assert len(losses) == 20 and all(math.isfinite(v) for v in losses)
 
@@ -52,13 +71,53 @@ def test_twenty_steps_learn_and_export(cache, tmp_path):
 
 def test_fine_tune_starts_from_the_checkpoint_and_keeps_its_statistics(cache, tmp_path):
     first = tmp_path / "first"
-    main(["--preset", "tiny", "--latents", str(cache), "--out", str(first), "--steps", "10", "--batch-size", "8",
-          "--lr", "1e-2", "--warmup-steps", "2", "--cpu", "--no-progress", "--export-dtype", "float32"])
+    main(
+        [
+            "--preset",
+            "tiny",
+            "--latents",
+            str(cache),
+            "--out",
+            str(first),
+            "--steps",
+            "10",
+            "--batch-size",
+            "8",
+            "--lr",
+            "1e-2",
+            "--warmup-steps",
+            "2",
+            "--cpu",
+            "--no-progress",
+            "--export-dtype",
+            "float32",
+        ]
+    )
     shifted = tmp_path / "shifted.safetensors"  # same "VAE", other statistics
     save_latent_cache(shifted, LatentCache(cache, normalize=False).raw * 1.5 + 0.3, hop_samples=1024, sample_rate=44100)
     tuned = tmp_path / "tuned"
-    main(["--init", str(first / "final"), "--latents", str(shifted), "--out", str(tuned), "--steps", "3", "--batch-size", "8",
-          "--lr", "1e-12", "--warmup-steps", "1", "--cpu", "--no-progress", "--export-dtype", "float32"])
+    main(
+        [
+            "--init",
+            str(first / "final"),
+            "--latents",
+            str(shifted),
+            "--out",
+            str(tuned),
+            "--steps",
+            "3",
+            "--batch-size",
+            "8",
+            "--lr",
+            "1e-12",
+            "--warmup-steps",
+            "1",
+            "--cpu",
+            "--no-progress",
+            "--export-dtype",
+            "float32",
+        ]
+    )
     start, end = DiT.from_pretrained(first / "final"), DiT.from_pretrained(tuned / "final")
     assert end.config == start.config
     _, data = initial_model(str(first / "final"), [shifted])  # training sees the checkpoint's normalisation
@@ -71,10 +130,28 @@ def test_fine_tune_starts_from_the_checkpoint_and_keeps_its_statistics(cache, tm
 
 def test_init_stats_cache_moves_the_checkpoint_onto_a_new_latent_space(cache, tmp_path):
     first = tmp_path / "first"
-    main(["--preset", "tiny", "--latents", str(cache), "--out", str(first), "--steps", "4", "--batch-size", "8",
-          "--cpu", "--no-progress", "--export-dtype", "float32"])
+    main(
+        [
+            "--preset",
+            "tiny",
+            "--latents",
+            str(cache),
+            "--out",
+            str(first),
+            "--steps",
+            "4",
+            "--batch-size",
+            "8",
+            "--cpu",
+            "--no-progress",
+            "--export-dtype",
+            "float32",
+        ]
+    )
     other_vae = tmp_path / "other.safetensors"  # same shape, another VAE's statistics
-    save_latent_cache(other_vae, LatentCache(cache, normalize=False).raw * 3.0 - 2.0, hop_samples=1024, sample_rate=44100)
+    save_latent_cache(
+        other_vae, LatentCache(cache, normalize=False).raw * 3.0 - 2.0, hop_samples=1024, sample_rate=44100
+    )
     model, data = initial_model(str(first / "final"), [other_vae], keep_stats=False)
     own = LatentCache(other_vae)
     torch.testing.assert_close(data.mean, own.mean)
@@ -85,17 +162,60 @@ def test_init_stats_cache_moves_the_checkpoint_onto_a_new_latent_space(cache, tm
     for a, b in zip(start.state_dict().values(), model.state_dict().values()):
         torch.testing.assert_close(a, b)
     tuned = tmp_path / "tuned"
-    main(["--init", str(first / "final"), "--init-stats", "cache", "--latents", str(other_vae), "--out", str(tuned),
-          "--steps", "2", "--batch-size", "8", "--cpu", "--no-progress", "--export-dtype", "float32"])
+    main(
+        [
+            "--init",
+            str(first / "final"),
+            "--init-stats",
+            "cache",
+            "--latents",
+            str(other_vae),
+            "--out",
+            str(tuned),
+            "--steps",
+            "2",
+            "--batch-size",
+            "8",
+            "--cpu",
+            "--no-progress",
+            "--export-dtype",
+            "float32",
+        ]
+    )
     assert DiT.from_pretrained(tuned / "final").config.latent_mean == pytest.approx(tuple(own.mean.tolist()))
 
 
 def test_fine_tune_refuses_a_cache_of_another_shape(cache, tmp_path, capsys):
     first = tmp_path / "first"
-    main(["--preset", "tiny", "--latents", str(cache), "--out", str(first), "--steps", "2", "--batch-size", "8", "--cpu", "--no-progress"])
+    main(
+        [
+            "--preset",
+            "tiny",
+            "--latents",
+            str(cache),
+            "--out",
+            str(first),
+            "--steps",
+            "2",
+            "--batch-size",
+            "8",
+            "--cpu",
+            "--no-progress",
+        ]
+    )
     other = tmp_path / "other.safetensors"
     save_latent_cache(other, torch.randn(8, 16, 64), hop_samples=1024, sample_rate=44100)
-    argv = ["--init", str(first / "final"), "--latents", str(other), "--out", str(tmp_path / "t"), "--steps", "2", "--cpu"]
+    argv = [
+        "--init",
+        str(first / "final"),
+        "--latents",
+        str(other),
+        "--out",
+        str(tmp_path / "t"),
+        "--steps",
+        "2",
+        "--cpu",
+    ]
     assert run_main(main, argv, prog="latent_diffusion.train") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "do not match --init" in err[0]
@@ -104,18 +224,37 @@ def test_fine_tune_refuses_a_cache_of_another_shape(cache, tmp_path, capsys):
 def test_budget_anneals_and_stops_with_large_steps(cache, tmp_path):
     """``--steps`` large + ``--max-minutes``: the shared loop stops on the budget and exports."""
     out = tmp_path / "run"
-    main(["--preset", "tiny", "--latents", str(cache), "--out", str(out), "--steps", "1000000", "--max-minutes", "0.01",
-          "--batch-size", "8", "--cpu", "--no-progress"])
+    main(
+        [
+            "--preset",
+            "tiny",
+            "--latents",
+            str(cache),
+            "--out",
+            str(out),
+            "--steps",
+            "1000000",
+            "--max-minutes",
+            "0.01",
+            "--batch-size",
+            "8",
+            "--cpu",
+            "--no-progress",
+        ]
+    )
     state = torch.load(out / "state.pt", weights_only=True)
     assert 1 <= state["step"] < 1000000 and (out / "final" / "model.safetensors").is_file()
 
 
-@pytest.mark.parametrize("argv", [
-    ["--out", "x"],  # no data
-    ["--out", "x", "--latents", "missing.safetensors", "--steps", "3"],
-    ["--out", "x", "--vae", "some/vae"],  # --vae without --data
-    ["--out", "x", "--latents", "CACHE", "--steps", "0"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--out", "x"],  # no data
+        ["--out", "x", "--latents", "missing.safetensors", "--steps", "3"],
+        ["--out", "x", "--vae", "some/vae"],  # --vae without --data
+        ["--out", "x", "--latents", "CACHE", "--steps", "0"],
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(argv, cache, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     argv = [str(cache) if a == "CACHE" else a for a in argv]
@@ -145,8 +284,24 @@ def test_builds_the_cache_from_a_vae_and_an_audio_folder(tmp_path):
     for i in range(3):
         sf.write(clips / f"c{i}.flac", (0.1 * torch.randn(44100, 2, generator=g)).numpy(), 44100)
     out = tmp_path / "run"
-    main(["--preset", "tiny", "--vae", str(tmp_path / "vae"), "--data", str(clips), "--out", str(out),
-          "--steps", "2", "--batch-size", "4", "--cpu", "--no-progress"])
+    main(
+        [
+            "--preset",
+            "tiny",
+            "--vae",
+            str(tmp_path / "vae"),
+            "--data",
+            str(clips),
+            "--out",
+            str(out),
+            "--steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--cpu",
+            "--no-progress",
+        ]
+    )
     data = LatentCache(out / "latents.safetensors")
     frames = dit_preset("tiny").frames
     assert (data.channels, data.frames, data.hop_samples) == (vae.config.latent_channels, frames, vae.latent_hop)
@@ -192,8 +347,29 @@ def test_known_conditioning_learns_to_read_the_context(tmp_path):
     path = tmp_path / "flat.safetensors"
     save_latent_cache(path, z, hop_samples=1024, sample_rate=44100)
     out = tmp_path / "run"
-    main(["--preset", "tiny", "--known-conditioning", "--latents", str(path), "--out", str(out), "--steps", "300",
-          "--batch-size", "32", "--lr", "1e-2", "--warmup-steps", "5", "--cpu", "--no-progress", "--export-dtype", "float32"])
+    main(
+        [
+            "--preset",
+            "tiny",
+            "--known-conditioning",
+            "--latents",
+            str(path),
+            "--out",
+            str(out),
+            "--steps",
+            "300",
+            "--batch-size",
+            "32",
+            "--lr",
+            "1e-2",
+            "--warmup-steps",
+            "5",
+            "--cpu",
+            "--no-progress",
+            "--export-dtype",
+            "float32",
+        ]
+    )
     model = DiT.from_pretrained(out / "final")
     data = LatentCache(path)
     x0 = torch.stack([data[i]["latents"] for i in range(64)])
@@ -204,6 +380,8 @@ def test_known_conditioning_learns_to_read_the_context(tmp_path):
     t_high = torch.full((64,), 0.9)
     eps = example_randn(keys, (channels, frames), salt=2)
     with torch.no_grad():
-        with_context = (v_squared_error(model, x0, t_high, eps, known=x0, known_mask=mask) * gap).sum() / (gap.sum() * channels)
+        with_context = (v_squared_error(model, x0, t_high, eps, known=x0, known_mask=mask) * gap).sum() / (
+            gap.sum() * channels
+        )
         without = (v_squared_error(model, x0, t_high, eps) * gap).sum() / (gap.sum() * channels)
     assert with_context < 0.6 * without, (float(with_context), float(without))  # 0.37x measured at these settings

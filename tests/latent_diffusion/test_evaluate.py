@@ -1,4 +1,5 @@
 """The held-out v-error against analytic answers for Gaussian latents."""
+
 from __future__ import annotations
 
 import json
@@ -57,7 +58,8 @@ def test_the_command_scores_a_checkpoint_on_a_cache(tmp_path, capsys):
 
 
 def test_gap_scores_only_the_centred_gap():
-    """Zero v inside the gap (the exact answer for unit Gaussians, error 1) and nonsense outside it: the gap score is 1."""
+    """Zero v inside the gap (the exact answer for unit Gaussians, error 1) and nonsense outside it: the gap score is
+    1."""
     from latent_diffusion.evaluate import centred_gap_mask
 
     latents = torch.randn(64, 8, 32, generator=torch.Generator().manual_seed(3))

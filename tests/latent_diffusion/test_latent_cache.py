@@ -1,4 +1,5 @@
 """Latent cache: encode with a stand-in codec, store, read back normalised, undo the normalisation."""
+
 from __future__ import annotations
 
 import pytest

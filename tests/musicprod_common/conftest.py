@@ -1,4 +1,5 @@
 """Fixtures for musicprod_common tests: the two bundled POP909 example songs (no dataset download needed)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -8,8 +8,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from musicprod_common.datasets import (STEM_NAMES, AudioFolderSegments, FMASegments, Pop909Segments,
-                                       training_styles)
+from musicprod_common.datasets import STEM_NAMES, AudioFolderSegments, FMASegments, Pop909Segments, training_styles
 from musicprod_common.errors import InputError
 from musicprod_common.styles import STYLE_NAMES, VAE_HELDOUT_STYLE
 

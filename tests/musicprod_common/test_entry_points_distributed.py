@@ -3,6 +3,7 @@
 ``accelerate launch --cpu --num_processes 2`` needs MPI on a plain machine, so torchrun is the multi-CPU
 launcher here; the scripts' ``Accelerator(cpu=True)`` then runs ``MULTI_CPU``.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,22 @@ CASES = {
     "latent_diffusion.train": lambda d: ["--preset", "tiny", "--vae", str(d / "vae"), "--data", str(d / "clips")],
     "waveform_diffusion.train": lambda d: ["--preset", "tiny", "--data", str(d / "clips")],
     "guidance.train_classifier": lambda d: ["--preset", "tiny", "--data", str(d / "clips"), "--num-workers", "0"],
-    "symbolic.train_fgg": lambda d: ["--preset", "tiny", "--data", str(d / "symbolic.safetensors"), "--num-workers", "0"],
-    "symbolic.train_binomial": lambda d: ["--preset", "tiny", "--data", str(d / "symbolic.safetensors"), "--num-workers", "0"],
+    "symbolic.train_fgg": lambda d: [
+        "--preset",
+        "tiny",
+        "--data",
+        str(d / "symbolic.safetensors"),
+        "--num-workers",
+        "0",
+    ],
+    "symbolic.train_binomial": lambda d: [
+        "--preset",
+        "tiny",
+        "--data",
+        str(d / "symbolic.safetensors"),
+        "--num-workers",
+        "0",
+    ],
 }
 
 
@@ -59,8 +74,21 @@ CASES = {
 def test_runs_as_two_processes_under_torchrun(module, inputs, tmp_path):
     out = tmp_path / "run"
     port = str(29600 + sorted(CASES).index(module))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
-           "-m", module, *CASES[module](inputs), "--out", str(out), *COMMON]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        port,
+        "-m",
+        module,
+        *CASES[module](inputs),
+        "--out",
+        str(out),
+        *COMMON,
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

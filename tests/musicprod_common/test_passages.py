@@ -1,4 +1,5 @@
 """The passage finder and the splicer: exact repeats come back exactly, nothing is copied from where it may not be."""
+
 from __future__ import annotations
 
 import math
@@ -150,7 +151,9 @@ def test_level_is_matched_to_the_song():
     assert match.start_s == pytest.approx(2.0, abs=1e-3)
     piece = plan_fill(with_gap(song, *region), [song], match, int(0.05 * SR), sample_rate=SR).pieces[0]
     assert 20 * math.log10(piece.gain) == pytest.approx(-6.02, abs=0.05)
-    torch.testing.assert_close(out[:, int(10 * SR) : int(12 * SR)], song[:, int(10 * SR) : int(12 * SR)], atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        out[:, int(10 * SR) : int(12 * SR)], song[:, int(10 * SR) : int(12 * SR)], atol=1e-5, rtol=0
+    )
 
 
 def test_calibration_is_monotone():

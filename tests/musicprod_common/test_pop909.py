@@ -7,8 +7,18 @@ import numpy as np
 import pytest
 
 from musicprod_common.errors import InputError
-from musicprod_common.pop909 import (SPLIT_FILE, TRACKS, is_triple_meter, load_song, load_split, make_split,
-                                     parse_chord_label, sixteenth_grid, split_song_ids, transpose_song)
+from musicprod_common.pop909 import (
+    SPLIT_FILE,
+    TRACKS,
+    is_triple_meter,
+    load_song,
+    load_split,
+    make_split,
+    parse_chord_label,
+    sixteenth_grid,
+    split_song_ids,
+    transpose_song,
+)
 
 
 def test_song_folder_has_notes_beats_chords_key(song_001):
@@ -44,9 +54,17 @@ def test_sixteenth_grid_matches_onsets(song_001):
     assert np.mean(dist < step / 4) > 0.5
 
 
-@pytest.mark.parametrize("label,root,quality", [
-    ("B:maj", 11, "maj"), ("Db:min7", 1, "min7"), ("C#:7/3", 1, "7"), ("N", -1, "N"), ("Cb:maj", 11, "maj"), ("G", 7, "maj"),
-])
+@pytest.mark.parametrize(
+    "label,root,quality",
+    [
+        ("B:maj", 11, "maj"),
+        ("Db:min7", 1, "min7"),
+        ("C#:7/3", 1, "7"),
+        ("N", -1, "N"),
+        ("Cb:maj", 11, "maj"),
+        ("G", 7, "maj"),
+    ],
+)
 def test_parse_chord_label(label, root, quality):
     assert parse_chord_label(label) == (root, quality)
 

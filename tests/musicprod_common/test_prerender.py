@@ -40,8 +40,29 @@ def test_prerender_writes_flac_and_manifest(tmp_path, examples_root):
 
 def test_prerender_cli_with_workers(tmp_path, examples_root, capsys):
     out = tmp_path / "d"
-    rc = main(["--pop909", str(examples_root), "--split", "all", "--seconds", "0.3", "--count", "4", "--out", str(out),
-               "--workers", "2", "--styles", "band,jazz,organ", "--exclude-styles", "organ", "--format", "ogg", "--stems"])
+    rc = main(
+        [
+            "--pop909",
+            str(examples_root),
+            "--split",
+            "all",
+            "--seconds",
+            "0.3",
+            "--count",
+            "4",
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+            "--styles",
+            "band,jazz,organ",
+            "--exclude-styles",
+            "organ",
+            "--format",
+            "ogg",
+            "--stems",
+        ]
+    )
     assert rc == 0
     rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and {r["style"] for r in rows} <= {"band", "jazz"}

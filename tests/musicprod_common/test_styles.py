@@ -6,8 +6,19 @@ import numpy as np
 import pytest
 
 from musicprod_common.errors import InputError
-from musicprod_common.styles import (CLOSED_HAT, KICK, SNARE, STYLE_NAMES, STYLES, VAE_HELDOUT_STYLE, arrange,
-                                     drum_pattern, get_style, parse_style_list, style_index)
+from musicprod_common.styles import (
+    CLOSED_HAT,
+    KICK,
+    SNARE,
+    STYLE_NAMES,
+    STYLES,
+    VAE_HELDOUT_STYLE,
+    arrange,
+    drum_pattern,
+    get_style,
+    parse_style_list,
+    style_index,
+)
 
 
 def test_table():

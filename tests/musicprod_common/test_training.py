@@ -1,11 +1,11 @@
 """The shared training loop: process-count invariance, exact resume after kill -9, safe state files."""
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
 import pickle
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,13 +17,22 @@ import torch
 
 from musicprod_common.checkpoint import load_training_state
 from musicprod_common.errors import InputError
-from musicprod_common.training import TrainConfig, StepBatchSampler, cosine_with_warmup, draw_keys, example_randn, global_indices
+from musicprod_common.training import (
+    StepBatchSampler,
+    TrainConfig,
+    cosine_with_warmup,
+    draw_keys,
+    example_randn,
+    global_indices,
+)
 
 TOY = Path(__file__).with_name("toy_training.py")
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _run(args: list[str], out: Path, env: dict | None = None, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+def _run(
+    args: list[str], out: Path, env: dict | None = None, launcher: list[str] | None = None
+) -> subprocess.CompletedProcess:
     cmd = (launcher or [sys.executable]) + [str(TOY), "--out", str(out), *args]
     full_env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=300)
@@ -44,7 +53,8 @@ def test_global_batches_are_split_across_processes_without_overlap():
 
 
 def test_an_example_drawn_again_gets_new_noise():
-    """The session-11 bug: keyed by the example's index, every epoch repeated each example's t and noise."""
+    """Keyed by the example's index, every epoch would repeat each example's t and noise: keyed by the draw, it does
+    not."""
     cfg = TrainConfig(steps=4, batch_size=5)
     keys_of: dict[int, list[int]] = {}
     for batch in StepBatchSampler(5, cfg, 0, 0, 1):  # one epoch per step
@@ -80,8 +90,12 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     assert _run(args, reference).returncode == 0
 
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "TOY_STEP_DELAY": "0.05"}
-    proc = subprocess.Popen([sys.executable, str(TOY), "--out", str(killed), *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(TOY), "--out", str(killed), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         log = killed / "losses.jsonl"
@@ -130,11 +144,35 @@ def test_train_args_round_trip_with_script_defaults():
     parser = argparse.ArgumentParser()
     add_train_args(parser, defaults)
     assert train_config_from_args(parser.parse_args([])) == defaults
-    cfg = train_config_from_args(parser.parse_args(["--steps", "1000000", "--max-minutes", "8", "--mixed-precision", "bf16",
-                                                    "--grad-accum", "2", "--cpu", "--betas", "0.8", "0.99",
-                                                    "--export-dtype", "float32"]))
-    assert (cfg.steps, cfg.max_minutes, cfg.mixed_precision, cfg.grad_accum, cfg.cpu, cfg.betas, cfg.export_dtype) == \
-        (1000000, 8.0, "bf16", 2, True, (0.8, 0.99), "float32")
+    cfg = train_config_from_args(
+        parser.parse_args(
+            [
+                "--steps",
+                "1000000",
+                "--max-minutes",
+                "8",
+                "--mixed-precision",
+                "bf16",
+                "--grad-accum",
+                "2",
+                "--cpu",
+                "--betas",
+                "0.8",
+                "0.99",
+                "--export-dtype",
+                "float32",
+            ]
+        )
+    )
+    assert (cfg.steps, cfg.max_minutes, cfg.mixed_precision, cfg.grad_accum, cfg.cpu, cfg.betas, cfg.export_dtype) == (
+        1000000,
+        8.0,
+        "bf16",
+        2,
+        True,
+        (0.8, 0.99),
+        "float32",
+    )
     with pytest.raises(SystemExit):
         parser.parse_args(["--export-dtype", "int8"])
     with pytest.raises(SystemExit):

@@ -1,4 +1,5 @@
 """A tiny training job for the shared loop's tests: launched as a script, alone or under torchrun."""
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.Tanh(), torch.nn.Linear(32, 16))
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=1e-2, warmup_steps=2, ema_decay=0.9,
-                      checkpoint_every=args.checkpoint_every, cpu=True, log_every=1)
+    cfg = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=1e-2,
+        warmup_steps=2,
+        ema_decay=0.9,
+        checkpoint_every=args.checkpoint_every,
+        cpu=True,
+        log_every=1,
+    )
     train(model, toy_loss, ToyData(), cfg, args.out, progress=False)
 
 

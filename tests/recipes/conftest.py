@@ -1,11 +1,11 @@
 """Fixtures for the recipe tests (helpers live in recipes_testutils.py: a unique module name)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 import torch
-
 from recipes_testutils import save_tiny_checkpoints
 
 

@@ -1,4 +1,5 @@
 """Helpers for the recipe tests: tiny random-init checkpoints saved the way the shipped ones are, test songs."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +24,9 @@ def save_tiny_checkpoints(root: Path) -> Path:
     torch.manual_seed(0)
     vae_cfg = get_config("tiny")
     vae = SpectrogramVAE(vae_cfg)
-    dit_cfg = dit_preset("tiny", in_channels=vae_cfg.latent_channels, hop_samples=vae_cfg.latent_hop, frames=TINY_FRAMES)
+    dit_cfg = dit_preset(
+        "tiny", in_channels=vae_cfg.latent_channels, hop_samples=vae_cfg.latent_hop, frames=TINY_FRAMES
+    )
     dit = DiT(dit_cfg)
     unet_cfg = unet_preset("tiny", window=TINY_UNET_WINDOW)
     unet = WaveformUNet(unet_cfg)
@@ -57,15 +60,18 @@ def synth_song(seconds: float, sample_rate: int = 44100, channels: int = 2, seed
         m = min(span, n - i0)
         if m <= 0:
             break
-        out[i0 : i0 + m] += (np.exp(-tt[:m] * 6.0) * sum(np.sin(2 * np.pi * f0 * h * tt[:m]) / h for h in (1, 2, 3)) * 0.15)
+        out[i0 : i0 + m] += (
+            np.exp(-tt[:m] * 6.0) * sum(np.sin(2 * np.pi * f0 * h * tt[:m]) / h for h in (1, 2, 3)) * 0.15
+        )
     out += 0.01 * rng.standard_normal(n)
     out = np.clip(out, -0.95, 0.95)
     pan = np.linspace(0.8, 1.0, channels)[None, :]
     return (out[:, None] * pan).astype(np.float32)
 
 
-def write_song(path: Path, seconds: float, sample_rate: int = 44100, channels: int = 2, subtype: str | None = None,
-               seed: int = 0) -> Path:
+def write_song(
+    path: Path, seconds: float, sample_rate: int = 44100, channels: int = 2, subtype: str | None = None, seed: int = 0
+) -> Path:
     sf.write(str(path), synth_song(seconds, sample_rate, channels, seed), sample_rate, subtype=subtype)
     return path
 

@@ -1,4 +1,4 @@
-"""Issue 7's bad-input sweep: every ``musicprod`` subcommand × every kind of bad input.
+"""The bad-input sweep: every ``musicprod`` subcommand × every kind of bad input.
 
 Each case must end with exit code 2 and exactly one line on stderr (no traceback), write nothing under the
 output folder, and leave every input file byte-identical. The one exception is 8 kHz audio given to a
@@ -8,6 +8,7 @@ Cases that have no meaning for a command (``--steps`` for ``render``, which has 
 ``NOT_APPLICABLE`` with the reason; the nearest analogue is used where there is one (``--style`` stands in for
 ``--model`` where a command has styles but no model choice, ``--fade 0`` for "start ≥ end" in ``transition``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,25 +20,58 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from recipes_testutils import write_song
+
 from recipes.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_SONG = REPO / "examples" / "pop909" / "001"
 EXAMPLE_MIDI = EXAMPLE_SONG / "001.mid"
 
-CASES = ("missing", "directory", "zero_length", "8_channels", "8_khz", "nan", "start_ge_end", "region_outside",
-         "steps_zero", "steps_negative", "unknown_model", "unwritable_output")
-AUDIO_CASES = {"missing": "missing", "directory": "adir", "zero_length": "zero", "8_channels": "ch8", "8_khz": "k8", "nan": "nan"}
-AUDIO_COMMANDS = {"inpaint", "regenerate", "style", "inpaint-batch", "continue", "transition", "transition-stems"}  # 8 kHz works
+CASES = (
+    "missing",
+    "directory",
+    "zero_length",
+    "8_channels",
+    "8_khz",
+    "nan",
+    "start_ge_end",
+    "region_outside",
+    "steps_zero",
+    "steps_negative",
+    "unknown_model",
+    "unwritable_output",
+)
+AUDIO_CASES = {
+    "missing": "missing",
+    "directory": "adir",
+    "zero_length": "zero",
+    "8_channels": "ch8",
+    "8_khz": "k8",
+    "nan": "nan",
+}
+AUDIO_COMMANDS = {
+    "inpaint",
+    "regenerate",
+    "style",
+    "inpaint-batch",
+    "continue",
+    "transition",
+    "transition-stems",
+}  # 8 kHz works
 
 NOT_APPLICABLE = {
     # (command, case): why
     **{("render", c): "render has no sampling steps" for c in ("steps_zero", "steps_negative")},
-    **{("harmonize", c): "harmonize has no --steps (binomial diffusion runs its trained step count)" for c in ("steps_zero", "steps_negative")},
+    **{
+        ("harmonize", c): "harmonize has no --steps (binomial diffusion runs its trained step count)"
+        for c in ("steps_zero", "steps_negative")
+    },
     **{("infill-midi", c): "infill-midi has no --steps" for c in ("steps_zero", "steps_negative")},
-    **{("demo", c): "demo takes no input file: it uses the bundled clip" for c in (*AUDIO_CASES, "start_ge_end", "region_outside")},
+    **{
+        ("demo", c): "demo takes no input file: it uses the bundled clip"
+        for c in (*AUDIO_CASES, "start_ge_end", "region_outside")
+    },
     ("accompany", "region_outside"): "accompany generates from chords; it has no region",
     ("harmonize", "region_outside"): "harmonize has no region",
 }
@@ -96,35 +130,83 @@ def _region(case: str, start: float = 0.5, end: float = 0.6) -> list[str]:
 
 
 def _region_cmd(name: str):
-    return lambda case, f: [name, str(_audio_in(case, f)), *_region(case), "-o", _out(case, f, "out.wav"), *_model_opts(case)]
+    return lambda case, f: [
+        name,
+        str(_audio_in(case, f)),
+        *_region(case),
+        "-o",
+        _out(case, f, "out.wav"),
+        *_model_opts(case),
+    ]
 
 
 def _batch(case: str, f: Files) -> list[str]:
-    src = {"missing": f.missing, "directory": f.adir}.get(case) or f.batch(AUDIO_CASES.get(case, "good").replace("adir", "good"))
+    src = {"missing": f.missing, "directory": f.adir}.get(case) or f.batch(
+        AUDIO_CASES.get(case, "good").replace("adir", "good")
+    )
     return ["inpaint-batch", str(src), *_region(case), "-o", _out(case, f, "batch"), *_model_opts(case)]
 
 
 def _continue(case: str, f: Files) -> list[str]:
     context = {"start_ge_end": "0", "region_outside": "100"}.get(case, "0.1")  # empty context; more than the file
-    return ["continue", str(_audio_in(case, f)), "--context", context, "-o", _out(case, f, "out.wav"), *_model_opts(case)]
+    return [
+        "continue",
+        str(_audio_in(case, f)),
+        "--context",
+        context,
+        "-o",
+        _out(case, f, "out.wav"),
+        *_model_opts(case),
+    ]
 
 
 def _transition(case: str, f: Files) -> list[str]:
     fade = {"start_ge_end": "0", "region_outside": "10"}.get(case, "0.1")  # empty fade; longer than both files
-    return ["transition", str(_audio_in(case, f)), str(f.good), "--fade", fade, "-o", _out(case, f, "out.wav"), *_model_opts(case)]
+    return [
+        "transition",
+        str(_audio_in(case, f)),
+        str(f.good),
+        "--fade",
+        fade,
+        "-o",
+        _out(case, f, "out.wav"),
+        *_model_opts(case),
+    ]
 
 
 def _transition_stems(case: str, f: Files) -> list[str]:
     src = {"missing": f.missing, "directory": f.adir}.get(case) or f.stems(AUDIO_CASES.get(case, "good"))
     at, length = {"start_ge_end": ("0.5", "0"), "region_outside": ("100", "0.4")}.get(case, ("0.5", "0.4"))
-    return ["transition-stems", str(src), str(f.stems("good")), "--at", at, "--length", length, "--fade", "0.1",
-            "-o", _out(case, f, "stems_out"), *_model_opts(case)]
+    return [
+        "transition-stems",
+        str(src),
+        str(f.stems("good")),
+        "--at",
+        at,
+        "--length",
+        length,
+        "--fade",
+        "0.1",
+        "-o",
+        _out(case, f, "stems_out"),
+        *_model_opts(case),
+    ]
 
 
 def _render(case: str, f: Files) -> list[str]:
     src = _audio_in(case, f) if case in AUDIO_CASES else EXAMPLE_SONG
-    window = {"start_ge_end": ["--start", "5", "--end", "5"], "region_outside": ["--start", "5000"]}.get(case, ["--end", "1"])
-    return ["render", str(src), *window, "-o", _out(case, f, "render"), "--style", "nope" if case == "unknown_model" else "piano"]
+    window = {"start_ge_end": ["--start", "5", "--end", "5"], "region_outside": ["--start", "5000"]}.get(
+        case, ["--end", "1"]
+    )
+    return [
+        "render",
+        str(src),
+        *window,
+        "-o",
+        _out(case, f, "render"),
+        "--style",
+        "nope" if case == "unknown_model" else "piano",
+    ]
 
 
 def _demo(case: str, f: Files) -> list[str]:
@@ -143,19 +225,47 @@ def _accompany(case: str, f: Files) -> list[str]:
     bars = "0" if case == "start_ge_end" else "4"  # an empty piece
     steps = {"steps_zero": "0", "steps_negative": "-3"}.get(case, "1")
     melody = ["--melody", str(_midi_in(case, f))] if case in AUDIO_CASES else []  # optional: only to pass a bad file
-    return ["accompany", "--chords", "C G Am F", *melody, "--bars", bars, "--steps", steps,
-            "-o", _out(case, f, "out.mid"), *_symbolic_model(case, f)]
+    return [
+        "accompany",
+        "--chords",
+        "C G Am F",
+        *melody,
+        "--bars",
+        bars,
+        "--steps",
+        steps,
+        "-o",
+        _out(case, f, "out.mid"),
+        *_symbolic_model(case, f),
+    ]
 
 
 def _harmonize(case: str, f: Files) -> list[str]:
     bars = ["--bars", "0"] if case == "start_ge_end" else []
-    return ["harmonize", "--melody", str(_midi_in(case, f)), *bars, "-o", _out(case, f, "out.mid"), *_symbolic_model(case, f)]
+    return [
+        "harmonize",
+        "--melody",
+        str(_midi_in(case, f)),
+        *bars,
+        "-o",
+        _out(case, f, "out.mid"),
+        *_symbolic_model(case, f),
+    ]
 
 
 def _infill_midi(case: str, f: Files) -> list[str]:
     bars = {"start_ge_end": ("3", "2"), "region_outside": ("1000", "1001")}.get(case, ("2", "3"))
-    return ["infill-midi", str(_midi_in(case, f)), "--start-bar", bars[0], "--end-bar", bars[1], "-o", _out(case, f, "out.mid"),
-            *_symbolic_model(case, f)]
+    return [
+        "infill-midi",
+        str(_midi_in(case, f)),
+        "--start-bar",
+        bars[0],
+        "--end-bar",
+        bars[1],
+        "-o",
+        _out(case, f, "out.mid"),
+        *_symbolic_model(case, f),
+    ]
 
 
 BUILDERS = {
@@ -185,8 +295,10 @@ def test_every_subcommand_is_in_the_sweep():
 
 
 def _snapshot(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir")
-            for p in sorted(root.rglob("*"))}
+    return {
+        str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir")
+        for p in sorted(root.rglob("*"))
+    }
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
 """``musicprod demo``: repairs the bundled song's two dropouts and writes audio plus a plot, all in one folder."""
+
 from __future__ import annotations
 
 import numpy as np

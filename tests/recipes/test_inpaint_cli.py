@@ -3,6 +3,7 @@
 The models are untrained, so these tests check the plumbing the recipes promise — where the output may
 differ from the input, and that rate, channels, length and file format survive — not audio quality.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -12,8 +13,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
 from recipes_testutils import TINY_FRAMES, changed_span, write_song
+
 from recipes.cli import main
 from recipes.pipeline import DEFAULT_MARGIN, inpaint, load_models
 
@@ -37,13 +38,34 @@ def test_inpaint_long_song_changes_only_the_region(tmp_path, ckpt_env, suffix, r
     before = sha(song)
     out, plot = tmp_path / f"out{suffix}", tmp_path / "plot.png"
     start, end = 31.0, 31.2
-    rc = main(["inpaint", str(song), "--start", str(start), "--end", str(end), "-o", str(out), "--model", model,
-               "--steps", STEPS, "--plot", str(plot)])
+    rc = main(
+        [
+            "inpaint",
+            str(song),
+            "--start",
+            str(start),
+            "--end",
+            str(end),
+            "-o",
+            str(out),
+            "--model",
+            model,
+            "--steps",
+            STEPS,
+            "--plot",
+            str(plot),
+        ]
+    )
     assert rc == 0
     assert sha(song) == before, "the input file was modified"
     info_in, info_out = sf.info(str(song)), sf.info(str(out))
     assert (info_out.samplerate, info_out.channels, info_out.frames, info_out.format, info_out.subtype) == (
-        info_in.samplerate, info_in.channels, info_in.frames, info_in.format, info_in.subtype)
+        info_in.samplerate,
+        info_in.channels,
+        info_in.frames,
+        info_in.format,
+        info_in.subtype,
+    )
     dtype = "int16" if subtype == "PCM_16" else "float32"  # compare the stored samples themselves
     x, _ = sf.read(str(song), dtype=dtype)
     y, _ = sf.read(str(out), dtype=dtype)
@@ -51,7 +73,8 @@ def test_inpaint_long_song_changes_only_the_region(tmp_path, ckpt_env, suffix, r
     assert hi > lo, "nothing changed inside the region"
     margin = DEFAULT_MARGIN * rate
     assert lo >= start * rate - margin - 1 and hi <= end * rate + margin + 1, (
-        f"changed samples {lo / rate:.3f}-{hi / rate:.3f} s reach outside {start}-{end} s ± {DEFAULT_MARGIN} s")
+        f"changed samples {lo / rate:.3f}-{hi / rate:.3f} s reach outside {start}-{end} s ± {DEFAULT_MARGIN} s"
+    )
     assert plot.stat().st_size > 0
 
 
@@ -60,8 +83,25 @@ def test_same_seed_is_bit_identical_and_seed_matters(tmp_path, ckpt_env):
     outs = {}
     for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
         outs[name] = tmp_path / f"{name}.wav"
-        assert main(["inpaint", str(song), "--start", "2", "--end", "2.2", "-o", str(outs[name]), "--steps", STEPS,
-                     "--seed", seed]) == 0
+        assert (
+            main(
+                [
+                    "inpaint",
+                    str(song),
+                    "--start",
+                    "2",
+                    "--end",
+                    "2.2",
+                    "-o",
+                    str(outs[name]),
+                    "--steps",
+                    STEPS,
+                    "--seed",
+                    seed,
+                ]
+            )
+            == 0
+        )
     assert sha(outs["a"]) == sha(outs["b"])
     assert sha(outs["a"]) != sha(outs["c"])
 
@@ -70,7 +110,9 @@ def test_pipeline_inpaint_keeps_shape_and_is_deterministic(tiny_checkpoints):
     """The library call: (channels, T) in, same out, identical beyond the margins, same seed → same tensor."""
     models = load_models("latent", tiny_checkpoints)
     assert models.window_samples == TINY_FRAMES * models.vae.latent_hop
-    audio = torch.from_numpy(np.ascontiguousarray(np.random.default_rng(1).uniform(-0.5, 0.5, (1, 44100 * 3)).astype(np.float32)))
+    audio = torch.from_numpy(
+        np.ascontiguousarray(np.random.default_rng(1).uniform(-0.5, 0.5, (1, 44100 * 3)).astype(np.float32))
+    )
     calls = []
     out1 = inpaint(models, audio, 44100, 1.0, 1.1, steps=3, seed=7, progress=calls.append)
     out2 = inpaint(models, audio, 44100, 1.0, 1.1, steps=3, seed=7)
@@ -96,7 +138,9 @@ def test_regenerate_continue_transition(tmp_path, ckpt_env, capsys):
     info = sf.info(str(cont))
     assert (info.samplerate, info.channels, info.format) == (22050, 1, "FLAC")
     keep = len(xb) - int(DEFAULT_MARGIN * 22050) - 1  # the input's last `margin` seconds crossfade into the new audio
-    assert len(yb) > len(xb) and np.array_equal(yb[:keep], xb[:keep]), "the continuation must start with the input unchanged"
+    assert len(yb) > len(xb) and np.array_equal(yb[:keep], xb[:keep]), (
+        "the continuation must start with the input unchanged"
+    )
     assert not np.array_equal(yb[len(xb) :], np.zeros_like(yb[len(xb) :]))
 
     joined = tmp_path / "joined.wav"
@@ -105,7 +149,7 @@ def test_regenerate_continue_transition(tmp_path, ckpt_env, capsys):
     yj, sr = sf.read(str(joined), always_2d=True)
     assert sr == 44100 and yj.shape[1] == 2
     assert abs(len(yj) - (len(x) + 2.0 * 44100 - fade * 44100)) <= 2
-    assert np.array_equal(yj[: 44100], x[: 44100]), "A's start must pass through untouched"
+    assert np.array_equal(yj[:44100], x[:44100]), "A's start must pass through untouched"
     assert "joined" in capsys.readouterr().out
 
 
@@ -114,7 +158,20 @@ def test_strength_reaches_the_sampler_and_is_checked(tmp_path, ckpt_env, capsys)
     outs = {}
     for strength in ("1", "0.3"):
         outs[strength] = tmp_path / f"regen{strength}.wav"
-        args = ["regenerate", str(a), "--start", "1", "--end", "1.2", "-o", str(outs[strength]), "--steps", STEPS, "--strength", strength]
+        args = [
+            "regenerate",
+            str(a),
+            "--start",
+            "1",
+            "--end",
+            "1.2",
+            "-o",
+            str(outs[strength]),
+            "--steps",
+            STEPS,
+            "--strength",
+            strength,
+        ]
         assert main(args) == 0
     x, full, partial = (sf.read(str(p))[0] for p in (a, outs["1"], outs["0.3"]))
     assert not np.array_equal(full, partial), "--strength must change where the sampler starts"
@@ -161,7 +218,10 @@ def test_batch_folder_and_csv(tmp_path, ckpt_env, monkeypatch):
     assert main(["inpaint-batch", str(src), "--start", "1", "--end", "1.1", "-o", str(out), "--steps", STEPS]) == 0
     for s in songs:
         o = out / s.name
-        assert (sf.info(str(o)).samplerate, sf.info(str(o)).frames) == (sf.info(str(s)).samplerate, sf.info(str(s)).frames)
+        assert (sf.info(str(o)).samplerate, sf.info(str(o)).frames) == (
+            sf.info(str(s)).samplerate,
+            sf.info(str(s)).frames,
+        )
         assert sf.read(str(o))[0].tolist() != sf.read(str(s))[0].tolist()
     assert [(b.total, b.n) for b in bars] == [(4, 4)], "one progress bar over 2 files × 2 steps"
 
@@ -187,7 +247,7 @@ def test_batch_checks_every_job_before_running(tmp_path, ckpt_env, capsys):
 
 @pytest.mark.slow
 def test_inpaint_four_minute_rendered_song(tmp_path, ckpt_env, pop909_root):
-    """Issue 6's check: a 4-minute FluidSynth render, only the region and its margins change."""
+    """A 4-minute FluidSynth render: only the region and its margins change."""
     from musicprod_common.audio import save_audio
     from musicprod_common.pop909 import load_song
     from musicprod_common.render import render_song
@@ -205,8 +265,8 @@ def test_inpaint_four_minute_rendered_song(tmp_path, ckpt_env, pop909_root):
 
 def test_region_longer_than_the_window_is_filled_window_by_window(tiny_checkpoints):
     """A 1 s region with a 0.37 s window: several windows, each continuing the last; still bit-exact outside."""
-    from recipes.pipeline import max_region, regenerate, windows_needed
     from musicprod_common.errors import InputError
+    from recipes.pipeline import max_region, regenerate, windows_needed
 
     models = load_models("latent", tiny_checkpoints)
     sr, start, end = 22050, 2.0, 3.0
@@ -235,7 +295,10 @@ def test_eta_flag_changes_the_output_and_is_range_checked(tmp_path, ckpt_env, ca
     song = write_song(tmp_path / "song.wav", 5.0)
     outs = {eta: tmp_path / f"eta{eta}.wav" for eta in ("0", "1")}
     for eta, out in outs.items():
-        assert main(["inpaint", str(song), "--start", "2", "--end", "2.2", "-o", str(out), "--steps", STEPS, "--eta", eta]) == 0
+        assert (
+            main(["inpaint", str(song), "--start", "2", "--end", "2.2", "-o", str(out), "--steps", STEPS, "--eta", eta])
+            == 0
+        )
     assert sha(outs["0"]) != sha(outs["1"])
     with pytest.raises(SystemExit) as exc:
         main(["inpaint", str(song), "--start", "2", "--end", "2.2", "-o", str(tmp_path / "bad.wav"), "--eta", "1.5"])

@@ -15,7 +15,22 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pop909" / "001"
 
 def test_render_window_writes_mix_and_stems(tmp_path, capsys):
     out = tmp_path / "out"
-    rc = main(["render", str(EXAMPLE), "--style", "band", "--start", "12", "--end", "13.5", "--transpose", "-2", "-o", str(out)])
+    rc = main(
+        [
+            "render",
+            str(EXAMPLE),
+            "--style",
+            "band",
+            "--start",
+            "12",
+            "--end",
+            "13.5",
+            "--transpose",
+            "-2",
+            "-o",
+            str(out),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert str(out / "mix.wav") in printed

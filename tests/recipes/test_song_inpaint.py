@@ -1,5 +1,6 @@
 """Song-aware ``musicprod inpaint``/``continue``/``inpaint-batch``: copies where the song repeats, the model where it
 does not, references, several regions, and bad input (one line, exit 2, nothing written)."""
+
 from __future__ import annotations
 
 import sys
@@ -46,7 +47,10 @@ def test_several_regions_in_one_call(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MUSICPROD_CHECKPOINTS", str(tmp_path / "no-models-here"))
     song, truth = gapped_loop(tmp_path, [(9.0, 10.0), (25.5, 27.0)])
     out, plot = tmp_path / "out.wav", tmp_path / "where.png"
-    assert main(["inpaint", str(song), "--start", "9", "25.5", "--end", "10", "27", "-o", str(out), "--plot", str(plot)]) == 0
+    assert (
+        main(["inpaint", str(song), "--start", "9", "25.5", "--end", "10", "27", "-o", str(out), "--plot", str(plot)])
+        == 0
+    )
     assert capsys.readouterr().out.count("copied") == 2
     y, _ = sf.read(str(out), dtype="float32", always_2d=True)
     np.testing.assert_allclose(y.T, truth, atol=1e-6)
@@ -88,13 +92,31 @@ def test_a_reference_take_fills_what_the_song_lacks(tmp_path, monkeypatch, capsy
     take_44k = torchaudio.functional.resample(take, SR, 44100)  # another rate: resampled on reading
     write(tmp_path / "take.wav", take_44k.numpy(), 44100)
     out = tmp_path / "out.wav"
-    assert main(["inpaint", str(song), "--start", "12", "--end", "14", "-o", str(out), "--reference", str(tmp_path / "take.wav")]) == 0
+    assert (
+        main(
+            [
+                "inpaint",
+                str(song),
+                "--start",
+                "12",
+                "--end",
+                "14",
+                "-o",
+                str(out),
+                "--reference",
+                str(tmp_path / "take.wav"),
+            ]
+        )
+        == 0
+    )
     said = capsys.readouterr().out
     assert "of take.wav" in said
     y, _ = sf.read(str(out), dtype="float32", always_2d=True)
     inside = slice(12 * SR, 14 * SR)
     err = np.sqrt(np.mean((y.T[:, inside] - lone[:, inside]) ** 2) / np.mean(lone[:, inside] ** 2))
-    assert err < 0.05, f"the resampled take's copy is off by {err:.3f} of the signal's RMS"  # two resamplings: not exact
+    assert err < 0.05, (
+        f"the resampled take's copy is off by {err:.3f} of the signal's RMS"
+    )  # two resamplings: not exact
 
 
 @pytest.mark.parametrize("kind", ["unreadable", "nan", "channels", "short"])
@@ -112,7 +134,9 @@ def test_bad_reference_is_one_line_and_writes_nothing(tmp_path, kind, capsys):
     else:
         write(ref, noise(1.0).numpy())
     out = tmp_path / "out.wav"
-    assert main(["inpaint", str(song), "--start", "17.3", "--end", "19.3", "-o", str(out), "--reference", str(ref)]) == 2
+    assert (
+        main(["inpaint", str(song), "--start", "17.3", "--end", "19.3", "-o", str(out), "--reference", str(ref)]) == 2
+    )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "ref.wav" in err
     assert not out.exists()

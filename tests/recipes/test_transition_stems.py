@@ -1,4 +1,5 @@
 """``musicprod transition-stems`` end to end on two POP909 renders, and its per-stem schedule."""
+
 from __future__ import annotations
 
 import shutil
@@ -31,7 +32,8 @@ def _read(path: Path) -> np.ndarray:
 
 @pytest.fixture
 def two_songs(tmp_path, pop909_root):
-    """A: band-style render (render layout, 5 stems); B: piano-style render copied to the plain NAME/<stem>.wav layout."""
+    """A: band-style render (render layout, 5 stems); B: piano-style render copied to the plain NAME/<stem>.wav
+    layout."""
     a = tmp_path / "A"
     render_to_folder(pop909_root / "001", a, style="band", start=20.0, end=23.0)
     rendered_b = tmp_path / "B_render"
@@ -47,8 +49,27 @@ def test_transition_stems_end_to_end(tmp_path, tiny_checkpoints, two_songs, caps
     a, b = two_songs
     out = tmp_path / "T"
     at, length, b_start, fade = 1.0, 1.2, 0.5, 0.2
-    rc = main(["transition-stems", str(a), str(b), "--at", str(at), "--length", str(length), "--b-start", str(b_start),
-               "--fade", str(fade), "-o", str(out), "--checkpoints", str(tiny_checkpoints), "--steps", "2"])
+    rc = main(
+        [
+            "transition-stems",
+            str(a),
+            str(b),
+            "--at",
+            str(at),
+            "--length",
+            str(length),
+            "--b-start",
+            str(b_start),
+            "--fade",
+            str(fade),
+            "-o",
+            str(out),
+            "--checkpoints",
+            str(tiny_checkpoints),
+            "--steps",
+            "2",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     stdout = capsys.readouterr().out
     stems_a = {p.stem: _read(p) for p in (a / "stems").glob("*.wav")}
@@ -76,7 +97,9 @@ def test_transition_stems_end_to_end(tmp_path, tiny_checkpoints, two_songs, caps
         if gain is None and np.abs(ref_a).max() > 0:
             gain = float(np.abs(y[:, :cut_a]).max() / np.abs(ref_a).max())
             assert 0 < gain <= 1.0 + 1e-6
-        np.testing.assert_allclose(y[:, :cut_a], gain * ref_a, atol=1e-5, err_msg=f"{name} changed before its crossfade")
+        np.testing.assert_allclose(
+            y[:, :cut_a], gain * ref_a, atol=1e-5, err_msg=f"{name} changed before its crossfade"
+        )
         np.testing.assert_allclose(y[:, cut_b:], gain * ref_b, atol=1e-5, err_msg=f"{name} changed after its crossfade")
         fade_part = y[:, cut_a:cut_b]
         assert np.isfinite(fade_part).all()

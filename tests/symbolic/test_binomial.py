@@ -1,11 +1,22 @@
 """Binomial diffusion (Atassi): forward marginals, the sampler's tasks, the training script."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
-from symbolic.binomial import (BinomialConfig, betas, binomial_config, binomial_loss, build_binomial,
-                               independent_bit_logit, load_binomial, q_sample, sample_binomial, task_mask)
+from symbolic.binomial import (
+    BinomialConfig,
+    betas,
+    binomial_config,
+    binomial_loss,
+    build_binomial,
+    independent_bit_logit,
+    load_binomial,
+    q_sample,
+    sample_binomial,
+    task_mask,
+)
 from symbolic.data import build_dataset_file
 
 
@@ -51,7 +62,9 @@ def test_untrained_model_samples_at_the_data_density():
     Bernoulli(r) bits, and the reverse process must then hand back bits at density r (not silence)."""
     torch.manual_seed(0)
     r = (0.05, 0.1, 0.02, 0.03)
-    model = build_binomial(BinomialConfig(**{**binomial_config("tiny").__dict__, "density": r, "num_timesteps": 10})).eval()
+    model = build_binomial(
+        BinomialConfig(**{**binomial_config("tiny").__dict__, "density": r, "num_timesteps": 10})
+    ).eval()
     out = sample_binomial(model, shape=(8, 4, 64, 64), generator=torch.Generator().manual_seed(0))
     density = out.mean(dim=(0, 2, 3))
     for got, want in zip(density.tolist(), r):
@@ -83,15 +96,22 @@ def test_tasks_keep_known_bits(task):
 
 @pytest.mark.parametrize("noise_known", [False, True])
 def test_known_bits_are_clean_at_every_level_unless_noised(noise_known):
-    """By default the network sees the condition (e.g. the melody) exactly at every step; noise_known hides part of it."""
+    """By default the network sees the condition (e.g. the melody) exactly at every step; noise_known hides part of
+    it."""
     model = _model()
     model.cfg.num_timesteps = 6
     g = torch.Generator().manual_seed(3)
     known = (torch.rand(2, 4, 64, 64, generator=g) < 0.1).float()
     mask = task_mask("harmonize", known.shape)
     seen = []
-    sample_binomial(model, known=known, known_mask=mask, noise_known=noise_known, generator=g,
-                    callback=lambda d: seen.append(torch.equal(d["x"][mask], known[mask])))
+    sample_binomial(
+        model,
+        known=known,
+        known_mask=mask,
+        noise_known=noise_known,
+        generator=g,
+        callback=lambda d: seen.append(torch.equal(d["x"][mask], known[mask])),
+    )
     assert seen[-1]  # the output keeps the known bits either way
     assert all(seen) != noise_known  # noised: the known bits differ at the early (high-β) levels
 
@@ -101,11 +121,17 @@ def test_reverting_rule_and_variation():
     model.cfg.num_timesteps = 4
     steps = []
     start = (torch.rand(1, 4, 64, 64, generator=torch.Generator().manual_seed(1)) < 0.1).float()
-    sample_binomial(model, start=start, strength=0.5, generator=torch.Generator().manual_seed(2),
-                          callback=lambda d: steps.append(d["t"]))
+    sample_binomial(
+        model,
+        start=start,
+        strength=0.5,
+        generator=torch.Generator().manual_seed(2),
+        callback=lambda d: steps.append(d["t"]),
+    )
     assert steps == [1, 0]  # variation starts partway down the chain
-    out_full = sample_binomial(model, shape=(1, 4, 64, 64), generator=torch.Generator().manual_seed(2),
-                               callback=lambda d: steps.append(d["t"]))
+    out_full = sample_binomial(
+        model, shape=(1, 4, 64, 64), generator=torch.Generator().manual_seed(2), callback=lambda d: steps.append(d["t"])
+    )
     assert steps[2:] == [3, 2, 1, 0] and out_full.shape == (1, 4, 64, 64)
 
 
@@ -130,6 +156,7 @@ def test_known_region_training_shows_the_condition_clean_and_leaves_it_out_of_th
 
     class Recorder(torch.nn.Module):
         """Returns a learnable logit per bit and keeps the input it was shown."""
+
         def __init__(self, logits):
             super().__init__()
             self.logits = torch.nn.Parameter(logits)
@@ -139,8 +166,11 @@ def test_known_region_training_shows_the_condition_clean_and_leaves_it_out_of_th
             return self.logits
 
     cfg = BinomialConfig(**{**binomial_config("tiny").__dict__, "density": (0.05, 0.1, 0.02, 0.03)})
-    batch = {"x0": (torch.rand(2, 2, 64, 64) < 0.3).float(), "melody": (torch.rand(2, 2, 64, 64) < 0.3).float(),
-             "key": torch.arange(2)}
+    batch = {
+        "x0": (torch.rand(2, 2, 64, 64) < 0.3).float(),
+        "melody": (torch.rand(2, 2, 64, 64) < 0.3).float(),
+        "key": torch.arange(2),
+    }
     known = training_known_mask(batch["key"], shape, 1.0, "cpu")
     model = Recorder(30.0 * known.float())  # confidently wrong about every known 0, undecided elsewhere
     loss, _ = binomial_loss(model, batch, cfg, known_prob=1.0)
@@ -162,19 +192,96 @@ def test_loss_and_train_script(pop909_root, tmp_path):
     data = tmp_path / "data.safetensors"
     build_dataset_file(pop909_root, data, limit=2)
     out = tmp_path / "run"
-    assert main(["--preset", "tiny", "--data", str(data), "--out", str(out), "--steps", "20", "--batch-size", "2",
-                 "--num-workers", "0", "--cpu", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "--preset",
+                "tiny",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--steps",
+                "20",
+                "--batch-size",
+                "2",
+                "--num-workers",
+                "0",
+                "--cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert len((out / "losses.jsonl").read_text().splitlines()) == 20
     trained = load_binomial(str(out / "final"))
     assert all(0 < r < 0.5 for r in trained.cfg.density) and trained.cfg.density != binomial_config("tiny").density
     # a fine-tune from those weights with known-region training; zero steps of learning rate keep them exactly
     tuned = tmp_path / "tuned"
-    assert main(["--preset", "tiny", "--data", str(data), "--out", str(tuned), "--init", str(out / "final"),
-                 "--known-prob", "0.5", "--steps", "2", "--batch-size", "2", "--lr", "0", "--num-workers", "0",
-                 "--cpu", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "--preset",
+                "tiny",
+                "--data",
+                str(data),
+                "--out",
+                str(tuned),
+                "--init",
+                str(out / "final"),
+                "--known-prob",
+                "0.5",
+                "--steps",
+                "2",
+                "--batch-size",
+                "2",
+                "--lr",
+                "0",
+                "--num-workers",
+                "0",
+                "--cpu",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     before, after = trained.state_dict(), load_binomial(str(tuned / "final")).state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
-    assert main(["--preset", "small", "--data", str(data), "--out", str(tmp_path / "bad"), "--init", str(out / "final"),
-                 "--steps", "1", "--cpu", "--no-progress"]) == 2
-    assert main(["--preset", "tiny", "--data", str(data), "--out", str(tmp_path / "bad"), "--known-prob", "1.5",
-                 "--steps", "1", "--cpu", "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "--preset",
+                "small",
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "bad"),
+                "--init",
+                str(out / "final"),
+                "--steps",
+                "1",
+                "--cpu",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
+    assert (
+        main(
+            [
+                "--preset",
+                "tiny",
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "bad"),
+                "--known-prob",
+                "1.5",
+                "--steps",
+                "1",
+                "--cpu",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )

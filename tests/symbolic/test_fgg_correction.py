@@ -1,21 +1,33 @@
 """The chord → scale table and the fine-grained correction (Zhu et al. 2024)."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
 from musicprod_common.errors import InputError
-from symbolic.chords import (QUALITIES, SCALES, Chord, mask_from_pcs, parse_harte, parse_progression, parse_scale,
-                             parse_symbol, pcs_from_mask, rotate_mask)
-from symbolic.fgg_correction import (FineGrainedCorrection, allowed_from_masks, pitch_edit, rhythm_edit,
-                                     scale_allowed)
+from symbolic.chords import (
+    QUALITIES,
+    SCALES,
+    Chord,
+    mask_from_pcs,
+    parse_harte,
+    parse_progression,
+    parse_scale,
+    parse_symbol,
+    pcs_from_mask,
+    rotate_mask,
+)
+from symbolic.fgg_correction import FineGrainedCorrection, allowed_from_masks, pitch_edit, rhythm_edit, scale_allowed
 from symbolic.metrics import out_of_key_rate
 
 
 def test_scale_table():
     # the table of the issue, on concrete roots
     assert pcs_from_mask(parse_harte("C:maj").scale_mask) == [0, 2, 4, 5, 7, 9, 11]  # major scale
-    assert pcs_from_mask(parse_harte("A:min").scale_mask) == sorted({9, 11, 0, 2, 4, 5, 7, 8})  # natural + harmonic (G#)
+    assert pcs_from_mask(parse_harte("A:min").scale_mask) == sorted(
+        {9, 11, 0, 2, 4, 5, 7, 8}
+    )  # natural + harmonic (G#)
     assert pcs_from_mask(parse_harte("G:7").scale_mask) == sorted({7, 9, 11, 0, 2, 4, 5})  # G mixolydian (F natural)
     assert pcs_from_mask(parse_harte("D:min7").scale_mask) == sorted({2, 4, 5, 7, 9, 10, 0})  # D aeolian (Bb)
     assert pcs_from_mask(parse_harte("B:dim").scale_mask) == [2, 5, 11]  # chord tones only
@@ -58,7 +70,10 @@ def test_hard_correction_zero_out_of_key(seed):
     edited = FineGrainedCorrection(allowed)(x0, torch.zeros(4))
     assert out_of_key_rate(edited, allowed) == 0.0
     assert torch.equal(edited[allowed[:, None].expand_as(x0)], x0[allowed[:, None].expand_as(x0)])  # allowed untouched
-    assert torch.equal(torch.minimum(x0, torch.tensor(0.5)), torch.where(allowed[:, None], torch.minimum(x0, torch.tensor(0.5)), edited))
+    assert torch.equal(
+        torch.minimum(x0, torch.tensor(0.5)),
+        torch.where(allowed[:, None], torch.minimum(x0, torch.tensor(0.5)), edited),
+    )
 
 
 def test_soft_variant_interpolates():

@@ -1,4 +1,5 @@
 """FGG U-Net shapes, the paper config size, the training script and sampling through the shared loop."""
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,13 @@ def test_paper_config_size_on_meta():
 def test_cfg_dropout_is_per_example_deterministic():
     cfg = fgg_config("tiny")
     model = build_fgg(cfg)
-    batch = {"x0": torch.rand(4, 2, 64, 64).round(), "chord": torch.rand(4, 1, 64, 64), "rhythm": torch.rand(4, 2, 64, 64),
-             "melody": torch.rand(4, 2, 64, 64), "key": torch.arange(4)}
+    batch = {
+        "x0": torch.rand(4, 2, 64, 64).round(),
+        "chord": torch.rand(4, 1, 64, 64),
+        "rhythm": torch.rand(4, 2, 64, 64),
+        "melody": torch.rand(4, 2, 64, 64),
+        "key": torch.arange(4),
+    }
     seen = []
     model.forward = lambda x, t, cond: seen.append(cond) or torch.zeros_like(x)
     fgg_loss(model, batch, cfg)
@@ -58,11 +64,27 @@ def test_train_script_20_steps(pop909_root, tmp_path):
     data = tmp_path / "data.safetensors"
     build_dataset_file(pop909_root, data, limit=2)
     out = tmp_path / "run"
-    rc = main(["--preset", "tiny", "--data", str(data), "--out", str(out), "--steps", "20", "--batch-size", "2",
-               "--num-workers", "0", "--cpu", "--no-progress"])
+    rc = main(
+        [
+            "--preset",
+            "tiny",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--steps",
+            "20",
+            "--batch-size",
+            "2",
+            "--num-workers",
+            "0",
+            "--cpu",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     losses = [json.loads(line)["loss"] for line in (out / "losses.jsonl").read_text().splitlines()]
-    assert len(losses) == 20 and all(l == l for l in losses)
+    assert len(losses) == 20 and all(loss == loss for loss in losses)  # no NaN
     model = load_fgg(str(out / "final"))
     assert model.cfg == fgg_config("tiny")
 
@@ -80,15 +102,26 @@ def test_sampling_uses_shared_loop_and_correction(monkeypatch):
     monkeypatch.setattr(G, "sample", spy)
     allowed = track.allowed()[None]
     last = {}
-    out = G.sample_fgg(model, track.chord_roll()[None], allowed, melody=torch.zeros(1, 2, 64, 64),
-                       sampling=G.SamplingConfig(steps=5), generator=torch.Generator().manual_seed(0),
-                       callback=lambda d: last.update(d))
+    out = G.sample_fgg(
+        model,
+        track.chord_roll()[None],
+        allowed,
+        melody=torch.zeros(1, 2, 64, 64),
+        sampling=G.SamplingConfig(steps=5),
+        generator=torch.Generator().manual_seed(0),
+        callback=lambda d: last.update(d),
+    )
     assert len(calls) == 1 and calls[0]["edit_denoised"] is not None
     assert isinstance(calls[0]["edit_denoised"], G.FineGrainedCorrection)
     assert torch.equal(out, last["denoised"])  # the last step returns the edited x̂0
     assert out_of_key_rate(out, allowed) == 0.0
-    raw = G.sample_fgg(model, track.chord_roll()[None], allowed, sampling=G.SamplingConfig(steps=5, correction=False),
-                       generator=torch.Generator().manual_seed(0))
+    raw = G.sample_fgg(
+        model,
+        track.chord_roll()[None],
+        allowed,
+        sampling=G.SamplingConfig(steps=5, correction=False),
+        generator=torch.Generator().manual_seed(0),
+    )
     assert calls[-1]["edit_denoised"] is None and out_of_key_rate(raw, allowed) > 0  # random-init net is out of key
 
 
@@ -101,6 +134,13 @@ def test_inpainting_keeps_known_and_long_form():
     known = (torch.rand(1, 2, 64, 64) > 0.9).float()
     mask = torch.zeros(1, 1, 64, 1)
     mask[:, :, :32] = 1
-    out = G.sample_fgg(model, track.chord_roll(0, 64)[None], None, known=known, known_mask=mask,
-                       sampling=G.SamplingConfig(steps=3), generator=torch.Generator().manual_seed(0))
+    out = G.sample_fgg(
+        model,
+        track.chord_roll(0, 64)[None],
+        None,
+        known=known,
+        known_mask=mask,
+        sampling=G.SamplingConfig(steps=3),
+        generator=torch.Generator().manual_seed(0),
+    )
     assert torch.equal(out[:, :, :32], known[:, :, :32])

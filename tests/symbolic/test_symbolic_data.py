@@ -1,4 +1,5 @@
 """POP909 → 4-bar roll slices: shapes and contents checked against the raw songs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,7 +25,9 @@ def test_file_is_compact_and_split(data_file):
     for split in ("train", "valid", "test"):
         ds = D.PianoRollDataset(data_file, split)
         assert [s.song_id for s in ds.songs] == [{"train": 1, "valid": 2, "test": 3}[split]]
-    assert len(D.PianoRollDataset(data_file, "train")) == 12 * len(D.PianoRollDataset(data_file, "train", transpose=False))
+    assert len(D.PianoRollDataset(data_file, "train")) == 12 * len(
+        D.PianoRollDataset(data_file, "train", transpose=False)
+    )
     assert len(D.PianoRollDataset(data_file, "test")) == len(D.PianoRollDataset(data_file, "test", transpose=False))
 
 

@@ -1,6 +1,8 @@
 """Metrics and roll ↔ notes conversion on hand-made rolls."""
+
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -9,7 +11,6 @@ from symbolic.data import chord_channel, mask_to_chroma
 from symbolic.fgg_correction import allowed_from_masks
 from symbolic.metrics import chord_accuracy, chord_similarity, out_of_key_rate, recognize_chords, roll_iou
 from symbolic.roll import notes_to_roll, roll_to_notes
-import numpy as np
 
 
 def _triad_roll(root: int, minor: bool, steps: int = 64) -> torch.Tensor:
@@ -63,11 +64,32 @@ def test_evaluate_script(pop909_root, tmp_path):
     torch.nn.init.normal_(model.conv_out.weight, std=0.1)
     save_pretrained(model, fgg_config("tiny"), tmp_path / "ck")
     out = tmp_path / "eval.json"
-    assert main(["--checkpoint", str(tmp_path / "ck"), "--data", str(data), "--num-samples", "4", "--batch-size", "2",
-                 "--steps", "2", "--device", "cpu", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--checkpoint",
+                str(tmp_path / "ck"),
+                "--data",
+                str(data),
+                "--num-samples",
+                "4",
+                "--batch-size",
+                "2",
+                "--steps",
+                "2",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["samples"] == 4 and result["with/out_of_key"] == 0.0 < result["without/out_of_key"]
-    assert result["ground_truth/iou"] == 1.0 and result["ground_truth/chord_accuracy"] > result["without/chord_accuracy"]
+    assert (
+        result["ground_truth/iou"] == 1.0 and result["ground_truth/chord_accuracy"] > result["without/chord_accuracy"]
+    )
 
 
 def test_evaluate_binomial_script(pop909_root, tmp_path, capsys):
@@ -85,15 +107,46 @@ def test_evaluate_binomial_script(pop909_root, tmp_path, capsys):
     torch.manual_seed(0)
     save_pretrained(build_binomial(cfg), cfg, tmp_path / "ck")
     out = tmp_path / "eval.json"
-    assert main(["--checkpoint", str(tmp_path / "ck"), "--data", str(data), "--num-samples", "3", "--batch-size", "2",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--checkpoint",
+                str(tmp_path / "ck"),
+                "--data",
+                str(data),
+                "--num-samples",
+                "3",
+                "--batch-size",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["samples"] == 3 and result["tasks"] == ["harmonize", "infill"] and result["num_timesteps"] == 4
     assert result["ground_truth/iou"] == 1.0
     assert 0.0 < result["infill/iou"] < 1.0  # the known first and last bars are exact, the middle is generated
     # the floor: independent notes at the config's density, so harmonisation has notes whatever the weights
-    assert main(["--checkpoint", str(tmp_path / "ck"), "--data", str(data), "--num-samples", "2", "--tasks", "harmonize",
-                 "--untrained", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--checkpoint",
+                str(tmp_path / "ck"),
+                "--data",
+                str(data),
+                "--num-samples",
+                "2",
+                "--tasks",
+                "harmonize",
+                "--untrained",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     floor = json.loads(out.read_text())
     assert floor["checkpoint"].endswith("(untrained)") and floor["harmonize/notes_per_sample"] > 0
     assert main(["--checkpoint", str(tmp_path / "ck"), "--data", str(data), "--tasks", "harmonise"]) == 2
@@ -120,12 +173,33 @@ def test_evaluate_binomial_long_form_scores_whole_song_openings(pop909_root, tmp
     torch.manual_seed(0)
     save_pretrained(build_binomial(cfg), cfg, tmp_path / "ck")
     out = tmp_path / "eval.json"
-    assert main(["--checkpoint", str(tmp_path / "ck"), "--data", str(data), "--tasks", "harmonize_long",
-                 "--long-bars", "8", "--num-samples", "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--checkpoint",
+                str(tmp_path / "ck"),
+                "--data",
+                str(data),
+                "--tasks",
+                "harmonize_long",
+                "--long-bars",
+                "8",
+                "--num-samples",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["samples"] == 0 and result["long_songs"] == 1 and result["long_chunks"] == 2
     assert result["harmonize_long_truth/iou"] == 1.0 and 0.0 <= result["harmonize_long/iou"] < 1.0
     # the untrained network writes independent notes at the config's onset density r = 0.05 per cell
     assert result["harmonize_long/notes_per_sample"] == pytest.approx(0.05 * 64 * 64, rel=0.3)
-    assert main(["--checkpoint", str(tmp_path / "ck"), "--data", str(data), "--tasks", "harmonize_long",
-                 "--long-bars", "6"]) == 2
+    assert (
+        main(
+            ["--checkpoint", str(tmp_path / "ck"), "--data", str(data), "--tasks", "harmonize_long", "--long-bars", "6"]
+        )
+        == 2
+    )

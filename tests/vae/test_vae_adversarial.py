@@ -1,4 +1,5 @@
 """The optional adversarial decoder stage: gradient routing, frozen encoder, loadable export."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,10 +24,10 @@ def test_each_loss_moves_only_its_own_side():
     dec, disc = list(vae.decoder.parameters()), list(model.disc.parameters())
     grads_d = torch.autograd.grad(logs["disc"], dec + disc, retain_graph=True, allow_unused=True)
     assert all(g is None for g in grads_d[: len(dec)])
-    assert any(g is not None and g.abs().sum() > 0 for g in grads_d[len(dec):])
+    assert any(g is not None and g.abs().sum() > 0 for g in grads_d[len(dec) :])
     grads_g = torch.autograd.grad(logs["adv"] + logs["feat"], dec + disc, retain_graph=True, allow_unused=True)
     assert any(g is not None and g.abs().sum() > 0 for g in grads_g[: len(dec)])
-    assert all(g is None for g in grads_g[len(dec):])
+    assert all(g is None for g in grads_g[len(dec) :])
     assert not any(p.requires_grad for p in vae.encoder.parameters())
 
 
@@ -44,7 +45,7 @@ def test_zero_adversarial_weights_are_a_plain_decoder_fine_tune():
         expected, _ = recon.terms(vae.decode(z, 2048, chunked=False, phase_iterations=0), x, spectra)
     assert "disc" not in logs and torch.allclose(loss, expected)
     grads = torch.autograd.grad(loss, [*vae.decoder.parameters(), *model.disc.parameters()], allow_unused=True)
-    assert all(g is None for g in grads[len(list(vae.decoder.parameters())):])  # the discriminator never ran
+    assert all(g is None for g in grads[len(list(vae.decoder.parameters())) :])  # the discriminator never ran
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
 
 
@@ -58,9 +59,34 @@ def test_adversarial_stage_exports_a_vae_with_the_same_encoder(tmp_path):
     for i in range(2):
         tone = (np.sin(2 * np.pi * 220 * (i + 1) * t) * 0.3).astype(np.float32)
         sf.write(str(tmp_path / "data" / f"{i}.flac"), np.stack([tone, tone], 1), 44100)
-    main(["--init", str(tmp_path / "init"), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
-          "--steps", "3", "--batch-size", "2", "--crop-frames", "16", "--clip-seconds", "0.5", "--num-workers", "0",
-          "--cpu", "--no-progress", "--warmup-steps", "1", "--lr", "1e-3", "--export-dtype", "float32"])
+    main(
+        [
+            "--init",
+            str(tmp_path / "init"),
+            "--data",
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / "run"),
+            "--steps",
+            "3",
+            "--batch-size",
+            "2",
+            "--crop-frames",
+            "16",
+            "--clip-seconds",
+            "0.5",
+            "--num-workers",
+            "0",
+            "--cpu",
+            "--no-progress",
+            "--warmup-steps",
+            "1",
+            "--lr",
+            "1e-3",
+            "--export-dtype",
+            "float32",
+        ]
+    )
     tuned = SpectrogramVAE.from_pretrained(tmp_path / "run" / "final")
     before, after = init.state_dict(), tuned.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoder."))

@@ -1,4 +1,5 @@
 """The evaluation metrics and the equal-budget mel + Griffin-Lim baseline."""
+
 from __future__ import annotations
 
 import json
@@ -49,9 +50,27 @@ def test_evaluate_cli_writes_json(clips, tmp_path, capsys):
     (tmp_path / "data").mkdir()
     for i, clip in enumerate(clips):
         sf.write(str(tmp_path / "data" / f"{i}.wav"), clip.T.numpy(), SAMPLE_RATE, subtype="FLOAT")
-    assert main(["--checkpoint", str(tmp_path / "ckpt"), "--data", str(tmp_path / "data"), "--seconds", "0.5",
-                 "--gl-iters", "4", "--out", str(tmp_path / "eval.json"), "--device", "cpu",
-                 "--plot", str(tmp_path / "first.png")]) == 0
+    assert (
+        main(
+            [
+                "--checkpoint",
+                str(tmp_path / "ckpt"),
+                "--data",
+                str(tmp_path / "data"),
+                "--seconds",
+                "0.5",
+                "--gl-iters",
+                "4",
+                "--out",
+                str(tmp_path / "eval.json"),
+                "--device",
+                "cpu",
+                "--plot",
+                str(tmp_path / "first.png"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "first.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     result = json.loads((tmp_path / "eval.json").read_text())
     assert result["clips"] == 2

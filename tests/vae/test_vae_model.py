@@ -1,4 +1,5 @@
 """Shapes, the exact 128x ratio, lengths, long-audio chunking, bad input and loading of the spectrogram VAE."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -89,7 +90,9 @@ def test_chunk_context_covers_the_receptive_field(name):
     assert cfg.context_frames >= reach
 
 
-@pytest.mark.parametrize("phase,iterations", [("absolute", 0), ("instantaneous_frequency", 0), ("instantaneous_frequency", 2)])
+@pytest.mark.parametrize(
+    "phase,iterations", [("absolute", 0), ("instantaneous_frequency", 0), ("instantaneous_frequency", 2)]
+)
 def test_small_preset_chunked_decode_matches_whole_decode(seeded, phase, iterations):
     torch.manual_seed(0)
     model = SpectrogramVAE(dataclasses.replace(PRESETS["small"], phase=phase)).eval()
@@ -210,7 +213,14 @@ def test_paper_preset_builds_on_meta_with_expected_size():
     cfg = model.config
     blocks = [m for m in model.modules() if type(m).__name__ == "ConvNeXtBlock1d"]
     assert len(blocks) == 16  # 8 ConvNeXt layers on each side (Levy et al. 2023)
-    per_block = cfg.dim * cfg.kernel_size + cfg.dim + 2 * cfg.dim + 2 * int(cfg.dim * cfg.mlp_ratio) * cfg.dim + int(cfg.dim * cfg.mlp_ratio) + 2 * cfg.dim
+    per_block = (
+        cfg.dim * cfg.kernel_size
+        + cfg.dim
+        + 2 * cfg.dim
+        + 2 * int(cfg.dim * cfg.mlp_ratio) * cfg.dim
+        + int(cfg.dim * cfg.mlp_ratio)
+        + 2 * cfg.dim
+    )
     n_params = sum(p.numel() for p in model.parameters())
     assert n_params > 16 * per_block  # blocks plus the projections
     assert sum(p.numel() for b in blocks for p in b.parameters()) == 16 * per_block
@@ -226,7 +236,7 @@ def test_encoder_features_carry_the_compressed_magnitude(tiny, seeded):
 
 @pytest.mark.parametrize("out_norm", [False, True])
 def test_the_latent_follows_the_input_level_only_without_the_output_norm(seeded, out_norm):
-    # The session-4 checkpoint (encoder_out_norm=True) decoded every input level to about -25 dB: its
+    # A checkpoint trained with encoder_out_norm=True decoded every input level to about -25 dB: its
     # per-frame LayerNorm divides the level out of the latent. Without it, 24 dB louder moves the latent.
     cfg = VAEConfig(**{**PRESETS["tiny"].__dict__, "encoder_out_norm": out_norm})
     model = SpectrogramVAE(cfg).eval()

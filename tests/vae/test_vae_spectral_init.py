@@ -1,4 +1,5 @@
 """The PCA start: a whitened encoder filterbank and a decoder head spanning the leading log-spectrum components."""
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,11 @@ def test_encoder_filterbank_whitens_the_training_spectra():
     init_from_spectra(model, data)
     cfg, bins = model.config, model.config.n_fft // 2 + 1
     power, _ = spectral_statistics(model, data)
-    filters = model.encoder.proj.weight.view(cfg.stft_dim, 2, cfg.encoder_parts, bins)[:, :, 2].reshape(cfg.stft_dim, -1).double()
+    filters = (
+        model.encoder.proj.weight.view(cfg.stft_dim, 2, cfg.encoder_parts, bins)[:, :, 2]
+        .reshape(cfg.stft_dim, -1)
+        .double()
+    )
     response = power @ filters.T + model.encoder.proj.bias.double()
     assert response.mean(0).abs().max() < 1e-6  # centred
     assert torch.allclose(torch.cov(response.T), torch.eye(cfg.stft_dim, dtype=torch.float64), atol=1e-4)  # white
@@ -50,7 +55,9 @@ def test_decoder_head_spans_the_leading_log_spectrum_components():
     assert torch.allclose(bias, log.mean(0), atol=1e-4)
     gram = basis.T @ basis
     variances = gram.diagonal()
-    assert torch.allclose(gram, torch.diag(variances), atol=1e-3 * float(variances.max().detach()))  # orthogonal columns
+    assert torch.allclose(
+        gram, torch.diag(variances), atol=1e-3 * float(variances.max().detach())
+    )  # orthogonal columns
     assert (variances[:-1] >= variances[1:] - 1e-6).all()  # in order of variance
     # the columns explain the variance the function reports, and no other d directions explain more
     centred = log - log.mean(0)
@@ -76,8 +83,29 @@ def test_train_cli_starts_from_the_spectra_unless_told_not_to(tmp_path):
     for flag in (["--no-spectral-init"], []):
         out = tmp_path / f"run{len(flag)}"
         torch.manual_seed(0)
-        main(["--preset", "tiny", "--data", str(tmp_path / "data"), "--out", str(out), "--steps", "1", "--batch-size", "4",
-              "--crop-frames", "16", "--clip-seconds", "0.18", "--num-workers", "0", "--cpu", "--no-progress"] + flag)
+        main(
+            [
+                "--preset",
+                "tiny",
+                "--data",
+                str(tmp_path / "data"),
+                "--out",
+                str(out),
+                "--steps",
+                "1",
+                "--batch-size",
+                "4",
+                "--crop-frames",
+                "16",
+                "--clip-seconds",
+                "0.18",
+                "--num-workers",
+                "0",
+                "--cpu",
+                "--no-progress",
+            ]
+            + flag
+        )
         first[not flag] = json.loads((out / "losses.jsonl").read_text().splitlines()[0])["loss"]
     assert first[True] != first[False]
 

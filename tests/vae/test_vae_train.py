@@ -1,4 +1,5 @@
 """A 20-step tiny training run through the shared loop lowers the loss and exports a loadable model."""
+
 from __future__ import annotations
 
 import json
@@ -33,13 +34,38 @@ def test_random_crops_are_a_function_of_the_index():
 def test_tiny_training_lowers_the_loss(tmp_path):
     _write_clips(tmp_path / "data")
     out = tmp_path / "run"
-    args = ["--preset", "tiny", "--data", str(tmp_path / "data"), "--out", str(out), "--steps", "20",
-            "--batch-size", "4", "--crop-frames", "16", "--clip-seconds", "0.5", "--num-workers", "0",
-            "--lr", "3e-3", "--warmup-steps", "2", "--cpu", "--no-progress", "--export-dtype", "float32"]
+    args = [
+        "--preset",
+        "tiny",
+        "--data",
+        str(tmp_path / "data"),
+        "--out",
+        str(out),
+        "--steps",
+        "20",
+        "--batch-size",
+        "4",
+        "--crop-frames",
+        "16",
+        "--clip-seconds",
+        "0.5",
+        "--num-workers",
+        "0",
+        "--lr",
+        "3e-3",
+        "--warmup-steps",
+        "2",
+        "--cpu",
+        "--no-progress",
+        "--export-dtype",
+        "float32",
+    ]
 
     # the same fixed batch, scored before training (same init seed) and after
     torch.manual_seed(0)
-    crops = RandomCrops(torch.from_numpy(sf.read(str(tmp_path / "data" / "clip1.flac"), dtype="float32")[0].T.copy())[None], 2048, 4)
+    crops = RandomCrops(
+        torch.from_numpy(sf.read(str(tmp_path / "data" / "clip1.flac"), dtype="float32")[0].T.copy())[None], 2048, 4
+    )
     batch = {"audio": torch.stack([crops[i]["audio"] for i in range(4)]), "key": torch.arange(4)}
     loss_fn = VAELoss(crop_samples=2048)
 
@@ -87,5 +113,7 @@ def test_the_training_pass_returns_the_decoders_magnitude_on_the_input_grid():
     assert y.shape == x.shape and magnitude.shape == model.input_magnitude(x).shape
     mag, phase = model.decode_spectrum(model.encode(x).mode())
     assert torch.equal(magnitude, mag)
-    reference = torch.stft(x[1, 0], 256, 64, window=torch.hann_window(256), pad_mode="constant", return_complex=True).abs()
+    reference = torch.stft(
+        x[1, 0], 256, 64, window=torch.hann_window(256), pad_mode="constant", return_complex=True
+    ).abs()
     torch.testing.assert_close(model.input_magnitude(x)[1, :, 0], reference.T)

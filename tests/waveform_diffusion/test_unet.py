@@ -1,4 +1,5 @@
 """Shape, initialisation and size tests of the waveform U-Net."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """A 20-step tiny U-Net training run on the CPU through the command line and the shared loop."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ import soundfile as sf
 import torch
 
 from guidance.objective import v_objective_loss
-from musicprod_common.errors import run_main
 from musicprod_common.datasets import AudioFolderSegments
+from musicprod_common.errors import run_main
 from waveform_diffusion import WaveformUNet, unet_preset
 from waveform_diffusion.train import main
 
@@ -33,8 +34,28 @@ def _eval_loss(model: torch.nn.Module, data: AudioFolderSegments) -> float:
 def test_twenty_steps_learn_and_export(tmp_path):
     _write_clips(tmp_path / "clips")
     out = tmp_path / "run"
-    main(["--preset", "tiny", "--data", str(tmp_path / "clips"), "--out", str(out), "--steps", "20",
-          "--batch-size", "4", "--lr", "1e-2", "--warmup-steps", "2", "--num-workers", "0", "--cpu", "--no-progress"])
+    main(
+        [
+            "--preset",
+            "tiny",
+            "--data",
+            str(tmp_path / "clips"),
+            "--out",
+            str(out),
+            "--steps",
+            "20",
+            "--batch-size",
+            "4",
+            "--lr",
+            "1e-2",
+            "--warmup-steps",
+            "2",
+            "--num-workers",
+            "0",
+            "--cpu",
+            "--no-progress",
+        ]
+    )
     losses = [json.loads(line)["loss"] for line in (out / "losses.jsonl").read_text().splitlines()]
     assert len(losses) == 20 and all(math.isfinite(v) for v in losses)
 
@@ -48,6 +69,9 @@ def test_twenty_steps_learn_and_export(tmp_path):
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
-    code = run_main(main, ["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--steps", "2"],
-                    prog="waveform_diffusion.train")
+    code = run_main(
+        main,
+        ["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--steps", "2"],
+        prog="waveform_diffusion.train",
+    )
     assert code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1

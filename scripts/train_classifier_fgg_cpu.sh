@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The second CPU session's checkpoints (no GPU was lent): the PaSST style classifier, then the FGG model.
+# CPU training of the PaSST style classifier (the shipped one), then an FGG model, on a machine with no GPU.
 # One job at a time on the 2-core machine; budgets are wall-clock minutes and the LR anneals over them.
 set -euo pipefail
 cd "$(dirname "$0")/.."

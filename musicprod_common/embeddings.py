@@ -1,4 +1,5 @@
-"""Continuous-time embedding shared by the DiT and the waveform U-Net."""
+"""Continuous-time embedding shared by every diffusion network (the DiT and the waveform U-Net)."""
+
 from __future__ import annotations
 
 import math

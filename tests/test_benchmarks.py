@@ -1,0 +1,73 @@
+"""The measurement scripts in ``benchmarks/`` run end to end (wiring only: untrained tiny models, a few steps)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "guidance"))
+from test_passt_guidance import tiny_passt  # noqa: E402
+
+
+@pytest.mark.slow
+def test_style_transfer_cli_end_to_end_with_untrained_tiny_models(tmp_path, pop909_root):
+    """Wiring only: renders test-split clips, loads VAE + DiT + classifier from folders, writes the report."""
+    import json
+
+    from style_transfer import main
+
+    from latent_diffusion.config import dit_preset
+    from latent_diffusion.dit import build_dit
+    from musicprod_common.checkpoint import save_pretrained
+    from vae.model import SpectrogramVAE, get_config
+
+    torch.manual_seed(0)
+    vae = SpectrogramVAE(get_config("tiny"))
+    save_pretrained(vae, vae.config, tmp_path / "vae")
+    dit_cfg = dit_preset("tiny", in_channels=vae.config.latent_channels, frames=256, hop_samples=vae.config.latent_hop)
+    save_pretrained(build_dit(dit_cfg), dit_cfg, tmp_path / "dit")
+    classifier = tiny_passt()
+    save_pretrained(classifier, classifier.cfg, tmp_path / "classifier")
+    out = tmp_path / "report.json"
+    rc = main(
+        [
+            "--pop909",
+            str(pop909_root),
+            "--classifier",
+            str(tmp_path / "classifier"),
+            "--checkpoints",
+            str(tmp_path),
+            "--n",
+            "1",
+            "--steps",
+            "2",
+            "--chroma-weight",
+            "10",
+            "--eta",
+            "0",
+            "--guidance-step",
+            "x0",
+            "--out",
+            str(out),
+            "--plot",
+            str(tmp_path / "chroma.png"),
+        ]
+    )
+    assert rc == 0
+    assert (tmp_path / "chroma.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = json.loads(out.read_text())
+    assert (
+        report["n"] == 1
+        and report["eta"] == 0.0
+        and report["guidance_step"] == "x0"
+        and report["source"]["chroma_corr"] == pytest.approx(1.0)
+    )
+    for key in ("result", "source", "oracle", "codec_ceiling"):
+        assert 0.0 <= report[key]["to_b"] <= 1.0 and -1.0 <= report[key]["chroma_corr"] <= 1.0
+    per_clip = report["per_clip"]  # the clip-by-clip rows agree with the summary
+    assert len(per_clip) == 1 and float(per_clip[0]["to_b"]) == report["result"]["to_b"]
+    assert per_clip[0]["chroma_corr"] == pytest.approx(report["result"]["chroma_corr"], abs=1e-4)
