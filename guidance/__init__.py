@@ -10,7 +10,7 @@ Typical use::
 from .codec import Codec, IdentityCodec, VAECodec, latent_mask
 from .denoiser import CFGDenoiser, CosineSchedule, Denoised, Denoiser, DiscreteSchedule, linear_betas
 from .objective import v_objective_loss
-from .sampler import ddim_step, denoise, renoise, sample, sample_ddpm
+from .sampler import ddim_step, denoise, renoise, sample
 from .schedule import broadcast_like, cosine_alpha_sigma, resampling_timesteps, uniform_timesteps
 from .tasks import (
     K_PRIOR,
@@ -32,7 +32,7 @@ from .tasks import (
     transition_problem,
     waveform_edit_model,
 )
-from .terms import XI_LATENT, XI_WAVEFORM, CroppedAudioL1, CroppedAudioMel, Guidance, L1Distance, LossHook
+from .terms import XI_LATENT, XI_WAVEFORM, CroppedAudioL1, CroppedAudioMel, Guidance, L1Distance
 from .windowing import distance_to_unknown, edit_long, known_weight, level_correction, paste_known, place_window
 
 __all__ = [
@@ -51,7 +51,6 @@ __all__ = [
     "denoise",
     "renoise",
     "sample",
-    "sample_ddpm",
     "broadcast_like",
     "cosine_alpha_sigma",
     "resampling_timesteps",
@@ -80,7 +79,6 @@ __all__ = [
     "CroppedAudioMel",
     "Guidance",
     "L1Distance",
-    "LossHook",
     "distance_to_unknown",
     "edit_long",
     "known_weight",

@@ -14,6 +14,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from musicprod_common.audio import SAMPLE_RATE
+
 Array = np.ndarray | torch.Tensor
 
 
@@ -146,7 +148,9 @@ class MelDistance(torch.nn.Module):
     ``forward(x, y)`` with waveforms ``(B, C, T)`` returns per-example distances ``(B,)``.
     """
 
-    def __init__(self, sample_rate: int = 44100, fft_sizes: Sequence[int] = (4096, 2048, 1024, 512), n_mels: int = 64):
+    def __init__(
+        self, sample_rate: int = SAMPLE_RATE, fft_sizes: Sequence[int] = (4096, 2048, 1024, 512), n_mels: int = 64
+    ):
         super().__init__()
         import auraloss
 
@@ -200,7 +204,7 @@ class MelDistance(torch.nn.Module):
         return distance
 
 
-def mel_distance(x: torch.Tensor, y: torch.Tensor, sample_rate: int = 44100) -> torch.Tensor:
+def mel_distance(x: torch.Tensor, y: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
     """Per-example MR distance ``(B,)`` between waveforms ``(B, C, T)``."""
     return MelDistance(sample_rate).to(x.device)(x, y)
 

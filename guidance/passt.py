@@ -31,6 +31,7 @@ import torch.nn.functional as F
 import torchaudio
 from torch import nn
 
+from musicprod_common.audio import SAMPLE_RATE
 from musicprod_common.config import pick_preset
 from musicprod_common.errors import InputError
 from musicprod_common.styles import STYLE_NAMES
@@ -61,7 +62,7 @@ GM_FAMILIES: tuple[str, ...] = (
 @dataclass
 class PasstConfig:
     # front end (PaSST / hear21passt values)
-    input_sample_rate: int = 44100  # rate of the audio handed to forward(); resampled to sample_rate
+    input_sample_rate: int = SAMPLE_RATE  # rate of the audio handed to forward(); resampled to sample_rate
     sample_rate: int = 32000
     n_fft: int = 1024
     win_length: int = 800

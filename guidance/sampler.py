@@ -148,8 +148,3 @@ def sample(
         if callback is not None:
             callback({"x": x, "i": i, "t": t, "denoised": x0})
     return x
-
-
-def sample_ddpm(denoiser: DenoiserLike, x_T: torch.Tensor, ts: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-    """Ancestral sampling: DDIM with η = 1 reproduces the DDPM posterior variance (Song et al. 2021, §4.1)."""
-    return sample(denoiser, x_T, ts, eta=1.0, **kwargs)

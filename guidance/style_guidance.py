@@ -20,6 +20,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from musicprod_common.audio import SAMPLE_RATE
 from musicprod_common.errors import InputError
 
 from .passt import PaSST
@@ -112,7 +113,7 @@ class ChromaGuidance:
 
     space = "audio"
 
-    def __init__(self, source: torch.Tensor, *, sample_rate: int = 44100, n_fft: int = CHROMA_N_FFT):
+    def __init__(self, source: torch.Tensor, *, sample_rate: int = SAMPLE_RATE, n_fft: int = CHROMA_N_FFT):
         import librosa
 
         if source.ndim != 3:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Literal, Sequence
 
 import torch
 
+from musicprod_common.audio import SAMPLE_RATE
 from musicprod_common.errors import InputError
 
 from .codec import Codec, IdentityCodec, VAECodec, latent_mask
@@ -51,7 +52,7 @@ class EditModel:
     denoiser: DenoiserLike
     codec: Codec
     window: int  # audio samples per model window, e.g. 2^18 for the latent model
-    sample_rate: int = 44100
+    sample_rate: int = SAMPLE_RATE
     xi: float = XI_LATENT
     eta: float = 0.0
     distance: Distance = "l1"  # of the reconstruction term; see RECONSTRUCTION_WEIGHT
@@ -237,7 +238,7 @@ def reconstruction_term(
     space: str,
     band: int | None,
     distance: Distance = "l1",
-    sample_rate: int = 44100,
+    sample_rate: int = SAMPLE_RATE,
 ) -> Any:
     """d(y, A(x̂0)): L1 on the encoded measurement (``space="latent"``) or after the decoder (``"audio"``),
     the latter optionally on the known audio within ``band`` samples of the generated region only, and compared
@@ -289,7 +290,8 @@ def solve(
     ``resample`` times the network evaluations.
     ``strength`` < 1 (regenerate and transitions only) walks from t = strength instead of 1, starting from the
     prior noised to that level: the lower, the more of the original survives. 1 is the paper's x_T.
-    ``extra_terms`` (e.g. :class:`guidance.terms.LossHook` around a classifier) are added with ``extra_weights``.
+    ``extra_terms`` (any ``term(x0, audio) -> scalar`` with a ``space`` attribute, :mod:`guidance.terms`) are added with
+    ``extra_weights``.
     A model that ``conditions_on_known`` is also shown the encoded measurement and its frame mask at every step.
     """
     if not 0.0 < strength <= 1.0:

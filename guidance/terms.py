@@ -16,6 +16,8 @@ from typing import Callable, Literal, Sequence
 
 import torch
 
+from musicprod_common.audio import SAMPLE_RATE
+
 from .metrics import MelDistance
 
 XI_LATENT = 3e-2  # Levy et al. 2023, default step size for the latent model
@@ -110,7 +112,7 @@ class CroppedAudioMel(CroppedAudioL1):
     band with this term). The measurement's spectra are computed once, here, not at every step.
     """
 
-    sample_rate: int = 44100
+    sample_rate: int = SAMPLE_RATE
     min_run: int = 4096
     # runs of one length, as (crop, example, start, stop) with the samples relative to the crop, and their distance
     # (the runs of one length go through the STFTs as one batch)
@@ -158,17 +160,6 @@ class OnSpan:
 
     def __call__(self, x0: torch.Tensor, audio: torch.Tensor | None) -> torch.Tensor:
         return self.term(x0, None if audio is None else audio[..., self.start : self.stop])
-
-
-@dataclass
-class LossHook:
-    """Embedding/classifier guidance: any differentiable ``loss(x) -> scalar`` on decoded audio or latents."""
-
-    loss: Callable[[torch.Tensor], torch.Tensor]
-    space: Space = "audio"
-
-    def __call__(self, x0: torch.Tensor, audio: torch.Tensor | None) -> torch.Tensor:
-        return self.loss(audio if self.space == "audio" else x0)
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from musicprod_common.audio import SAMPLE_RATE
 from musicprod_common.config import pick_preset
 
 
@@ -12,7 +13,7 @@ class DiTConfig:
     in_channels: int = 16  # latent channels C; train.py takes it from the latent cache, i.e. from the VAE
     frames: int = 256  # latent frames L per window: 5.94 s = 2^18 samples at a hop of 1024 (43 Hz)
     hop_samples: int = 1024  # audio samples per latent frame (from the VAE), so frames·hop is the window
-    sample_rate: int = 44100
+    sample_rate: int = SAMPLE_RATE
     patch_size: int = 2  # latent frames per token: L / patch_size tokens
     width: int = 256  # transformer width d
     depth: int = 10  # transformer blocks

@@ -25,6 +25,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
+from musicprod_common.audio import SAMPLE_RATE
 from musicprod_common.errors import InputError
 from musicprod_common.files import atomic_path
 
@@ -110,7 +111,7 @@ def build_latent_cache(
 ) -> LatentStats:
     """Encode ``dataset`` with ``vae`` (anything with ``encode`` and ``latent_hop``) into a cache at ``path``."""
     latents = encode_dataset(vae.encode, dataset, batch_size=batch_size, device=device, callback=callback)
-    sample_rate = getattr(getattr(vae, "config", None), "sample_rate", 44100)
+    sample_rate = getattr(getattr(vae, "config", None), "sample_rate", SAMPLE_RATE)
     return save_latent_cache(
         path, latents, hop_samples=int(vae.latent_hop), sample_rate=int(sample_rate), source=source
     )

@@ -103,7 +103,7 @@ def load_stereo_44k(path: str | os.PathLike) -> torch.Tensor:
 
 
 def chroma_correlation(
-    a: torch.Tensor, b: torch.Tensor, sample_rate: int = 44100, *, kind: str = "cqt"
+    a: torch.Tensor, b: torch.Tensor, sample_rate: int = SAMPLE_RATE, *, kind: str = "cqt"
 ) -> torch.Tensor:
     """Pearson correlation of the librosa chroma (12 × frames) of ``a`` and ``b`` ``(B, C, T)``, per clip ``(B,)``.
 
@@ -120,7 +120,7 @@ def chroma_correlation(
     return torch.tensor(out)
 
 
-def chromagram(audio: torch.Tensor, sample_rate: int = 44100, *, kind: str = "cqt") -> np.ndarray:
+def chromagram(audio: torch.Tensor, sample_rate: int = SAMPLE_RATE, *, kind: str = "cqt") -> np.ndarray:
     """librosa's chroma ``(12, frames)`` of the mid channel of ``audio`` ``(C, T)``: ``chroma_cqt`` or
     ``chroma_stft``."""
     import librosa

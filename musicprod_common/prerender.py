@@ -23,6 +23,7 @@ from pathlib import Path
 import soundfile as sf
 import torch
 
+from .audio import SAMPLE_RATE
 from .datasets import STEM_NAMES, Pop909Segments, training_styles
 from .errors import InputError
 from .files import atomic_path, write_json
@@ -42,7 +43,7 @@ FORMATS = {
 def _write(path: Path, audio: torch.Tensor) -> None:
     data = audio.clamp(-1.0, 1.0).numpy().T  # (T, 2)
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), data, 44100, **FORMATS[path.suffix.lstrip(".")])
+        sf.write(str(tmp), data, SAMPLE_RATE, **FORMATS[path.suffix.lstrip(".")])
 
 
 def _init_worker(kwargs: dict) -> None:

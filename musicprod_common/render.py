@@ -19,11 +19,11 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .audio import SAMPLE_RATE
 from .errors import InputError
 from .pop909 import Song, transpose_song
 from .styles import Style, Track, arrange, get_style
 
-SAMPLE_RATE = 44100
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 DRUM_BANK = 128  # SoundFont bank that holds GM drum kits
 _CHANNEL_TYPE_MELODIC, _CHANNEL_TYPE_DRUM = 0, 1  # fluidsynth's CHANNEL_TYPE_*

@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from musicprod_common.audio import SAMPLE_RATE
+
 from .cli_common import add_model_args, check_output_file, models_from_args, non_negative_float, read_audio
 from .inpaint_cmd import add_source_args
 from .pipeline import continue_song
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> None:
         raise InputError(f"--context {args.context:g} must be positive")
     check_output_file(args.output, args.song)
     models = models_from_args(args)
-    window = models.window_samples / 44100
+    window = models.window_samples / SAMPLE_RATE
     if args.context >= window:
         raise InputError(
             f"--context {args.context:g} s must be shorter than the {args.model} model's {window:.2f} s window"

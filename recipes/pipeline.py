@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 
+from musicprod_common.audio import SAMPLE_RATE
 from musicprod_common.errors import InputError
 from musicprod_common.passages import MIN_REFERENCE_S, Match, features, find_chain, find_passages
 from musicprod_common.passages import THRESHOLD as MATCH_THRESHOLD
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from guidance.tasks import EditModel
 
 MODEL_KINDS = ("latent", "waveform")
-SAMPLE_RATE = 44100
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 Progress = Callable[[int], None]  # called with the number of sampling steps just completed

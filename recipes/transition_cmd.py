@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from musicprod_common.audio import SAMPLE_RATE
+
 from .cli_common import (
     add_model_args,
     add_strength_arg,
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> None:
                 f"{name}: {x.shape[-1] / rate:.2f} s is shorter than the {args.fade:g} s fade; pass a shorter --fade"
             )
     models = models_from_args(args)
-    window = models.window_samples / 44100
+    window = models.window_samples / SAMPLE_RATE
     if args.fade >= window:
         raise InputError(f"--fade {args.fade:g} s must be shorter than the {args.model} model's {window:.2f} s window")
     b = match_format(b, sr_b, sr, a.shape[0])

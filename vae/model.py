@@ -23,12 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from musicprod_common.audio import SAMPLE_RATE
 from musicprod_common.config import pick_preset
 from musicprod_common.errors import InputError
 
 from .phase_refinement import refine_phase
 
-SAMPLE_RATE = 44100
 COMPRESSION_RATIO = 128
 PHASE_MODES = ("absolute", "instantaneous_frequency")
 

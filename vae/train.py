@@ -20,6 +20,7 @@ from typing import Mapping
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from musicprod_common.audio import SAMPLE_RATE
 from musicprod_common.errors import InputError, OneLineParser, run_main
 from musicprod_common.training import (
     STATE_NAME,
@@ -87,7 +88,7 @@ class VAELoss:
                 w_log_mag=1.0,
                 scale="mel",
                 n_bins=cfg.mel_bins,
-                sample_rate=44100,  # the VAE's only rate
+                sample_rate=SAMPLE_RATE,  # the VAE's only rate
             )
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from musicprod_common.audio import SAMPLE_RATE
 from musicprod_common.config import pick_preset
 
 
@@ -11,7 +12,7 @@ from musicprod_common.config import pick_preset
 class UNetConfig:
     channels: int = 2  # stereo folded into the channel axis: (B, 2, T)
     window: int = 2**16  # training window in samples (1.49 s at 44.1 kHz)
-    sample_rate: int = 44100
+    sample_rate: int = SAMPLE_RATE
     widths: tuple[int, ...] = (32, 64, 128, 160, 160)  # channels per resolution level, finest first
     factors: tuple[int, ...] = (4, 4, 4, 4)  # time downsampling between consecutive levels
     blocks: tuple[int, ...] = (1, 2, 2, 2, 2)  # residual blocks per level on the way down (one more on the way up)

@@ -222,9 +222,10 @@ def test_style_terms_widen_short_regions_to_the_classifier_input_and_stay_in_the
 
 
 def test_restyle_changes_only_the_region_and_its_style_term_sees_only_the_region():
+    from test_tasks import AudioLoss
+
     from guidance.style_transfer import restyle
     from guidance.tasks import regenerate
-    from guidance.terms import LossHook
 
     window = SR // 4
     model = EditModel(Denoiser(ShrinkNet()), IdentityCodec(), window=window, xi=3e-3)
@@ -235,7 +236,7 @@ def test_restyle_changes_only_the_region_and_its_style_term_sees_only_the_region
     def recording_terms(window: torch.Tensor, a: int, b: int):
         assert window.shape == (1, 2, model.window)
         seen.append((a, b))
-        return [LossHook(lambda au: (au[..., a:b] ** 2).sum(), space="audio")], [1.0]
+        return [AudioLoss(lambda au: (au[..., a:b] ** 2).sum())], [1.0]
 
     out = regenerate(
         model,

@@ -23,7 +23,6 @@ from guidance import (
     renoise,
     resampling_timesteps,
     sample,
-    sample_ddpm,
     solve,
     uniform_timesteps,
 )
@@ -55,7 +54,7 @@ def test_ddim_eta0_reproduces_gaussian_mean_and_std():
 def test_ddpm_eta1_reproduces_gaussian_mean_and_std():
     n, steps = 20_000, 200
     gen = torch.Generator().manual_seed(0)
-    out = sample_ddpm(GAUSSIAN, torch.randn(n, 1, generator=gen), uniform_timesteps(steps), generator=gen)
+    out = sample(GAUSSIAN, torch.randn(n, 1, generator=gen), uniform_timesteps(steps), eta=1.0, generator=gen)
     se_mean, se_std = STD / math.sqrt(n), STD / math.sqrt(2 * n)
     # 5 standard errors of Monte-Carlo noise, plus 4% of s for the O(1/steps) bias of ancestral sampling with
     # the posterior mean in place of x0 (it loses Var[x0 | x_t]; about 2% of s at 200 steps, halving per doubling).
@@ -92,10 +91,11 @@ def test_renoise_matches_the_forward_marginal():
 def test_resampled_ddpm_reproduces_gaussian_mean_and_std():
     n, gen = 20_000, torch.Generator().manual_seed(0)
     logs = []
-    out = sample_ddpm(
+    out = sample(
         GAUSSIAN,
         torch.randn(n, 1, generator=gen),
         resampling_timesteps(200, 10, 3),
+        eta=1.0,
         generator=gen,
         callback=logs.append,
     )

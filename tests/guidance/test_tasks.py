@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import pytest
 import torch
 
@@ -10,7 +13,6 @@ from guidance import (
     Denoiser,
     EditModel,
     IdentityCodec,
-    LossHook,
     ReplaceProjection,
     constant_power_crossfade,
     continuation,
@@ -57,6 +59,18 @@ class TinyNet(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.conv(x)) * torch.cos(t)[:, None, None]
+
+
+@dataclass
+class AudioLoss:
+    """A guidance term from any differentiable ``loss(decoded audio) -> scalar`` (the term protocol of
+    guidance.terms)."""
+
+    loss: Callable[[torch.Tensor], torch.Tensor]
+    space: str = "audio"
+
+    def __call__(self, x0: torch.Tensor, audio: torch.Tensor | None) -> torch.Tensor:
+        return self.loss(audio)
 
 
 def latent_model() -> EditModel:
@@ -178,7 +192,7 @@ def test_solve_paper_variant_and_hook_term_run():
         return a.pow(2).mean()
 
     problem = regenerate_problem(x, 16, 32)
-    out = solve(problem, model, steps=4, through_net=True, band_s=None, extra_terms=[LossHook(hook)])
+    out = solve(problem, model, steps=4, through_net=True, band_s=None, extra_terms=[AudioLoss(hook)])
     assert out.shape == x.shape and calls and calls[0] == x.shape  # the hook saw decoded audio (B, 2, T)
 
 
