@@ -15,7 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-EXAMPLE_SONG = Path(__file__).resolve().parents[1] / "examples" / "pop909" / "001"
+from musicprod_common.resources import shipped
+
+EXAMPLE_SONG = shipped("examples/pop909/001")
 STYLE = "band"
 SECONDS = 100.0
 GAPS = (

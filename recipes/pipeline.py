@@ -26,20 +26,20 @@ from musicprod_common.audio import SAMPLE_RATE
 from musicprod_common.errors import InputError
 from musicprod_common.passages import MIN_REFERENCE_S, Match, features, find_chain, find_passages
 from musicprod_common.passages import THRESHOLD as MATCH_THRESHOLD
+from musicprod_common.resources import shipped
 from musicprod_common.splice import SplicePlan, plan_fill, render
 
 if TYPE_CHECKING:
     from guidance.tasks import EditModel
 
 MODEL_KINDS = ("latent", "waveform")
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 Progress = Callable[[int], None]  # called with the number of sampling steps just completed
 
 
 def default_checkpoints() -> Path:
-    """``$MUSICPROD_CHECKPOINTS`` or the repo's shipped ``checkpoints/`` folder."""
-    return Path(os.environ.get("MUSICPROD_CHECKPOINTS", REPO_ROOT / "checkpoints"))
+    """``$MUSICPROD_CHECKPOINTS`` or the shipped ``checkpoints/`` folder (``musicprod_common.resources.shipped``)."""
+    return Path(os.environ.get("MUSICPROD_CHECKPOINTS") or shipped("checkpoints"))
 
 
 @dataclass

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from musicprod_common.errors import InputError
+from musicprod_common.resources import shipped
 
 from .binomial import ACCOMPANIMENT, MELODY, load_binomial, sample_binomial_long
 from .chords import parse_progression, parse_scale
@@ -21,7 +22,7 @@ from .fgg import load_fgg
 from .generate import SamplingConfig, chord_track, generate_long, window_starts
 from .roll import NoteTuple, notes_to_roll, read_melody, roll_to_notes, song_from_tracks, write_midi
 
-CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+CHECKPOINTS = shipped("checkpoints")
 Tracks = dict[str, list[NoteTuple]]
 
 
