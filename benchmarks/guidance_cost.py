@@ -29,16 +29,16 @@ from latent_models import load_latent_models
 
 from guidance import infill_problem, latent_edit_model, solve
 
-BAND_S = 0.5  # known audio each side of the gap for the band-limited L1 (solve's default for the L1)
+BAND_S = 0.5  # known audio each side of the gap for the band-limited L1 (the waveform preset's)
 VARIANTS = {
     "unguided": dict(xi=0.0),
     "guided-audio": dict(space="audio", distance="l1", through_net=True, band_s=None),
     "guided-audio-x0": dict(space="audio", distance="l1", through_net=False, band_s=None),
     "guided-audio-band": dict(space="audio", distance="l1", through_net=True, band_s=BAND_S),
     "guided-audio-band-x0": dict(space="audio", distance="l1", through_net=False, band_s=BAND_S),
-    "guided-mel-band-x0": dict(space="audio", distance="mel", through_net=False),  # = solve()'s defaults
-    "guided-latent": dict(space="latent", through_net=True),
-    "guided-latent-x0": dict(space="latent", through_net=False),
+    "guided-mel-band-x0": dict(space="audio", distance="mel", through_net=False, band_s=0.25),  # the latent preset
+    "guided-latent": dict(space="latent", distance="l1", through_net=True),
+    "guided-latent-x0": dict(space="latent", distance="l1", through_net=False),
 }
 
 
@@ -58,12 +58,13 @@ def main() -> None:
     gap = 2 * model.sample_rate
     start = (model.window - gap) // 2
     problem = infill_problem(audio, start, start + gap)
-    solve(problem, model, steps=2, xi=0.0)  # warm-up (allocator, kernels)
+    solve(problem, model, model.sampler.but(steps=2, xi=0.0))  # warm-up (allocator, kernels)
     times: dict[str, float] = {}
     for _ in range(args.repeats):
         for name in args.variants:  # interleaved so load changes on the shared CPU hit every variant alike
             t0 = time.perf_counter()
-            solve(problem, model, steps=args.steps, generator=torch.Generator().manual_seed(0), **VARIANTS[name])
+            sampler = model.sampler.but(steps=args.steps, **VARIANTS[name])
+            solve(problem, model, sampler, generator=torch.Generator().manual_seed(0))
             times[name] = min(times.get(name, float("inf")), time.perf_counter() - t0)
             print(json.dumps({"variant": name, "seconds": round(times[name], 3)}), flush=True)
     base = times.get("unguided")

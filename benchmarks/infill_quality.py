@@ -2,8 +2,8 @@
 
     python benchmarks/infill_quality.py --dit runs/dit/final --vae runs/vae/final [--data /work/shared/data/pop909] \
         [--n 16] [--steps 50] [--paper] [--threads 2] [--split valid] [--only replacement] \
-        [--eta E] [--xi X] [--distance mel|l1] [--resample R --jump J] [--erode F] [--prior crossfade|original [--k K]
-        [--strength S]]
+        [--eta E] [--xi X] [--distance mel|l1 --band S] [--resample R --jump J] [--erode F] \
+        [--prior crossfade|original [--k K] [--strength S]]
 
 Settings are chosen on ``--split valid`` and reported once on the test split.
 
@@ -11,8 +11,8 @@ Clips are held-out POP909 test-split renders (``Pop909Segments(split="test")``, 
 
 * crossfade:   ``guidance.neighbour_crossfade``, the audio before the gap fading into the audio after it (no model);
 * replacement: the latent model with ξ = 0, replacement-only projection (RePaint-style);
-* guided:      the latent model with ``guidance.solve``'s defaults (log-mel distance on the decoded 0.25 s each side
-               of the gap, ξ = 3e-2; ``--distance l1`` for the paper's waveform L1 on 0.5 s);
+* guided:      the latent model with its sampler preset (``guidance.config``: log-mel distance on the decoded 0.25 s
+               each side of the gap, ξ = 3e-2; ``--distance l1 --band 0.5`` for the paper's waveform L1 on 0.5 s);
 * paper:       with ``--paper``, Algorithm 2 verbatim (waveform L1, full backprop through the DiT, whole known region);
 * vae_ceiling: not a method: the VAE's own reconstruction of the true window, the best any latent-model fill
                can score (a perfect DiT would produce this latent).
@@ -24,19 +24,28 @@ Clips are held-out POP909 test-split renders (``Pop909Segments(split="test")``, 
 how much of the original survives, not how good a fill is. ``--k`` (default 0.85) and ``--strength`` (default 1,
 SDEdit below that) set how far from x̄ the sampler starts.
 
-The issue's target: guided beats both crossfade and replacement. Prints one JSON line per clip, then a summary.
+The target: guided beats both crossfade and replacement. Prints one JSON line per clip, then a summary.
 Without --dit/--vae it runs random-init ``small`` models (a smoke test of the script, not a measurement).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 import torch
 from latent_models import load_latent_models
 
-from guidance import K_PRIOR, infill_problem, latent_edit_model, neighbour_crossfade, regenerate_problem, solve
+from guidance import (
+    K_PRIOR,
+    infill_problem,
+    latent_edit_model,
+    neighbour_crossfade,
+    regenerate_problem,
+    sampler_preset,
+    solve,
+)
 from guidance.metrics import MelDistance
 from musicprod_common.datasets import Pop909Segments
 
@@ -52,7 +61,7 @@ def main() -> None:
         "--split", default="test", choices=("valid", "test"), help="valid: for choosing settings; test: for reporting"
     )
     p.add_argument("--n", type=int, default=16, help="number of clips")
-    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--steps", type=int, help="sampling steps (default: the latent model's preset)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--paper", action="store_true", help="also run Algorithm 2 verbatim (slow)")
@@ -63,10 +72,9 @@ def main() -> None:
         choices=("mel", "l1"),
         help="the guided fills' reconstruction distance (default: the latent model's)",
     )
-    p.add_argument(
-        "--resample", type=int, default=1, help="RePaint resampling: walk every --jump steps this many times"
-    )
-    p.add_argument("--jump", type=int, default=10)
+    p.add_argument("--band", type=float, help="seconds of known audio each side the guided fills measure")
+    p.add_argument("--resample", type=int, help="RePaint resampling: walk every --jump steps this many times")
+    p.add_argument("--jump", type=int)
     p.add_argument("--erode", type=int, help="latent frames next to the gap treated as unknown (default: the codec's)")
     p.add_argument(
         "--prior", choices=("crossfade", "original"), help="start the model fills from this x̄ (default: pure noise)"
@@ -78,7 +86,7 @@ def main() -> None:
         help="with --prior: the weight of the noise in x_T (default the paper's 0.85)",
     )
     p.add_argument(
-        "--strength", type=float, default=1.0, help="with --prior: the noise level to start from (SDEdit below 1)"
+        "--strength", type=float, help="with --prior: the noise level to start from (SDEdit below 1; default 1)"
     )
     p.add_argument(
         "--level-band",
@@ -98,13 +106,6 @@ def main() -> None:
     gap = int(GAP_S * model.sample_rate)
     start = (model.window - gap) // 2
     mel = MelDistance(model.sample_rate)
-    xi = {} if args.xi is None else dict(xi=args.xi)
-    guided = {**xi, **({} if args.distance is None else dict(distance=args.distance))}
-    methods = {"replacement": dict(xi=0.0), "guided": guided}
-    if args.only is not None:
-        methods = {name: methods[name] for name in args.only}
-    if args.paper:
-        methods["paper"] = dict(through_net=True, band_s=None, distance="l1", **xi)
     shared = dict(
         steps=args.steps,
         eta=args.eta,
@@ -113,9 +114,15 @@ def main() -> None:
         strength=args.strength,
         level_band_s=args.level_band,
     )
+    base = model.sampler.but(**shared)
+    guided = base.but(xi=args.xi, distance=args.distance, band_s=args.band)
+    methods = {"replacement": base.but(xi=0.0), "guided": guided}
+    if args.only is not None:
+        methods = {name: methods[name] for name in args.only}
+    if args.paper:
+        methods["paper"] = sampler_preset("latent", "paper").but(**shared, xi=args.xi)
     setting = {
-        **shared,
-        "distance": guided.get("distance", model.distance),
+        **dataclasses.asdict(guided),
         **({"prior": args.prior, "k": args.k} if args.prior else {}),
     }
     problem = {
@@ -135,9 +142,9 @@ def main() -> None:
         with torch.no_grad():
             outs["vae_ceiling"] = vae.decode(vae.encode(ref).mode(), ref.shape[-1])
             outs["vae_crossfade"] = vae.decode(vae.encode(outs["crossfade"]).mode(), ref.shape[-1])
-        for name, kw in methods.items():
+        for name, sampler in methods.items():
             gen = torch.Generator().manual_seed(args.seed + i)
-            outs[name] = solve(problem(ref), model, generator=gen, **shared, **kw)
+            outs[name] = solve(problem(ref), model, sampler, generator=gen)
         row = {
             name: float(mel(out[..., start : start + gap], ref[..., start : start + gap])) for name, out in outs.items()
         }

@@ -52,6 +52,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from guidance.config import sampler_preset  # noqa: E402
 from guidance.metrics import MelDistance  # noqa: E402
 from guidance.tasks import neighbour_crossfade  # noqa: E402
 from musicprod_common.audio import chroma_correlation, load_audio, save_audio  # noqa: E402
@@ -206,7 +207,7 @@ def run(args) -> None:
                 }
             for method in methods:
                 t = time.perf_counter()
-                common = dict(steps=args.steps, seed=args.seed + k)
+                common = dict(sampler=sampler_preset("latent").but(steps=args.steps), seed=args.seed + k)
                 if method == "crossfade":
                     result = neighbour_crossfade(audio[None], s, e)[0]
                 elif method == "model":
@@ -268,7 +269,8 @@ def run_continuation(args, models, methods: list[str], out_file) -> list[dict]:
             t = time.perf_counter()
             source, threshold = {"model": ("model", None), "copy": ("song", 0.0), "auto": ("auto", None)}[method]
             kw = {} if threshold is None else {"threshold": threshold}
-            result = continue_song(models, head, sr, source=source, steps=args.steps, seed=args.seed, **kw)
+            sampler = sampler_preset("latent").but(steps=args.steps)
+            result = continue_song(models, head, sr, source=source, sampler=sampler, seed=args.seed, **kw)
             n = result.audio.shape[-1]
             lo = head.shape[-1] - int(BAND_S * sr)
             plan = result.plans[0]

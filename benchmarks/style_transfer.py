@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from guidance.config import SamplerConfig  # noqa: E402
 from guidance.metrics import mel_distance  # noqa: E402
 from guidance.passt import PaSST, from_pretrained  # noqa: E402
 from guidance.style_guidance import style_target  # noqa: E402
@@ -78,12 +79,8 @@ def evaluate_style_transfer(
     weight: float = 1.0,
     classifier_weight: float = 0.0,
     chroma_weight: float = 0.0,
-    steps: int = 50,
-    xi: float | None = None,
-    eta: float | None = None,
-    guidance_step: str = "eps",
+    sampler: SamplerConfig | None = None,
     k: float = 0.85,
-    strength: float = 1.0,
     split: str = "test",
     progress: Callable[[int], None] | None = None,
     plot: str | Path | None = None,
@@ -92,7 +89,9 @@ def evaluate_style_transfer(
     chroma correlations.
 
     ``weight`` pulls toward the reference clip's embedding, ``classifier_weight`` toward the class ``style_b``;
-    ``plot`` is a PNG path for the chromagrams of the first clip's source, result and oracle."""
+    ``sampler`` defaults to the model's own; ``plot`` is a PNG path for the chromagrams of the first clip's source,
+    result and oracle."""
+    sampler = model.sampler if sampler is None else sampler
     pop909 = Path(pop909)
     a_idx, b_idx = style_target(classifier, style_a), style_target(classifier, style_b)
     window = model.window
@@ -113,12 +112,8 @@ def evaluate_style_transfer(
                 classifier_weight=classifier_weight,
                 target_class=b_idx,
                 chroma_weight=chroma_weight,
-                steps=steps,
-                xi=xi,
-                eta=eta,
-                guidance_step=guidance_step,
+                sampler=sampler,
                 k=k,
-                strength=strength,
                 generator=gen,
             )
         )
@@ -164,11 +159,12 @@ def evaluate_style_transfer(
         "weight": weight,
         "classifier_weight": classifier_weight,
         "chroma_weight": chroma_weight,
-        "steps": steps,
-        "eta": model.eta if eta is None else eta,
-        "guidance_step": guidance_step,
+        "steps": sampler.steps,
+        "eta": sampler.eta,
+        "xi": sampler.xi,
+        "guidance_step": sampler.guidance_step,
         "k": k,
-        "strength": strength,
+        "strength": sampler.strength,
         "result": result_summary,
         "source": scores(source)[0],
         "oracle": scores(oracle)[0],
@@ -187,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--style-a", default="piano")
     p.add_argument("--style-b", default="strings")
     p.add_argument("--n", type=int, default=8)
-    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--steps", type=int, help="sampling steps (default: the model's preset)")
     p.add_argument(
         "--weight", type=float, default=1.0, help="weight of the embedding-guidance term (toward the reference clip)"
     )
@@ -206,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--guidance-step",
         choices=["eps", "x0"],
-        default="eps",
-        help="what the guidance moves: eps (the paper's, fades with the noise) or x0 (MPGD, He et al. 2024)",
+        default=None,
+        help="what the guidance moves: eps (the paper's and the default, fades with the noise) or x0 (MPGD, "
+        "He et al. 2024)",
     )
     p.add_argument(
         "--k",
@@ -218,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--strength",
         type=float,
-        default=1.0,
+        default=None,
         help="start from the source noised to this level (SDEdit) instead "
         "of the paper's x_T; lower keeps more of the source",
     )
@@ -256,12 +253,10 @@ def main(argv: list[str] | None = None) -> int:
                 weight=args.weight,
                 classifier_weight=args.classifier_weight,
                 chroma_weight=args.chroma_weight,
-                steps=args.steps,
-                xi=args.xi,
-                eta=args.eta,
-                guidance_step=args.guidance_step,
+                sampler=model.sampler.but(
+                    steps=args.steps, xi=args.xi, eta=args.eta, guidance_step=args.guidance_step, strength=args.strength
+                ),
                 k=args.k,
-                strength=args.strength,
                 split=args.split,
                 plot=args.plot,
                 progress=lambda done: bar.update(done - bar.n),

@@ -2,12 +2,14 @@
 
 Typical use::
 
-    from guidance import Denoiser, EditModel, IdentityCodec, infill
-    model = EditModel(Denoiser(net), IdentityCodec(), window=2**16, xi=XI_WAVEFORM)
+    from guidance import Denoiser, EditModel, IdentityCodec, infill, sampler_preset
+    model = EditModel(Denoiser(net), IdentityCodec(), window=2**16, sampler=sampler_preset("waveform"))
     out = infill(model, audio, 2.0, 4.0)          # audio (B, 2, N) -> (B, 2, N)
+    out = infill(model, audio, 2.0, 4.0, sampler=model.sampler.but(steps=100, xi=0.0))   # other settings
 """
 
 from .codec import Codec, IdentityCodec, VAECodec, latent_mask
+from .config import XI_LATENT, XI_WAVEFORM, SamplerConfig, sampler_preset
 from .denoiser import CFGDenoiser, CosineSchedule, Denoised, Denoiser, DiscreteSchedule, linear_betas
 from .objective import v_objective_loss
 from .sampler import ddim_step, denoise, renoise, sample
@@ -32,7 +34,7 @@ from .tasks import (
     transition_problem,
     waveform_edit_model,
 )
-from .terms import XI_LATENT, XI_WAVEFORM, CroppedAudioL1, CroppedAudioMel, Guidance, L1Distance
+from .terms import CroppedAudioL1, CroppedAudioMel, Guidance, L1Distance
 from .windowing import distance_to_unknown, edit_long, known_weight, level_correction, paste_known, place_window
 
 __all__ = [
@@ -40,6 +42,8 @@ __all__ = [
     "IdentityCodec",
     "VAECodec",
     "latent_mask",
+    "SamplerConfig",
+    "sampler_preset",
     "CFGDenoiser",
     "CosineSchedule",
     "Denoised",

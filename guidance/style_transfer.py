@@ -16,6 +16,7 @@ import torch
 
 from musicprod_common.errors import InputError
 
+from .config import SamplerConfig
 from .passt import PaSST
 from .style_guidance import CHROMA_N_FFT, ChromaGuidance, ClassifierGuidance, EmbeddingGuidance
 from .terms import OnSpan
@@ -27,19 +28,6 @@ CLASSIFIER_WEIGHT = 300.0
 # strength 0.5, chroma weights 0 / 30 / 300 / 3000 / 10000 / 30000 gave results a CQT chroma of 0.26 / 0.29 / 0.32 /
 # 0.51 / 0.61 / 0.58 with their 16 valid-split sources, and 50-88% went to strings (BENCHMARKS.md, "Style transfer")
 CHROMA_WEIGHT = 1e4
-# With that chroma weight, on 32 valid-split windows (BENCHMARKS.md, "Style transfer"): strength 0.5 with the latent
-# model's
-# η = 1 kept a CQT chroma of 0.57 (27 of 32 to strings); 0.4 kept 0.60 but only 22 went. η = 0 (deterministic DDIM,
-# whose step keeps all of the guided ε̂) kept 0.60 at 0.5, 0.45 and 0.4, with 28, 28 and 25 to strings. The rule set
-# in advance, the highest chroma with ≥ 70% to strings, chose 0.4 (0.606 against 0.602 for 0.45: within the noise)
-STYLE_STRENGTH = 0.4
-STYLE_ETA = 0.0
-# Then stepping x̂0 itself (MPGD, guidance.terms.Guidance) instead of ε̂: at ξ = 3e-3 and 1e-2, chroma 0.603 and 0.618
-# with
-# 22 and 28 of those 32 to strings. The same rule chose 1e-2; on test it kept 0.606 with 30 of 32 (BENCHMARKS.md, "Style
-# transfer")
-STYLE_GUIDANCE_STEP = "x0"
-STYLE_XI = 1e-2
 
 
 def style_terms(
@@ -106,23 +94,18 @@ def transfer_style(
     target_class: int | None = None,
     chroma_weight: float = 0.0,
     k: float = 0.85,
-    strength: float = 1.0,
-    steps: int = 50,
-    xi: float | None = None,
-    eta: float | None = None,
-    guidance_step: str = "eps",
+    sampler: SamplerConfig | None = None,
     generator: torch.Generator | None = None,
     callback: Callable[[dict[str, Any]], None] | None = None,
 ) -> torch.Tensor:
     """Re-render ``source`` ``(B, 2, window)`` in the style of ``reference`` ``(1 or B, 2, T)``; ``(B, 2, window)``.
 
-    ``model`` is a :class:`guidance.tasks.EditModel`. ``weight`` scales the pull toward the reference's embedding,
-    ``classifier_weight`` the pull toward ``target_class`` (classifier guidance with the same PaSST); with both at
-    0 the sampler runs unguided from the same start, the baseline. ``chroma_weight`` adds a pull toward the
-    source's chromagram (:class:`ChromaGuidance`), to keep its notes; it needs one of the other two. ``strength`` < 1
-    starts from the source noised to that level instead of the paper's x_T (``guidance.tasks.solve``), keeping more of
-    its notes; ``eta`` (default the model's) is the sampler's η, and 0 (``STYLE_ETA``) keeps all of each step's pull;
-    ``guidance_step`` as in ``guidance.tasks.solve``.
+    ``model`` is a :class:`guidance.tasks.EditModel`, sampled with ``sampler`` (default its own). ``weight`` scales
+    the pull toward the reference's embedding, ``classifier_weight`` the pull toward ``target_class`` (classifier
+    guidance with the same PaSST); with both at 0 the sampler runs unguided from the same start, the baseline.
+    ``chroma_weight`` adds a pull toward the source's chromagram (:class:`ChromaGuidance`), to keep its notes; it
+    needs one of the other two. A ``strength`` below 1 starts from the source noised to that level instead of the
+    paper's x_T (``guidance.tasks.solve``), keeping more of its notes.
     """
     from .tasks import regenerate_problem, solve
 
@@ -145,17 +128,7 @@ def transfer_style(
         )
     problem = regenerate_problem(source, 0, source.shape[-1], k)  # nothing known: the source is only the prior
     return solve(
-        problem,
-        model,
-        steps=steps,
-        xi=xi,
-        eta=eta,
-        guidance_step=guidance_step,
-        strength=strength,
-        extra_terms=terms,
-        extra_weights=weights,
-        generator=generator,
-        callback=callback,
+        problem, model, sampler, extra_terms=terms, extra_weights=weights, generator=generator, callback=callback
     )
 
 
@@ -171,13 +144,16 @@ def restyle(
     weight: float = 1.0,
     classifier_weight: float = CLASSIFIER_WEIGHT,
     chroma_weight: float = 0.0,
-    **kw: Any,
+    sampler: SamplerConfig | None = None,
+    margin_s: float = 0.05,
+    generator: torch.Generator | None = None,
+    callback: Callable[[dict[str, Any]], None] | None = None,
 ) -> torch.Tensor:
     """Re-create [start_s, end_s) of ``audio`` ``(B, 2, N)`` in another style, keeping its context; ``(B, 2, N)``.
 
-    The regeneration task (``guidance.tasks.regenerate``, which takes ``strength``, ``k``, ``margin_s`` and the
-    sampler's arguments) with the style terms of :func:`style_terms` measured on the region only; ``chroma_weight``
-    pulls the region toward its own original notes.
+    The regeneration task (``guidance.tasks.regenerate``) with the style terms of :func:`style_terms` measured on the
+    region only, sampled with ``sampler`` (default the model's own; ``musicprod style`` uses the ``"style"`` preset
+    of :func:`guidance.config.sampler_preset`); ``chroma_weight`` pulls the region toward its own original notes.
     """
     from .tasks import regenerate
 
@@ -194,4 +170,14 @@ def restyle(
             chroma_weight=chroma_weight,
         )
 
-    return regenerate(model, audio, start_s, end_s, region_terms=terms, **kw)
+    return regenerate(
+        model,
+        audio,
+        start_s,
+        end_s,
+        sampler=sampler,
+        margin_s=margin_s,
+        region_terms=terms,
+        generator=generator,
+        callback=callback,
+    )

@@ -8,13 +8,16 @@ x_T (Levy et al. 2023, §3.2):
 * continuation, infill:   x_T = Aᵀy + (I − AᵀA) z
 * regenerate, transition: x_T = Aᵀy + (I − AᵀA)(k z + (1 − k) x̄),  k = 0.85
 * with ``strength`` < 1 (SDEdit, Meng et al. 2022): start at t = strength from x_t = α_t(Aᵀy + (I − AᵀA)x̄) + σ_t z
+
+How the sampler runs is one :class:`guidance.config.SamplerConfig`, the model's own (``EditModel.sampler``) unless a
+task is given another.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Callable, Literal, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -22,69 +25,59 @@ from musicprod_common.audio import SAMPLE_RATE
 from musicprod_common.errors import InputError
 
 from .codec import Codec, IdentityCodec, VAECodec, latent_mask
+from .config import XI_LATENT, SamplerConfig, sampler_preset
 from .denoiser import CosineSchedule, Denoiser
 from .sampler import Callback, DenoiserLike, renoise, sample
 from .schedule import resampling_timesteps
-from .terms import XI_LATENT, XI_WAVEFORM, CroppedAudioL1, CroppedAudioMel, Guidance, L1Distance
+from .terms import CroppedAudioL1, CroppedAudioMel, Guidance, L1Distance
 from .windowing import distance_to_unknown, edit_long, level_correction, paste_known
 
 K_PRIOR = 0.85  # Levy et al. 2023: weight of fresh noise against the prior x̄ in x_T
-# DDPM-like ancestral sampling for the latent model: on 16 POP909 valid-split windows (2 s infill, 50 steps,
-# the first GPU-trained checkpoints) the gap mel distance was 1.27 (replacement only) and 1.27 (guided) against 1.34 and
-# 1.35 for deterministic DDIM (η = 0). The waveform model keeps η = 0: nothing was measured for it.
-ETA_LATENT = 1.0
-Distance = Literal["l1", "mel"]
 # How the reconstruction term d(y, A(x̂0)) compares the decoded known audio with the measurement. The paper's L1
 # sums over samples, so ξ = 3e-2 acts on O(1) per-sample gradients; the log-mel distance is a mean, O(1) per run,
 # so it carries this weight at the same ξ. Chosen on 32 POP909 valid-split infills (ξ·w = 20 / 100 / 300
 # / 1000: gap mel distance 1.130 / 1.116 / 1.111 / 1.147, replacement only 1.147): the smaller of the two best,
 # which were within the noise of each other.
 RECONSTRUCTION_WEIGHT: dict[str, float] = {"l1": 1.0, "mel": 100.0 / XI_LATENT}
-# Seconds of known audio measured on each side of the generated region. The mel term measured 0.25 s as well as
-# 0.5 s (valid, paired −0.003 ± 0.002) at a lower cost, which keeps guided infill under 2.5× the unguided time.
-RECONSTRUCTION_BAND_S: dict[str, float] = {"l1": 0.5, "mel": 0.25}
 
 
 @dataclass
 class EditModel:
-    """Everything a task needs from a trained model: its denoiser, codec, window, default ξ and default η."""
+    """Everything a task needs from a trained model: its denoiser, codec, window and sampler settings."""
 
     denoiser: DenoiserLike
     codec: Codec
     window: int  # audio samples per model window, e.g. 2^18 for the latent model
     sample_rate: int = SAMPLE_RATE
-    xi: float = XI_LATENT
-    eta: float = 0.0
-    distance: Distance = "l1"  # of the reconstruction term; see RECONSTRUCTION_WEIGHT
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)  # the tasks' default (the paper's, for a bare model)
     # the network also reads the known frames clean: ``net(x, t, known=y, known_mask=mask)`` (DiT known_conditioning)
     conditions_on_known: bool = False
 
 
-def latent_edit_model(
-    dit: Any, vae: Any, *, xi: float = XI_LATENT, eta: float = ETA_LATENT, distance: Distance = "mel"
-) -> EditModel:
+def latent_edit_model(dit: Any, vae: Any) -> EditModel:
     """The latent model for the tasks: a v-prediction DiT (``dit.config.window_samples``, ``sample_rate``,
-    ``normalize_latents``) over a SpectrogramVAE (``encode(audio).mode()``, ``decode(z, length)``).
-
-    Its reconstruction guidance compares log-mel spectrograms, not waveforms (the paper's L1): this VAE does not
-    keep the waveform's phase, and on valid-split infills the L1 made fills worse than none (``BENCHMARKS.md``)."""
+    ``normalize_latents``) over a SpectrogramVAE (``encode(audio).mode()``, ``decode(z, length)``), sampled with the
+    ``"latent"`` preset (:func:`guidance.config.sampler_preset`)."""
     codec = VAECodec(vae, normalize=dit.normalize_latents, denormalize=dit.denormalize_latents)
     return EditModel(
         Denoiser(dit, CosineSchedule(), "v"),
         codec,
         dit.config.window_samples,
         dit.config.sample_rate,
-        xi,
-        eta,
-        distance,
+        sampler_preset("latent"),
         conditions_on_known=getattr(dit.config, "known_conditioning", False),
     )
 
 
-def waveform_edit_model(unet: Any, *, xi: float = XI_WAVEFORM) -> EditModel:
-    """The waveform model for the tasks: a v-prediction U-Net on ``(B, 2, T)`` with ``unet.config.window``."""
+def waveform_edit_model(unet: Any) -> EditModel:
+    """The waveform model for the tasks: a v-prediction U-Net on ``(B, 2, T)`` with ``unet.config.window``, sampled
+    with the ``"waveform"`` preset."""
     return EditModel(
-        Denoiser(unet, CosineSchedule(), "v"), IdentityCodec(), unet.config.window, unet.config.sample_rate, xi
+        Denoiser(unet, CosineSchedule(), "v"),
+        IdentityCodec(),
+        unet.config.window,
+        unet.config.sample_rate,
+        sampler_preset("waveform"),
     )
 
 
@@ -220,33 +213,17 @@ def prior_start(
     return renoise(clean, torch.ones_like(alpha), torch.zeros_like(sigma), alpha, sigma, generator)
 
 
-def check_reconstruction(space: str, distance: str) -> None:
-    """Bad input for :func:`reconstruction_term`, caught before any sampling, whether or not ξ uses the term."""
-    if space not in ("audio", "latent"):
-        raise InputError(f"guidance space must be 'audio' or 'latent', got {space!r}")
-    if distance not in RECONSTRUCTION_WEIGHT:
-        raise InputError(f"guidance distance must be one of {sorted(RECONSTRUCTION_WEIGHT)}, got {distance!r}")
-    if space == "latent" and distance != "l1":
-        raise InputError("a latent-space measurement is compared with L1 only; use space='audio' for the mel distance")
-
-
 def reconstruction_term(
-    problem: EditProblem,
-    codec: Codec,
-    y: torch.Tensor,
-    mask: torch.Tensor,
-    space: str,
-    band: int | None,
-    distance: Distance = "l1",
-    sample_rate: int = SAMPLE_RATE,
+    problem: EditProblem, codec: Codec, y: torch.Tensor, mask: torch.Tensor, sampler: SamplerConfig, sample_rate: int
 ) -> Any:
-    """d(y, A(x̂0)): L1 on the encoded measurement (``space="latent"``) or after the decoder (``"audio"``),
-    the latter optionally on the known audio within ``band`` samples of the generated region only, and compared
-    as waveforms (``distance="l1"``) or as log-mel spectrograms (``"mel"``); see :func:`check_reconstruction`."""
-    if space == "latent":
+    """d(y, A(x̂0)) as ``sampler`` says: L1 on the encoded measurement (``space="latent"``) or after the decoder
+    (``"audio"``), the latter on the known audio within ``band_s`` seconds of the generated region only (all of it
+    when None), compared as waveforms (``distance="l1"``) or as log-mel spectrograms (``"mel"``)."""
+    if sampler.space == "latent":
         return L1Distance(y, mask, "latent")
+    band = None if sampler.band_s is None else int(round(sampler.band_s * sample_rate))
     measured = problem.mask if band is None else problem.mask * (distance_to_unknown(problem.mask) <= band)
-    if distance == "mel":
+    if sampler.distance == "mel":
         return CroppedAudioMel(problem.y, measured, codec.decode, codec.hop, sample_rate=sample_rate)
     return CroppedAudioL1(problem.y, measured, codec.decode, codec.hop)
 
@@ -254,84 +231,54 @@ def reconstruction_term(
 def solve(
     problem: EditProblem,
     model: EditModel,
+    sampler: SamplerConfig | None = None,
     *,
-    steps: int = 50,
-    eta: float | None = None,
-    xi: float | None = None,
-    space: Literal["audio", "latent"] = "audio",
-    distance: Distance | None = None,
-    through_net: bool = False,
-    guidance_step: Literal["eps", "x0"] = "eps",
-    band_s: float | None | Literal["default"] = "default",
     extra_terms: Sequence[Any] = (),
     extra_weights: Sequence[float] | None = None,
     margin: int = 0,
-    resample: int = 1,
-    jump: int = 10,
-    strength: float = 1.0,
-    level_band_s: float | None = None,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
 ) -> torch.Tensor:
-    """Run any edit problem through the guided sampler; returns audio ``(B, 2, T)`` with the known region
-    pasted back (bit-exact beyond ``margin`` samples from the generated region).
+    """Run any edit problem through the guided sampler with ``sampler`` (default ``model.sampler``); returns audio
+    ``(B, 2, T)`` with the known region pasted back (bit-exact beyond ``margin`` samples from the generated region).
 
-    ``space="audio"`` measures d(y, A(x̂0)) after the decoder (the paper's choice for the latent model);
-    ``"latent"`` compares against the encoded measurement (cheap). ``distance`` (default: the model's) compares the
-    decoded audio as waveforms (``"l1"``, the paper's) or as log-mel spectrograms (``"mel"``, the latent model's).
-    ``band_s`` limits the audio-space measurement to known audio that close to the generated region, decoding only
-    those latent frames (default: the distance's ``RECONSTRUCTION_BAND_S``); ``None`` measures the whole known
-    region. ``through_net=True`` back-propagates through the network as in the paper; the default holds v_θ
-    constant. ``guidance_step="x0"`` steps x̂0 instead of ε̂ (:class:`guidance.terms.Guidance`, MPGD). The defaults
-    are the cheapest audio-space variant that meets the ≤ 2.5× cost target (benchmarks/guidance_cost.py);
-    ``through_net=True, band_s=None, distance="l1"`` is the paper's Algorithm 2 verbatim.
-    ``xi=0`` gives replacement-only sampling. ``resample > 1`` walks every ``jump`` steps that many times
-    (RePaint's resampling, Lugmayr et al. 2022), so the fill can agree with the known region; it costs
-    ``resample`` times the network evaluations.
-    ``strength`` < 1 (regenerate and transitions only) walks from t = strength instead of 1, starting from the
-    prior noised to that level: the lower, the more of the original survives. 1 is the paper's x_T.
-    ``extra_terms`` (any ``term(x0, audio) -> scalar`` with a ``space`` attribute, :mod:`guidance.terms`) are added with
-    ``extra_weights``.
-    A model that ``conditions_on_known`` is also shown the encoded measurement and its frame mask at every step.
+    ``xi=0`` samples with the replacement projection alone, building no terms and taking no gradients. A
+    ``strength`` below 1 (regenerate and transitions only) walks from t = strength instead of 1, starting from the
+    prior noised to that level: the lower, the more of the original survives. ``resample > 1`` walks every ``jump``
+    steps that many times (RePaint), at that many times the network evaluations. ``extra_terms`` (any
+    ``term(x0, audio) -> scalar`` with a ``space`` attribute, :mod:`guidance.terms`) join the reconstruction term
+    with ``extra_weights``. A model that ``conditions_on_known`` is also shown the encoded measurement and its frame
+    mask at every step.
     """
-    if not 0.0 < strength <= 1.0:
-        raise InputError(f"strength must be in (0, 1], got {strength}; 1 regenerates from pure noise")
-    if strength < 1.0 and problem.prior is None:
+    sampler = model.sampler if sampler is None else sampler
+    if sampler.strength < 1.0 and problem.prior is None:
         raise InputError(
             "a strength below 1 needs a prior x̄ to start from: use it with regenerate or a transition, not infill or "
             "continuation"
         )
-    if distance is None:  # a latent-space measurement has only the L1
-        distance = "l1" if space == "latent" else model.distance
-    check_reconstruction(space, distance)
     codec, length = model.codec, problem.y.shape[-1]
     with torch.no_grad():  # measurements are constants: no encoder graph may ride along the sampling loop
         y = codec.encode(problem.y)  # (B, C, L)
         prior = None if problem.prior is None else codec.encode(problem.prior)
     mask = latent_mask(problem.mask, codec.hop, y.shape[-1], getattr(codec, "erode", 0))  # (B, 1, L)
-    ts = resampling_timesteps(steps, jump, resample) * strength
-    if strength < 1.0:
+    ts = resampling_timesteps(sampler.steps, sampler.jump, sampler.resample) * sampler.strength
+    if sampler.strength < 1.0:
         x_T = prior_start(y, mask, prior, ts[:1].expand(y.shape[0]), model.denoiser.alpha_sigma, generator)
     else:
         x_T = initial_noise(y, mask, prior, problem.k, generator)
-    xi = model.xi if xi is None else xi
-    eta = model.eta if eta is None else eta
     guidance = None  # ξ = 0: replacement-only (RePaint-style), no terms to build and no gradients at all
-    if xi != 0:
-        if band_s == "default":
-            band_s = RECONSTRUCTION_BAND_S[distance]
-        band = None if band_s is None else int(round(band_s * model.sample_rate))
-        recon = reconstruction_term(problem, codec, y, mask, space, band, distance, model.sample_rate)
-        weights = [RECONSTRUCTION_WEIGHT[distance]] + list(
+    if sampler.xi != 0:
+        recon = reconstruction_term(problem, codec, y, mask, sampler, model.sample_rate)
+        weights = [RECONSTRUCTION_WEIGHT[sampler.distance]] + list(
             extra_weights if extra_weights is not None else [1.0] * len(extra_terms)
         )
         guidance = Guidance(
             [recon, *extra_terms],
             weights,
-            xi=xi,
             decode=lambda x0: codec.decode(x0, length),
-            through_net=through_net,
-            step=guidance_step,
+            xi=sampler.xi,
+            through_net=sampler.through_net,
+            step=sampler.guidance_step,
         )
     project = ReplaceProjection(y, mask, model.denoiser.alpha_sigma)
     known = dict(known=y, known_mask=mask) if model.conditions_on_known else None
@@ -339,7 +286,7 @@ def solve(
         model.denoiser,
         x_T,
         ts,
-        eta=eta,
+        eta=sampler.eta,
         guidance=guidance,
         project=project,
         callback=callback,
@@ -348,8 +295,9 @@ def solve(
     )
     with torch.no_grad():
         audio = codec.decode(x0, length)
-    if level_band_s is not None:
-        audio = audio * level_correction(problem.y, audio, problem.mask, int(round(level_band_s * model.sample_rate)))
+    if sampler.level_band_s is not None:
+        band = int(round(sampler.level_band_s * model.sample_rate))
+        audio = audio * level_correction(problem.y, audio, problem.mask, band)
     return paste_known(problem.y, audio, problem.mask, margin)
 
 
@@ -368,8 +316,11 @@ def _check_audio(audio: torch.Tensor, name: str = "audio") -> None:
 RegionTerms = Callable[[torch.Tensor, int, int], tuple[list[Any], list[float]]]  # (window audio, region start, stop)
 
 
-def _region_extra(region_terms: RegionTerms | None, chunk: torch.Tensor, a: int, b: int) -> dict:
-    return {} if region_terms is None else dict(zip(("extra_terms", "extra_weights"), region_terms(chunk, a, b)))
+def _region_terms(region_terms: RegionTerms | None, chunk: torch.Tensor, a: int, b: int) -> dict[str, Any]:
+    if region_terms is None:
+        return {}
+    terms, weights = region_terms(chunk, a, b)
+    return {"extra_terms": terms, "extra_weights": weights}
 
 
 def infill(
@@ -378,9 +329,11 @@ def infill(
     start_s: float,
     end_s: float,
     *,
+    sampler: SamplerConfig | None = None,
     margin_s: float = 0.05,
     region_terms: RegionTerms | None = None,
-    **kw: Any,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
 ) -> torch.Tensor:
     """Generate [start_s, end_s) of ``audio`` ``(B, 2, N)`` (any length) from its surroundings; ``(B, 2, N)``.
     ``region_terms`` adds guidance terms as in :func:`regenerate` (the region's own samples never reach the sampler
@@ -389,8 +342,9 @@ def infill(
     margin = _samples(model, margin_s)
 
     def edit(chunk: torch.Tensor, a: int, b: int) -> torch.Tensor:
+        extra = _region_terms(region_terms, chunk, a, b)
         return solve(
-            infill_problem(chunk, a, b), model, margin=margin, **{**kw, **_region_extra(region_terms, chunk, a, b)}
+            infill_problem(chunk, a, b), model, sampler, margin=margin, generator=generator, callback=callback, **extra
         )
 
     return edit_long(audio, _samples(model, start_s), _samples(model, end_s), model.window, margin, edit)
@@ -402,10 +356,12 @@ def regenerate(
     start_s: float,
     end_s: float,
     *,
+    sampler: SamplerConfig | None = None,
     k: float = K_PRIOR,
     margin_s: float = 0.05,
     region_terms: RegionTerms | None = None,
-    **kw: Any,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
 ) -> torch.Tensor:
     """Re-create [start_s, end_s) of ``audio`` ``(B, 2, N)`` keeping its context; ``(B, 2, N)``.
 
@@ -417,18 +373,29 @@ def regenerate(
     margin = _samples(model, margin_s)
 
     def edit(chunk: torch.Tensor, a: int, b: int) -> torch.Tensor:
+        extra = _region_terms(region_terms, chunk, a, b)
         return solve(
             regenerate_problem(chunk, a, b, k),
             model,
+            sampler,
             margin=margin,
-            **{**kw, **_region_extra(region_terms, chunk, a, b)},
+            generator=generator,
+            callback=callback,
+            **extra,
         )
 
     return edit_long(audio, _samples(model, start_s), _samples(model, end_s), model.window, margin, edit)
 
 
 def continuation(
-    model: EditModel, audio: torch.Tensor, *, context_s: float = 2.4, margin_s: float = 0.05, **kw: Any
+    model: EditModel,
+    audio: torch.Tensor,
+    *,
+    sampler: SamplerConfig | None = None,
+    context_s: float = 2.4,
+    margin_s: float = 0.05,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
 ) -> torch.Tensor:
     """Continue ``audio`` ``(B, 2, N)`` from its last ``context_s`` seconds to fill one model window; returns
     the input followed by the new audio, ``(B, 2, N + window − context)``."""
@@ -439,7 +406,8 @@ def continuation(
             f"continuation context of {ctx} samples must be between 1 and the {model.window}-sample window; pass a "
             "shorter --context"
         )
-    window = solve(continuation_problem(audio[..., -ctx:], model.window), model, margin=_samples(model, margin_s), **kw)
+    problem = continuation_problem(audio[..., -ctx:], model.window)
+    window = solve(problem, model, sampler, margin=_samples(model, margin_s), generator=generator, callback=callback)
     return torch.cat([audio, window[..., ctx:]], dim=-1)
 
 
@@ -448,10 +416,12 @@ def transition(
     a: torch.Tensor,
     b: torch.Tensor,
     *,
+    sampler: SamplerConfig | None = None,
     fade_s: float = 2.5,
     k: float = K_PRIOR,
     margin_s: float = 0.05,
-    **kw: Any,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
 ) -> torch.Tensor:
     """Join track ``a`` ``(B, 2, Na)`` into ``b`` ``(B, 2, Nb)`` through a regenerated ``fade_s`` crossfade in the
     middle of one window; returns ``(B, 2, Na + Nb − fade)`` with A and B untouched outside the window."""
@@ -466,5 +436,5 @@ def transition(
             f"{n - start} (B) samples"
         )
     problem = transition_problem(a[..., -end:], b[..., : n - start], n, k)
-    window = solve(problem, model, margin=_samples(model, margin_s), **kw)
+    window = solve(problem, model, sampler, margin=_samples(model, margin_s), generator=generator, callback=callback)
     return torch.cat([a[..., : a.shape[-1] - end], window, b[..., n - start :]], dim=-1)

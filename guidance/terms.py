@@ -20,9 +20,6 @@ from musicprod_common.audio import SAMPLE_RATE
 
 from .metrics import MelDistance
 
-XI_LATENT = 3e-2  # Levy et al. 2023, default step size for the latent model
-XI_WAVEFORM = 3e-3  # Levy et al. 2023, default step size for the waveform model
-
 Space = Literal["latent", "audio"]
 
 
@@ -178,10 +175,11 @@ class Guidance:
 
     terms: Sequence[Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]]
     weights: Sequence[float] | None = None
-    xi: float = XI_LATENT
     decode: Callable[[torch.Tensor], torch.Tensor] | None = None
-    through_net: bool = True
-    step: Literal["eps", "x0"] = "eps"
+    # the sampler's settings (guidance.config.SamplerConfig), passed on by guidance.tasks.solve: no defaults here
+    xi: float = field(kw_only=True)
+    through_net: bool = field(kw_only=True)
+    step: Literal["eps", "x0"] = field(kw_only=True)
     _weights: list[float] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

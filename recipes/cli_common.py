@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
+from guidance.config import SamplerConfig, sampler_preset
 from musicprod_common.audio import AUDIO_SUFFIXES, load_audio
 from musicprod_common.errors import InputError
 
@@ -48,13 +49,15 @@ def strength_float(text: str) -> float:
     return value
 
 
-def add_strength_arg(parser: argparse.ArgumentParser, default: float = 1.0) -> None:
-    """``--strength``: how far from the original the sampler starts (SDEdit); for commands that start from a prior."""
+def add_strength_arg(parser: argparse.ArgumentParser, edit: str = "infill") -> None:
+    """``--strength``: how far from the original the sampler starts (SDEdit); for commands that start from a prior.
+    Its default is the ``edit`` preset's (:func:`guidance.config.sampler_preset`)."""
+    default = sampler_preset("latent", edit).strength
     paper = " (the paper's start, which keeps little)" if default == 1.0 else ""
     parser.add_argument(
         "--strength",
         type=strength_float,
-        default=default,
+        default=None,
         help="how much to change, in (0, 1]: the sampler starts at this noise level from the original, "
         f"so lower keeps more of it (default {default:g}{paper})",
     )
@@ -70,11 +73,10 @@ def non_negative_float(text: str) -> float:
     return value
 
 
-def add_model_args(
-    parser: argparse.ArgumentParser, *, default_steps: int = 50, default_threads: int | None = None
-) -> None:
+def add_model_args(parser: argparse.ArgumentParser, *, default_threads: int | None = None) -> None:
     """``--model``, ``--checkpoints``, ``--steps``, ``--seed``, ``--guidance``, ``--eta``, ``--threads``: every
-    model-driven command."""
+    model-driven command. The sampler's flags default to the presets (:func:`sampler_from_args`)."""
+    latent, waveform, style = (sampler_preset(*k) for k in (("latent",), ("waveform",), ("latent", "style")))
     parser.add_argument(
         "--model",
         choices=MODEL_KINDS,
@@ -87,9 +89,7 @@ def add_model_args(
         default=None,
         help=f"folder with vae/, dit/, unet/ checkpoints (default: $MUSICPROD_CHECKPOINTS or {default_checkpoints()})",
     )
-    parser.add_argument(
-        "--steps", type=positive_int, default=default_steps, help=f"sampling steps (default {default_steps})"
-    )
+    parser.add_argument("--steps", type=positive_int, default=None, help=f"sampling steps (default {latent.steps})")
     parser.add_argument(
         "--seed", type=int, default=0, help="random seed; the same seed gives the same output on the CPU"
     )
@@ -98,13 +98,15 @@ def add_model_args(
         type=non_negative_float,
         default=None,
         metavar="XI",
-        help="guidance strength ξ (default: the paper's, 3e-2 latent / 3e-3 waveform; 0 = projection only)",
+        help=f"guidance strength ξ (default: the paper's, {latent.xi:g} latent / {waveform.xi:g} waveform; "
+        f"{style.xi:g} for style edits; 0 = projection only)",
     )
     parser.add_argument(
         "--eta",
         type=unit_float,
         default=None,
-        help="sampler η: 0 = deterministic DDIM, 1 = DDPM-like (default: 1 latent, 0 waveform and style)",
+        help=f"sampler η: 0 = deterministic DDIM, 1 = DDPM-like (default: {latent.eta:g} latent, "
+        f"{waveform.eta:g} waveform, {style.eta:g} for style edits)",
     )
     parser.add_argument(
         "--threads",
@@ -116,6 +118,13 @@ def add_model_args(
     )
 
 
+def sampler_from_args(args: argparse.Namespace, edit: str = "infill", **changes: object) -> SamplerConfig:
+    """The ``--model`` family's preset for ``edit``, with ``--steps``, ``--guidance``, ``--eta`` and ``changes`` applied
+    where given (None keeps the preset's value)."""
+    flags = dict(steps=args.steps, xi=args.guidance, eta=args.eta)
+    return sampler_preset(args.model, edit).but(**{**flags, **changes})
+
+
 def models_from_args(args: argparse.Namespace) -> "Models":
     """Set the thread count (the CLI owns global torch settings, the library never touches them) and load."""
     import torch
@@ -124,9 +133,7 @@ def models_from_args(args: argparse.Namespace) -> "Models":
 
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
-    models = load_models(args.model, args.checkpoints)
-    models.eta = getattr(args, "eta", None)
-    return models
+    return load_models(args.model, args.checkpoints)
 
 
 def check_input_file(path: str | os.PathLike, what: str = "a file") -> Path:

@@ -14,7 +14,14 @@ from pathlib import Path
 
 from musicprod_common.audio import SAMPLE_RATE
 
-from .cli_common import add_model_args, check_output_file, models_from_args, non_negative_float, read_audio
+from .cli_common import (
+    add_model_args,
+    check_output_file,
+    models_from_args,
+    non_negative_float,
+    read_audio,
+    sampler_from_args,
+)
 from .inpaint_cmd import add_source_args
 from .pipeline import continue_song
 
@@ -51,8 +58,9 @@ def run(args: argparse.Namespace) -> None:
         raise InputError(
             f"--context {args.context:g} s must be shorter than the {args.model} model's {window:.2f} s window"
         )
+    sampler = sampler_from_args(args)
     with tqdm(
-        total=args.steps, desc=f"continue {args.song.name}", unit="step", file=sys.stderr, leave=False, delay=0.5
+        total=sampler.steps, desc=f"continue {args.song.name}", unit="step", file=sys.stderr, leave=False, delay=0.5
     ) as bar:
         result = continue_song(
             models,
@@ -61,9 +69,8 @@ def run(args: argparse.Namespace) -> None:
             context=args.context,
             source=args.source,
             refine=args.refine,
-            steps=args.steps,
+            sampler=sampler,
             seed=args.seed,
-            xi=args.guidance,
             progress=bar.update,
         )
     save_audio(args.output, result.audio, sr, like=args.song)
@@ -72,6 +79,6 @@ def run(args: argparse.Namespace) -> None:
     how = (
         plan.describe(["the song"], args.model, args.refine)
         if plan.copied
-        else (f"from its last {args.context:g} s with the {args.model} model ({args.steps} steps, seed {args.seed})")
+        else (f"from its last {args.context:g} s with the {args.model} model ({sampler.steps} steps, seed {args.seed})")
     )
     print(f"continued {args.song} by {added:.2f} s -> {args.output}\n  {how}")

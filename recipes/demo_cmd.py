@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> None:
     from musicprod_common.pop909 import load_song
     from musicprod_common.render import render_song
 
-    from .cli_common import check_writable_dir, models_from_args
+    from .cli_common import check_writable_dir, models_from_args, sampler_from_args
     from .inpaint_cmd import copy_marks
     from .pipeline import DEFAULT_MARGIN, inpaint_regions, model_windows, needs_model, plan_inpaint
 
@@ -69,13 +69,12 @@ def run(args: argparse.Namespace) -> None:
         damaged[:, int(a * sr) : int(b * sr)] = 0.0
     plans = plan_inpaint(damaged, sr, GAPS)
     models = models_from_args(args) if needs_model(plans) else None
-    total = args.steps * model_windows(models, plans, SECONDS) if models is not None else 0
+    sampler = sampler_from_args(args)
+    total = sampler.steps * model_windows(models, plans, SECONDS) if models is not None else 0
     with tqdm(
         total=total, desc="repairing", unit="step", file=sys.stderr, leave=False, delay=0.5, disable=total == 0
     ) as bar:
-        result = inpaint_regions(
-            models, damaged, sr, plans, steps=args.steps, seed=args.seed, xi=args.guidance, progress=bar.update
-        )
+        result = inpaint_regions(models, damaged, sr, plans, sampler=sampler, seed=args.seed, progress=bar.update)
     seconds = time.perf_counter() - t0
 
     paths = {name: out_dir / f"{name}.flac" for name in ("original", "damaged", "repaired")}

@@ -23,7 +23,7 @@ from pathlib import Path
 from musicprod_common.audio import AUDIO_SUFFIXES
 from musicprod_common.errors import InputError
 
-from .cli_common import add_model_args, check_writable_dir, models_from_args, non_negative_float
+from .cli_common import add_model_args, check_writable_dir, models_from_args, non_negative_float, sampler_from_args
 from .inpaint_cmd import add_source_args
 from .pipeline import DEFAULT_MARGIN, inpaint_regions, model_windows, needs_model, plan_inpaint
 
@@ -199,12 +199,9 @@ def run(args: argparse.Namespace) -> None:
             plans.append(plan_inpaint(audio, sr, [(j.start, j.end)], source=args.source, margin=args.margin))
         del audio
         models = models_from_args(args) if any(needs_model(p, args.refine) for p in plans) else None
-        total = (
-            args.steps
-            * sum(model_windows(models, p, j.duration, args.refine, args.margin) for j, p in zip(jobs, plans))
-            if models
-            else 0
-        )
+        sampler = sampler_from_args(args)
+        windows = sum(model_windows(models, p, j.duration, args.refine, args.margin) for j, p in zip(jobs, plans))
+        total = sampler.steps * windows if models else 0
         with tqdm(
             total=total, desc=f"inpaint {len(jobs)} files", unit="step", file=sys.stderr, delay=0.5, disable=total == 0
         ) as bar:
@@ -217,22 +214,19 @@ def run(args: argparse.Namespace) -> None:
                     sr,
                     plan,
                     refine=args.refine,
-                    steps=args.steps,
+                    sampler=sampler,
                     seed=args.seed,
-                    xi=args.guidance,
                     margin=args.margin,
                     progress=bar.update,
                 ).audio
                 save_audio(j.output, out, sr, like=j.file)
     except BaseException:
-        for folder in sorted(
-            created, key=lambda f: len(f.parts), reverse=True
-        ):  # only folders this run made, left empty
-            if folder.is_dir() and not any(folder.iterdir()):
+        for folder in sorted(created, key=lambda f: len(f.parts), reverse=True):
+            if folder.is_dir() and not any(folder.iterdir()):  # only folders this run made, left empty
                 folder.rmdir()
         raise
     model_note = (
-        f" with the {args.model} model ({args.steps} steps, seed {args.seed}) where needed"
+        f" with the {args.model} model ({sampler.steps} steps, seed {args.seed}) where needed"
         if models is not None
         else ""
     )

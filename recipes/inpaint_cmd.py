@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from guidance.config import SamplerConfig
 from musicprod_common.errors import InputError
 
 from .cli_common import (
@@ -24,6 +25,7 @@ from .cli_common import (
     non_negative_float,
     parse_region,
     read_audio,
+    sampler_from_args,
 )
 from .pipeline import (
     DEFAULT_MARGIN,
@@ -90,8 +92,9 @@ def check_plot_arg(args: argparse.Namespace) -> None:
         )
 
 
-def run_region(args: argparse.Namespace, task: Callable, verb: str, done: str) -> None:
-    """Check everything, load the model, edit [start, end) with ``task`` (a pipeline function), write, report."""
+def run_region(args: argparse.Namespace, task: Callable, verb: str, done: str, sampler: SamplerConfig) -> None:
+    """Check everything, load the model, edit [start, end) with ``task`` (a pipeline function) and ``sampler``, write,
+    report."""
     from tqdm import tqdm
 
     from musicprod_common.audio import save_audio
@@ -101,8 +104,9 @@ def run_region(args: argparse.Namespace, task: Callable, verb: str, done: str) -
     check_output_file(args.output, args.song)
     check_plot_arg(args)
     models = models_from_args(args)
+    sampler = sampler.but(level_band_s=LEVEL_BAND_S if args.match_level else None)
     with tqdm(
-        total=args.steps, desc=f"{verb} {args.song.name}", unit="step", file=sys.stderr, leave=False, delay=0.5
+        total=sampler.steps, desc=f"{verb} {args.song.name}", unit="step", file=sys.stderr, leave=False, delay=0.5
     ) as bar:
         out = task(
             models,
@@ -110,17 +114,15 @@ def run_region(args: argparse.Namespace, task: Callable, verb: str, done: str) -
             sr,
             args.start,
             args.end,
-            steps=args.steps,
+            sampler=sampler,
             seed=args.seed,
-            xi=args.guidance,
             margin=args.margin,
-            level_band=LEVEL_BAND_S if args.match_level else None,
             progress=bar.update,
         )
     save_audio(args.output, out, sr, like=args.song)
     print(
         f"{done} {args.start:g}-{args.end:g} s of {args.song} ({audio.shape[-1] / sr:.1f} s, {audio.shape[0]} ch, "
-        f"{sr} Hz) with the {args.model} model, {args.steps} steps, seed {args.seed} -> {args.output}"
+        f"{sr} Hz) with the {args.model} model, {sampler.steps} steps, seed {args.seed} -> {args.output}"
     )
     if args.plot is not None:
         from musicprod_common.plot import plot_before_after
@@ -205,7 +207,8 @@ def run(args: argparse.Namespace) -> None:
         audio, sr, regions, source=args.source, references=references, margin=args.margin, reference_names=names
     )
     models = models_from_args(args) if needs_model(plans, args.refine) else None
-    total = args.steps * model_windows(models, plans, duration, args.refine, args.margin) if models is not None else 0
+    sampler = sampler_from_args(args, level_band_s=LEVEL_BAND_S if args.match_level else None)
+    total = sampler.steps * model_windows(models, plans, duration, args.refine, args.margin) if models else 0
     with tqdm(
         total=total,
         desc=f"inpaint {args.song.name}",
@@ -222,16 +225,14 @@ def run(args: argparse.Namespace) -> None:
             plans,
             references=references,
             refine=args.refine,
-            steps=args.steps,
+            sampler=sampler,
             seed=args.seed,
-            xi=args.guidance,
             margin=args.margin,
-            level_band=LEVEL_BAND_S if args.match_level else None,
             progress=bar.update,
         )
     save_audio(args.output, result.audio, sr, like=args.song)
     sources = ["the song", *names]
-    model_note = f" with the {args.model} model ({args.steps} steps, seed {args.seed})" if models is not None else ""
+    model_note = f" with the {args.model} model ({sampler.steps} steps, seed {args.seed})" if models else ""
     print(
         f"inpainted {len(plans)} region{'s' * (len(plans) > 1)} of {args.song} ({duration:.1f} s, {audio.shape[0]} ch, "
         f"{sr} Hz){model_note} -> {args.output}"

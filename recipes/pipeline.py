@@ -4,7 +4,7 @@ Sampling, windowing, the tasks and audio I/O all live elsewhere (``guidance``, `
 this module only wires them together for whole files:
 
     models = load_models("latent")                       # checkpoints/{vae,dit}/ or checkpoints/unet/
-    out = inpaint(models, audio, sr, start=30.0, end=32.0, steps=50, seed=0)
+    out = inpaint(models, audio, sr, start=30.0, end=32.0, seed=0)  # sampler=sampler_preset("latent").but(steps=100)
 
 ``audio`` is ``(channels, T)`` at any sample rate; the result has the same shape, rate and dtype, and is
 bit-identical to the input outside the region and its crossfade margins (the window is processed at
@@ -16,12 +16,13 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 
+from guidance.config import SamplerConfig, sampler_preset
+from guidance.style_transfer import CHROMA_WEIGHT, CLASSIFIER_WEIGHT
 from musicprod_common.audio import SAMPLE_RATE
 from musicprod_common.errors import InputError
 from musicprod_common.passages import MIN_REFERENCE_S, Match, features, find_chain, find_passages
@@ -49,7 +50,6 @@ class Models:
     kind: str
     net: torch.nn.Module
     vae: torch.nn.Module | None = None
-    eta: float | None = None  # sampler η; None: the model family's default (guidance.tasks)
 
     @property
     def window_samples(self) -> int:
@@ -97,24 +97,23 @@ def load_models(kind: str = "latent", checkpoints: str | os.PathLike | None = No
 
 
 def edit_model(models: Models) -> "EditModel":
-    """The guidance tasks' view of ``models`` (denoiser, codec, window, default ξ and η), built by guidance itself."""
+    """The guidance tasks' view of ``models`` (denoiser, codec, window, sampler preset), built by guidance itself."""
     from guidance.tasks import latent_edit_model, waveform_edit_model
 
     if models.kind == "latent":
-        model = latent_edit_model(models.net, models.vae)
-    else:
-        model = waveform_edit_model(models.net)
-    if models.eta is not None:
-        model.eta = models.eta
-    return model
+        return latent_edit_model(models.net, models.vae)
+    return waveform_edit_model(models.net)
 
 
-def _sampler_kwargs(steps: int, seed: int, xi: float | None, progress: Progress | None) -> dict:
-    if steps < 1:
-        raise InputError(f"steps must be at least 1, got {steps}")
-    generator = torch.Generator().manual_seed(seed)  # CPU generator: the same seed gives the same output
+def _sampler(models: Models, sampler: SamplerConfig | None, edit: str = "infill") -> SamplerConfig:
+    """``sampler``, or the preset for this model family and ``edit`` (:func:`guidance.config.sampler_preset`)."""
+    return sampler if sampler is not None else sampler_preset(models.kind, edit)
+
+
+def _run(seed: int, progress: Progress | None) -> dict:
+    """The random generator and step callback of one run: a CPU generator, so the same seed gives the same output."""
     callback = (lambda info: progress(1)) if progress is not None else None
-    return {"steps": steps, "xi": xi, "generator": generator, "callback": callback}
+    return {"generator": torch.Generator().manual_seed(seed), "callback": callback}
 
 
 # ----------------------------------------------------------------------------------------------- formats
@@ -175,9 +174,7 @@ def _edit_region(
             f"region {start:g}-{end:g} s is empty or outside the audio (0-{total / sample_rate:.2f} s); pass 0 <= "
             "start < end <= length"
         )
-    if (
-        margin * SAMPLE_RATE * 4 > models.window_samples
-    ):  # window_plan keeps half a window of context: 2 margins must fit
+    if margin * SAMPLE_RATE * 4 > models.window_samples:  # window_plan keeps half a window of context: 2 margins fit
         raise InputError(
             f"--margin {margin:g} s is too wide for the {models.kind} model's "
             f"{models.window_samples / SAMPLE_RATE:.2f} s "
@@ -222,32 +219,20 @@ def generate(
     start: float,
     end: float,
     *,
-    steps: int = 50,
+    sampler: SamplerConfig | None = None,
     seed: int = 0,
-    xi: float | None = None,
     margin: float = DEFAULT_MARGIN,
-    level_band: float | None = None,
     progress: Progress | None = None,
 ) -> torch.Tensor:
     """Generate [start, end) s of ``audio`` ``(channels, T)`` at ``sample_rate`` from its surroundings with the model.
 
-    Returns ``(channels, T)``; identical to the input beyond ``margin`` s from the region. ``progress(n)`` is
-    called after every sampling step (``steps`` calls per window). ``level_band`` (seconds) corrects the decoded
-    level on that much original audio each side (``guidance.windowing.level_correction``).
+    Returns ``(channels, T)``; identical to the input beyond ``margin`` s from the region. ``sampler`` defaults to
+    the model family's preset; ``progress(n)`` is called after every sampling step (``steps`` calls per window).
     """
     from guidance.tasks import infill
 
-    return _edit_region(
-        models,
-        audio,
-        sample_rate,
-        start,
-        end,
-        margin,
-        infill,
-        {**_sampler_kwargs(steps, seed, xi, progress), "level_band_s": level_band},
-        long_task=infill_chunked,
-    )
+    run = {"sampler": _sampler(models, sampler), **_run(seed, progress)}
+    return _edit_region(models, audio, sample_rate, start, end, margin, infill, run, long_task=infill_chunked)
 
 
 def window_plan(start: int, end: int, total: int, window: int, margin: int) -> list[tuple[int, int, int]]:
@@ -276,7 +261,15 @@ def windows_needed(models: Models, start: float, end: float, duration: float, ma
 
 
 def infill_chunked(
-    em: "EditModel", audio: torch.Tensor, start_s: float, end_s: float, *, margin_s: float, **kw
+    em: "EditModel",
+    audio: torch.Tensor,
+    start_s: float,
+    end_s: float,
+    *,
+    margin_s: float,
+    sampler: SamplerConfig,
+    generator: torch.Generator | None = None,
+    callback: Callable | None = None,
 ) -> torch.Tensor:
     """Infill a region longer than one window of ``audio`` ``(1, 2, N)``, window after window (:func:`window_plan`).
 
@@ -294,7 +287,8 @@ def infill_chunked(
         final = stop == e
         mask = torch.ones_like(chunk[:, :1])
         mask[..., pos - w0 : (stop - w0 if final else window)] = 0.0
-        generated = solve(EditProblem(chunk * mask, mask), em, margin=m, **kw)
+        problem = EditProblem(chunk * mask, mask)
+        generated = solve(problem, em, sampler, margin=m, generator=generator, callback=callback)
         lo, hi = max(0, pos - m), min(n, stop + m) if final else stop
         out[..., lo:hi] = generated[..., lo - w0 : hi - w0]
     return out
@@ -307,28 +301,18 @@ def regenerate(
     start: float,
     end: float,
     *,
-    steps: int = 50,
+    sampler: SamplerConfig | None = None,
     seed: int = 0,
-    xi: float | None = None,
     margin: float = DEFAULT_MARGIN,
-    strength: float = 1.0,
-    level_band: float | None = None,
     progress: Progress | None = None,
 ) -> torch.Tensor:
     """Re-create [start, end) s of ``audio`` ``(channels, T)`` starting from the original there; ``(channels, T)``.
-    ``strength`` < 1 keeps more of the original (``guidance.tasks.solve``); ``level_band`` as in :func:`inpaint`."""
+    A ``sampler.strength`` below 1 keeps more of the original (``guidance.tasks.solve``); otherwise as
+    :func:`generate`."""
     from guidance.tasks import regenerate as regenerate_task
 
-    return _edit_region(
-        models,
-        audio,
-        sample_rate,
-        start,
-        end,
-        margin,
-        regenerate_task,
-        {**_sampler_kwargs(steps, seed, xi, progress), "strength": strength, "level_band_s": level_band},
-    )
+    run = {"sampler": _sampler(models, sampler), **_run(seed, progress)}
+    return _edit_region(models, audio, sample_rate, start, end, margin, regenerate_task, run)
 
 
 # ----------------------------------------------------------------------------------------------- song-aware inpainting
@@ -557,11 +541,9 @@ def inpaint_regions(
     *,
     references: Sequence[torch.Tensor] = (),
     refine: str = DEFAULT_REFINE,
-    steps: int = 50,
+    sampler: SamplerConfig | None = None,
     seed: int = 0,
-    xi: float | None = None,
     margin: float = DEFAULT_MARGIN,
-    level_band: float | None = None,
     progress: Progress | None = None,
 ) -> InpaintResult:
     """Carry out :func:`plan_inpaint`'s ``plans`` on ``audio`` ``(channels, T)``: splice the copies, generate the rest.
@@ -569,7 +551,8 @@ def inpaint_regions(
     ``refine`` also sends the copies through the model: "seams" regenerates :data:`SEAM_WINDOW_S` of the copy next
     to each seam, "sdedit" regenerates the whole copy from itself noised to :data:`REFINE_STRENGTH`, "target"
     generates the region with the copy as a second reconstruction target; "none" keeps the copied samples as they
-    are. Every sample farther than ``margin`` s from a region is the input's own. ``models`` may be None when
+    are. Region i is sampled with ``sampler`` (default: the model family's preset) and seed ``seed + i``. Every
+    sample farther than ``margin`` s from a region is the input's own. ``models`` may be None when
     :func:`needs_model` says so.
     """
     if refine not in REFINEMENTS:
@@ -579,29 +562,24 @@ def inpaint_regions(
     sources = [audio, *references]
     out = audio
     for i, plan in enumerate(plans):
-        sampler = dict(steps=steps, seed=seed + i, xi=xi, margin=margin, level_band=level_band, progress=progress)
+        run = dict(seed=seed + i, margin=margin, progress=progress)
         if plan.splice is None:
-            out = generate(models, out, sample_rate, plan.start, plan.end, **sampler)
+            out = generate(models, out, sample_rate, plan.start, plan.end, sampler=sampler, **run)
             continue
         out = render(out, sources, plan.splice)
         if refine == "target" and _refine_spans(plan, refine, models, margin):
-            out = _edit_region(
-                models,
-                out,
-                sample_rate,
-                plan.start,
-                plan.end,
-                margin,
-                _infill_toward_copy,
-                {**_sampler_kwargs(steps, seed + i, xi, progress), "level_band_s": level_band},
-            )
+            task_run = {"sampler": _sampler(models, sampler), **_run(seed + i, progress)}
+            out = _edit_region(models, out, sample_rate, plan.start, plan.end, margin, _infill_toward_copy, task_run)
         elif refine != "target":
+            from_copy = _sampler(models, sampler).but(strength=REFINE_STRENGTH)
             for a, b in _refine_spans(plan, refine, models, margin):
-                out = regenerate(models, out, sample_rate, a, b, strength=REFINE_STRENGTH, **sampler)
+                out = regenerate(models, out, sample_rate, a, b, sampler=from_copy, **run)
     return InpaintResult(out, list(plans))
 
 
-def _infill_toward_copy(em: "EditModel", audio: torch.Tensor, start_s: float, end_s: float, **kw) -> torch.Tensor:
+def _infill_toward_copy(
+    em: "EditModel", audio: torch.Tensor, start_s: float, end_s: float, **task: object
+) -> torch.Tensor:
     """Infill [start_s, end_s) of ``audio`` ``(1, 2, N)``, whose region holds a copied passage, with the copy's log-mel
     spectrum as a reconstruction target inside the region at :data:`TARGET_WEIGHT` of the context's weight (after
     SimDPS, which puts retrieved candidates into diffusion posterior sampling): the fill is drawn toward the copy but
@@ -613,9 +591,9 @@ def _infill_toward_copy(em: "EditModel", audio: torch.Tensor, start_s: float, en
         inside = torch.zeros_like(window[:, :1])
         inside[..., a:b] = 1.0
         term = CroppedAudioMel(window, inside, em.codec.decode, em.codec.hop, sample_rate=em.sample_rate)
-        return [term], [TARGET_WEIGHT * RECONSTRUCTION_WEIGHT[em.distance]]
+        return [term], [TARGET_WEIGHT * RECONSTRUCTION_WEIGHT[task["sampler"].distance]]
 
-    return infill(em, audio, start_s, end_s, region_terms=toward, **kw)
+    return infill(em, audio, start_s, end_s, region_terms=toward, **task)
 
 
 def inpaint(
@@ -628,11 +606,9 @@ def inpaint(
     source: str = "auto",
     references: Sequence[tuple[torch.Tensor, int]] = (),
     refine: str = DEFAULT_REFINE,
-    steps: int = 50,
+    sampler: SamplerConfig | None = None,
     seed: int = 0,
-    xi: float | None = None,
     margin: float = DEFAULT_MARGIN,
-    level_band: float | None = None,
     progress: Progress | None = None,
 ) -> torch.Tensor:
     """Fill [start, end) s of ``audio`` ``(channels, T)`` at ``sample_rate``: with the song's own matching passage
@@ -650,11 +626,9 @@ def inpaint(
         plans,
         references=refs,
         refine=refine,
-        steps=steps,
+        sampler=sampler,
         seed=seed,
-        xi=xi,
         margin=margin,
-        level_band=level_band,
         progress=progress,
     ).audio
 
@@ -671,59 +645,34 @@ def restyle(
     reference_rate: int = SAMPLE_RATE,
     target_class: int | None = None,
     weight: float = 1.0,
-    classifier_weight: float | None = None,
-    chroma_weight: float | None = None,
-    strength: float | None = None,
-    steps: int = 50,
+    classifier_weight: float = CLASSIFIER_WEIGHT,
+    chroma_weight: float = CHROMA_WEIGHT,
+    sampler: SamplerConfig | None = None,
     seed: int = 0,
-    xi: float | None = None,
-    guidance_step: str | None = None,
     margin: float = DEFAULT_MARGIN,
-    level_band: float | None = None,
     progress: Progress | None = None,
 ) -> torch.Tensor:
     """Re-create [start, end) s of ``audio`` ``(channels, T)`` in the style of ``reference`` ``(channels, Tr)`` at
     ``reference_rate`` and/or toward the ``embedder``'s class ``target_class``; ``(channels, T)``.
 
-    ``embedder`` is the PaSST classifier (``guidance.passt``); ``classifier_weight`` defaults to
-    ``guidance.style_transfer.CLASSIFIER_WEIGHT``; ``chroma_weight`` (default ``CHROMA_WEIGHT``, 0 turns it off)
-    pulls the region toward its own original notes (``guidance.style_guidance.ChromaGuidance``); ``strength`` (default
-    ``STYLE_STRENGTH``) as in :func:`regenerate`, whose guarantees this keeps. Unless ``models.eta`` says otherwise, the
-    sampler runs at ``STYLE_ETA``; the guidance steps x̂0 (``guidance_step``, default ``STYLE_GUIDANCE_STEP``) by ``xi``
-    (default ``STYLE_XI``; with ``"eps"`` the model's ξ). The style is measured on the region only
-    (``guidance.style_transfer.restyle``).
+    ``embedder`` is the PaSST classifier (``guidance.passt``); ``chroma_weight`` (0 turns it off) pulls the region
+    toward its own original notes (``guidance.style_guidance.ChromaGuidance``). ``sampler`` defaults to the model
+    family's ``"style"`` preset (:func:`guidance.config.sampler_preset`); the guarantees are :func:`regenerate`'s.
+    The style is measured on the region only (``guidance.style_transfer.restyle``).
     """
-    from guidance.style_transfer import (
-        CHROMA_WEIGHT,
-        CLASSIFIER_WEIGHT,
-        STYLE_ETA,
-        STYLE_GUIDANCE_STEP,
-        STYLE_STRENGTH,
-        STYLE_XI,
-    )
     from guidance.style_transfer import restyle as restyle_task
 
-    classifier_weight = CLASSIFIER_WEIGHT if classifier_weight is None else classifier_weight
-    chroma_weight = CHROMA_WEIGHT if chroma_weight is None else chroma_weight
-    guidance_step = guidance_step or STYLE_GUIDANCE_STEP
-    if xi is None and guidance_step == "x0":  # an ε̂ step keeps the model's own ξ
-        xi = STYLE_XI
-    ref = None if reference is None else to_model_audio(reference, reference_rate)
-    task_kwargs = {
-        "reference": ref,
+    task = {
+        "embedder": embedder,
+        "reference": None if reference is None else to_model_audio(reference, reference_rate),
         "target_class": target_class,
         "weight": weight,
         "classifier_weight": classifier_weight,
         "chroma_weight": chroma_weight,
-        "strength": STYLE_STRENGTH if strength is None else strength,
-        "eta": STYLE_ETA if models.eta is None else models.eta,
-        "guidance_step": guidance_step,
-        "level_band_s": level_band,
-        **_sampler_kwargs(steps, seed, xi, progress),
+        "sampler": _sampler(models, sampler, "style"),
+        **_run(seed, progress),
     }
-    return _edit_region(
-        models, audio, sample_rate, start, end, margin, partial(restyle_task, embedder=embedder), task_kwargs
-    )
+    return _edit_region(models, audio, sample_rate, start, end, margin, restyle_task, task)
 
 
 def continue_song(
@@ -734,9 +683,8 @@ def continue_song(
     context: float = 2.4,
     source: str = "auto",
     refine: str = DEFAULT_REFINE,
-    steps: int = 50,
+    sampler: SamplerConfig | None = None,
     seed: int = 0,
-    xi: float | None = None,
     margin: float = DEFAULT_MARGIN,
     threshold: float = MATCH_THRESHOLD,
     progress: Progress | None = None,
@@ -745,8 +693,8 @@ def continue_song(
 
     Music repeats: where the song's last bars occurred before (a left-context match of :data:`CONTEXT_S`), what
     followed them there is copied on (``source`` "auto" and "song" when its score reaches ``threshold``; "song" fails
-    otherwise, "model" never copies);
-    otherwise the model continues the song's last ``context`` seconds. ``refine`` as in :func:`inpaint_regions`.
+    otherwise, "model" never copies); otherwise the model continues the song's last ``context`` seconds, sampled with
+    ``sampler`` (default the family's preset). ``refine`` as in :func:`inpaint_regions`.
     The input is kept bit for bit except its last ``margin`` seconds, where it crossfades into the new audio.
     """
     channels, total = audio.shape
@@ -772,19 +720,8 @@ def continue_song(
             plan.splice = plan_fill(
                 padded, [padded], plan.best, int(round(margin * sample_rate)), sample_rate=sample_rate
             )
-            result = inpaint_regions(
-                models,
-                padded,
-                sample_rate,
-                [plan],
-                refine=refine,
-                steps=steps,
-                seed=seed,
-                xi=xi,
-                margin=margin,
-                progress=progress,
-            )
-            return result
+            run = dict(refine=refine, sampler=sampler, seed=seed, margin=margin, progress=progress)
+            return inpaint_regions(models, padded, sample_rate, [plan], **run)
         if source == "song":
             found = (
                 f"the best, at {plan.best.start_s:.2f} s, scores {plan.best.score:.2f} (threshold {threshold:.2f})"
@@ -792,12 +729,8 @@ def continue_song(
                 else "the song is too short to hold a repeat"
             )
             raise InputError(f"no earlier passage of the song continues its end: {found}; use --source auto or model")
-    return InpaintResult(
-        _continue_with_model(
-            models, audio, sample_rate, ctx, steps=steps, seed=seed, xi=xi, margin=margin, progress=progress
-        ),
-        [plan],
-    )
+    run = dict(sampler=_sampler(models, sampler), margin=margin, **_run(seed, progress))
+    return InpaintResult(_continue_with_model(models, audio, sample_rate, ctx, **run), [plan])
 
 
 def _continue_with_model(
@@ -806,11 +739,10 @@ def _continue_with_model(
     sample_rate: int,
     ctx: int,
     *,
-    steps: int,
-    seed: int,
-    xi: float | None,
+    sampler: SamplerConfig,
     margin: float,
-    progress: Progress | None,
+    generator: torch.Generator,
+    callback: Callable | None,
 ) -> torch.Tensor:
     """The model's continuation of the last ``ctx`` samples of ``audio`` ``(channels, T)``, appended to it."""
     from guidance.tasks import continuation
@@ -819,12 +751,15 @@ def _continue_with_model(
     channels, total = audio.shape
     tail_in = audio[:, total - ctx :]
     tail = to_model_audio(tail_in, sample_rate)
+    context_s = tail.shape[-1] / SAMPLE_RATE
     out = continuation(
         edit_model(models),
         tail,
-        context_s=tail.shape[-1] / SAMPLE_RATE,
+        sampler=sampler,
+        context_s=context_s,
         margin_s=margin,
-        **_sampler_kwargs(steps, seed, xi, progress),
+        generator=generator,
+        callback=callback,
     )
     new_len = ctx + int(round((out.shape[-1] - tail.shape[-1]) * sample_rate / SAMPLE_RATE))
     back = from_model_audio(out, sample_rate, channels, new_len).to(audio.dtype)
@@ -847,16 +782,15 @@ def transition(
     sample_rate: int,
     *,
     fade: float = 2.5,
-    steps: int = 50,
+    sampler: SamplerConfig | None = None,
     seed: int = 0,
-    xi: float | None = None,
     margin: float = DEFAULT_MARGIN,
-    strength: float = 1.0,
     progress: Progress | None = None,
 ) -> torch.Tensor:
     """Track ``a`` then ``b`` (both ``(channels, T)`` at ``sample_rate``) joined by a regenerated ``fade``-second
     crossfade; returns ``(channels, Ta + Tb − fade)``. At 44.1 kHz, A and B are untouched farther than ``margin``
-    seconds from the crossfade; at other rates the model window is resampled, so only outside the window."""
+    seconds from the crossfade; at other rates the model window is resampled, so only outside the window.
+    ``sampler`` defaults to the family's preset (a ``strength`` below 1 keeps more of the plain crossfade)."""
     from guidance.tasks import transition as transition_task
 
     em = edit_model(models)
@@ -877,10 +811,10 @@ def transition(
         em,
         to_model_audio(a_in, sample_rate),
         to_model_audio(b_in, sample_rate),
+        sampler=_sampler(models, sampler),
         fade_s=fade,
         margin_s=margin,
-        strength=strength,
-        **_sampler_kwargs(steps, seed, xi, progress),
+        **_run(seed, progress),
     )
     middle = from_model_audio(joined, sample_rate, channels, 2 * win - fade_n).to(a.dtype)
     middle = middle[:, pad_a : middle.shape[1] - pad_b]
@@ -914,9 +848,8 @@ def transition_stems(
     length: float,
     b_start: float = 0.0,
     fade: float = 2.5,
-    steps: int = 50,
+    sampler: SamplerConfig | None = None,
     seed: int = 0,
-    xi: float | None = None,
     margin: float = DEFAULT_MARGIN,
     progress: Progress | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
@@ -924,8 +857,8 @@ def transition_stems(
 
     The output plays A until ``at`` s and B (from its ``b_start`` s) after ``at + length`` s. In between, each
     stem crossfades on its own schedule (:func:`stem_schedule`) through a ``fade``-second region that the model
-    regenerates with the transition task, blended over ``margin`` s each side. A stem missing from one song is
-    silence there (it fades in or out).
+    regenerates with the transition task (``sampler``; stem i with seed ``seed + i``), blended over ``margin`` s each
+    side. A stem missing from one song is silence there (it fades in or out).
     Returns the output stems, all ``(channels, at + len(B) − b_start)``, and each stem's crossfade centre.
     """
     if not stems_a or not stems_b:
@@ -968,9 +901,8 @@ def transition_stems(
             b[:, b_from:],
             sample_rate,
             fade=fade,
-            steps=steps,
+            sampler=sampler,
             seed=seed + i,
-            xi=xi,
             margin=margin,
             progress=progress,
         )

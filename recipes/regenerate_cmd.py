@@ -9,9 +9,8 @@ guarantees as ``musicprod inpaint``.
 from __future__ import annotations
 
 import argparse
-from functools import partial
 
-from .cli_common import add_strength_arg
+from .cli_common import add_strength_arg, sampler_from_args
 from .inpaint_cmd import add_region_parser, run_region
 from .pipeline import regenerate
 
@@ -28,4 +27,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    run_region(args, partial(regenerate, strength=args.strength), "regenerate", "regenerated")
+    run_region(args, regenerate, "regenerate", "regenerated", sampler_from_args(args, strength=args.strength))

@@ -19,10 +19,11 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from guidance.style_transfer import CHROMA_WEIGHT, CLASSIFIER_WEIGHT, STYLE_GUIDANCE_STEP, STYLE_STRENGTH, STYLE_XI
+from guidance.config import sampler_preset
+from guidance.style_transfer import CHROMA_WEIGHT, CLASSIFIER_WEIGHT
 from musicprod_common.errors import InputError
 
-from .cli_common import add_strength_arg, check_output_file, non_negative_float, read_audio
+from .cli_common import add_strength_arg, check_output_file, non_negative_float, read_audio, sampler_from_args
 from .inpaint_cmd import add_region_parser, run_region
 from .pipeline import SAMPLE_RATE, default_checkpoints, restyle
 
@@ -74,14 +75,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="the PaSST style classifier's folder (default: classifier/ in --checkpoints or the shipped checkpoints)",
     )
+    style = sampler_preset("latent", "style")
     p.add_argument(
         "--guidance-step",
         choices=["x0", "eps"],
-        default=STYLE_GUIDANCE_STEP,
+        default=style.guidance_step,
         help=f"what the pulls move: x0, the denoised estimate, to the last step (default; MPGD, He et al. 2024; "
-        f"--guidance defaults to {STYLE_XI:g} with it), or eps, the paper's noise estimate (fades as the noise does)",
+        f"--guidance defaults to {style.xi:g} with it), or eps, the paper's noise estimate (fades as the noise does; "
+        "--guidance then defaults to the paper's ξ)",
     )
-    add_strength_arg(p, default=STYLE_STRENGTH)
+    add_strength_arg(p, "style")
     p.set_defaults(func=run)
 
 
@@ -137,7 +140,9 @@ def run(args: argparse.Namespace) -> None:
         weight=args.weight,
         classifier_weight=args.classifier_weight,
         chroma_weight=args.chroma_weight,
-        strength=args.strength,
-        guidance_step=args.guidance_step,
     )
-    run_region(args, task, "restyle", "restyled")
+    xi = args.guidance
+    if xi is None and args.guidance_step == "eps":  # the paper's ε̂ step at the paper's ξ
+        xi = sampler_preset(args.model).xi
+    sampler = sampler_from_args(args, "style", strength=args.strength, guidance_step=args.guidance_step, xi=xi)
+    run_region(args, task, "restyle", "restyled", sampler)

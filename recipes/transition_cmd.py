@@ -20,6 +20,7 @@ from .cli_common import (
     models_from_args,
     non_negative_float,
     read_audio,
+    sampler_from_args,
 )
 from .pipeline import match_format, transition
 
@@ -62,17 +63,16 @@ def run(args: argparse.Namespace) -> None:
     if args.fade >= window:
         raise InputError(f"--fade {args.fade:g} s must be shorter than the {args.model} model's {window:.2f} s window")
     b = match_format(b, sr_b, sr, a.shape[0])
-    with tqdm(total=args.steps, desc="transition", unit="step", file=sys.stderr, leave=False, delay=0.5) as bar:
+    sampler = sampler_from_args(args, strength=args.strength)
+    with tqdm(total=sampler.steps, desc="transition", unit="step", file=sys.stderr, leave=False, delay=0.5) as bar:
         out = transition(
             models,
             a,
             b,
             sr,
             fade=args.fade,
-            steps=args.steps,
+            sampler=sampler,
             seed=args.seed,
-            xi=args.guidance,
-            strength=args.strength,
             progress=bar.update,
         )
     save_audio(args.output, out, sr, like=args.a)

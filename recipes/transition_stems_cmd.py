@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING
 from musicprod_common.audio import AUDIO_SUFFIXES
 from musicprod_common.errors import InputError
 
-from .cli_common import add_model_args, check_writable_dir, models_from_args, non_negative_float, read_audio
+from .cli_common import (
+    add_model_args,
+    check_writable_dir,
+    models_from_args,
+    non_negative_float,
+    read_audio,
+    sampler_from_args,
+)
 from .pipeline import SAMPLE_RATE, transition_stems
 
 if TYPE_CHECKING:
@@ -126,8 +133,9 @@ def run(args: argparse.Namespace) -> None:
             "window"
         )
     names = sorted(set(stems_a) | set(stems_b))
+    sampler = sampler_from_args(args)
     with tqdm(
-        total=args.steps * len(names),
+        total=sampler.steps * len(names),
         desc=f"transition {len(names)} stems",
         unit="step",
         file=sys.stderr,
@@ -143,9 +151,8 @@ def run(args: argparse.Namespace) -> None:
             length=args.length,
             b_start=args.b_start,
             fade=args.fade,
-            steps=args.steps,
+            sampler=sampler,
             seed=args.seed,
-            xi=args.guidance,
             progress=bar.update,
         )
     mix = torch.stack(list(stems.values())).sum(0)
@@ -171,7 +178,7 @@ def run(args: argparse.Namespace) -> None:
     fade = min(args.fade, args.length)
     print(
         f"transition {args.a} -> {args.b}: {args.length:g} s from {args.at:g} s, {len(names)} stems, "
-        f"{args.model} model ({args.steps} steps, seed {args.seed}); each stem's {fade:g} s crossfade is centred at:"
+        f"{args.model} model ({sampler.steps} steps, seed {args.seed}); each stem's {fade:g} s crossfade is centred at:"
     )
     for name, c in sorted(centres.items(), key=lambda kv: kv[1]):
         where = (

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from guidance import Denoiser, EditModel, IdentityCodec
+from guidance import Denoiser, EditModel, IdentityCodec, sampler_preset
 from guidance.passt import PaSST, passt_config
 from guidance.style_guidance import ChromaGuidance, ClassifierGuidance, EmbeddingGuidance, style_target
 from guidance.style_transfer import transfer_style
@@ -15,6 +15,7 @@ from musicprod_common.audio import chroma_correlation
 from musicprod_common.errors import InputError
 
 SR = 44100
+SAMPLER = sampler_preset("waveform").but(steps=4)  # the shipped waveform model's settings, fewer steps
 
 
 def tiny_passt(seed: int = 0) -> PaSST:
@@ -84,28 +85,32 @@ class ShrinkNet(torch.nn.Module):
 
 def test_transfer_style_runs_through_the_shared_sampler_and_weight_matters():
     window = SR // 4
-    model = EditModel(Denoiser(ShrinkNet()), IdentityCodec(), window=window, xi=3e-3)
+    model = EditModel(Denoiser(ShrinkNet()), IdentityCodec(), window=window, sampler=SAMPLER)
     embedder = tiny_passt()
     g = torch.Generator().manual_seed(0)
     source = 0.3 * torch.randn(1, 2, window, generator=g)
     reference = 0.3 * torch.randn(1, 2, window, generator=g)
-    plain = transfer_style(
-        model, embedder, source, reference, weight=0.0, steps=4, generator=torch.Generator().manual_seed(1)
-    )
+    plain = transfer_style(model, embedder, source, reference, weight=0.0, generator=torch.Generator().manual_seed(1))
     guided = transfer_style(
-        model, embedder, source, reference, weight=100.0, steps=4, generator=torch.Generator().manual_seed(1)
+        model, embedder, source, reference, weight=100.0, generator=torch.Generator().manual_seed(1)
     )
     assert plain.shape == guided.shape == source.shape
     assert torch.isfinite(guided).all()
     assert not torch.allclose(plain, guided)
     ancestral = transfer_style(
-        model, embedder, source, reference, weight=100.0, steps=4, eta=1.0, generator=torch.Generator().manual_seed(1)
+        model,
+        embedder,
+        source,
+        reference,
+        weight=100.0,
+        sampler=SAMPLER.but(eta=1.0),
+        generator=torch.Generator().manual_seed(1),
     )
     assert not torch.allclose(ancestral, guided)  # η reaches the sampler (this model's default is 0)
     with pytest.raises(InputError):
         transfer_style(model, embedder, source[..., :-1], reference)
     with pytest.raises(InputError):  # keeping the notes with no style pull is no style transfer
-        transfer_style(model, embedder, source, reference, weight=0.0, chroma_weight=1.0, steps=2)
+        transfer_style(model, embedder, source, reference, weight=0.0, chroma_weight=1.0)
 
 
 def test_chroma_correlation_known_cases():
@@ -228,7 +233,7 @@ def test_restyle_changes_only_the_region_and_its_style_term_sees_only_the_region
     from guidance.tasks import regenerate
 
     window = SR // 4
-    model = EditModel(Denoiser(ShrinkNet()), IdentityCodec(), window=window, xi=3e-3)
+    model = EditModel(Denoiser(ShrinkNet()), IdentityCodec(), window=window, sampler=SAMPLER.but(steps=3))
     audio = 0.3 * torch.randn(1, 2, 2 * window, generator=torch.Generator().manual_seed(2))
     start_s, end_s = 0.5 * window / SR, 0.9 * window / SR  # inside the first window
     seen = []
@@ -244,7 +249,6 @@ def test_restyle_changes_only_the_region_and_its_style_term_sees_only_the_region
         start_s,
         end_s,
         region_terms=recording_terms,
-        steps=3,
         margin_s=0.0,
         generator=torch.Generator().manual_seed(3),
     )
@@ -260,7 +264,6 @@ def test_restyle_changes_only_the_region_and_its_style_term_sees_only_the_region
         embedder=tiny_passt(),
         target_class=3,
         classifier_weight=1e3,
-        steps=3,
         margin_s=0.0,
         generator=torch.Generator().manual_seed(3),
     )

@@ -17,6 +17,7 @@ from guidance import (
     Guidance,
     IdentityCodec,
     L1Distance,
+    SamplerConfig,
     broadcast_like,
     cosine_alpha_sigma,
     linear_betas,
@@ -111,9 +112,10 @@ def test_strength_starts_from_the_noised_prior(strength):
     μ + α g (x̄ − μ) and variance s² σ² / (α² s² + σ²) + g² σ², where g = α s² / (α² s² + σ²). At strength 1
     (α = 0) that is the data distribution whatever x̄ is; at 0.5 it is pulled a fifth of the way to x̄."""
     n, prior_value = 4000, 2.7
-    model = EditModel(GAUSSIAN, IdentityCodec(), window=4, eta=1.0)
+    model = EditModel(GAUSSIAN, IdentityCodec(), window=4)
     problem = EditProblem(torch.zeros(n, 2, 4), torch.zeros(n, 1, 4), torch.full((n, 2, 4), prior_value), k=1.0)
-    out = solve(problem, model, steps=200, xi=0.0, strength=strength, generator=torch.Generator().manual_seed(0))
+    sampler = SamplerConfig(steps=200, eta=1.0, xi=0.0, strength=strength)
+    out = solve(problem, model, sampler, generator=torch.Generator().manual_seed(0))
     alpha, sigma = (float(v) for v in cosine_alpha_sigma(torch.tensor(strength)))
     gain = alpha * STD**2 / (alpha**2 * STD**2 + sigma**2)
     mean = MU + alpha * gain * (prior_value - MU)
@@ -127,9 +129,9 @@ def test_strength_needs_a_prior_and_a_valid_value():
     model = EditModel(GAUSSIAN, IdentityCodec(), window=4)
     no_prior = EditProblem(torch.zeros(1, 2, 4), torch.zeros(1, 1, 4))
     with pytest.raises(InputError, match="needs a prior"):
-        solve(no_prior, model, steps=2, strength=0.5)
+        solve(no_prior, model, SamplerConfig(steps=2, strength=0.5))
     with pytest.raises(InputError, match="strength must be in"):
-        solve(no_prior, model, steps=2, strength=0.0)
+        solve(no_prior, model, SamplerConfig(steps=2, strength=0.0))
 
 
 def test_golden_two_step_ddim_with_linear_v_model():
@@ -248,7 +250,9 @@ def test_guidance_pulls_towards_measurement(through_net):
 
     ts = uniform_timesteps(20)
     plain = sample(GAUSSIAN, x, ts)
-    guided = sample(GAUSSIAN, x, ts, guidance=Guidance([L1Distance(target, mask)], xi=0.3, through_net=through_net))
+    guided = sample(
+        GAUSSIAN, x, ts, guidance=Guidance([L1Distance(target, mask)], xi=0.3, through_net=through_net, step="eps")
+    )
     assert dist(guided) < dist(plain)
 
 
@@ -261,11 +265,11 @@ def test_x0_step_moves_the_denoised_estimate_by_xi_times_the_gradient():
     x0 = gaussian_x0(x, ts[:1].expand(3))
     assert torch.allclose(plain, x0, atol=1e-6)
     l1 = [L1Distance(target, torch.ones(3, 1, 16))]  # ∇ = sign(x̂0 − 0)
-    stepped = sample(GAUSSIAN, x, ts, guidance=Guidance(l1, xi=0.1, step="x0"))
+    stepped = sample(GAUSSIAN, x, ts, guidance=Guidance(l1, xi=0.1, through_net=True, step="x0"))
     assert torch.allclose(stepped, x0 - 0.1 * torch.sign(x0), atol=1e-6)
-    assert torch.equal(sample(GAUSSIAN, x, ts, guidance=Guidance(l1, xi=0.1)), plain)
+    assert torch.equal(sample(GAUSSIAN, x, ts, guidance=Guidance(l1, xi=0.1, through_net=True, step="eps")), plain)
     with pytest.raises(ValueError):
-        Guidance(l1, step="x")
+        Guidance(l1, xi=0.1, through_net=True, step="x")
 
 
 def test_edit_denoised_output_is_the_edited_x0():

@@ -9,11 +9,14 @@ import pytest
 import torch
 
 from guidance import (
+    XI_LATENT,
+    XI_WAVEFORM,
     CosineSchedule,
     Denoiser,
     EditModel,
     IdentityCodec,
     ReplaceProjection,
+    SamplerConfig,
     constant_power_crossfade,
     continuation,
     edit_long,
@@ -26,6 +29,7 @@ from guidance import (
     neighbour_crossfade,
     regenerate,
     regenerate_problem,
+    sampler_preset,
     solve,
     transition,
     transition_problem,
@@ -73,14 +77,21 @@ class AudioLoss:
         return self.loss(audio)
 
 
+# The stand-ins sample as the shipped waveform model does (the paper's L1 on 0.5 s each side, v_θ held constant),
+# at the latent model's ξ unless told otherwise.
+SAMPLER = sampler_preset("waveform").but(xi=XI_LATENT)
+
+
 def latent_model() -> EditModel:
-    return EditModel(Denoiser(TinyNet(2 * HOP), CosineSchedule(), "v"), FoldCodec(), window=WINDOW, sample_rate=16)
+    model = EditModel(Denoiser(TinyNet(2 * HOP), CosineSchedule(), "v"), FoldCodec(), window=WINDOW, sample_rate=16)
+    model.sampler = SAMPLER
+    return model
 
 
 def waveform_model() -> EditModel:
-    return EditModel(
-        Denoiser(TinyNet(2), CosineSchedule(), "v"), IdentityCodec(), window=WINDOW, sample_rate=16, xi=3e-3
-    )
+    model = EditModel(Denoiser(TinyNet(2), CosineSchedule(), "v"), IdentityCodec(), window=WINDOW, sample_rate=16)
+    model.sampler = SAMPLER.but(xi=XI_WAVEFORM)
+    return model
 
 
 def audio(n: int, seed: int = 0) -> torch.Tensor:
@@ -128,13 +139,11 @@ def test_solve_keeps_known_region_exact(make_model, space, resample):
     model, x = make_model(), audio(WINDOW)
     problem = infill_problem(x, 24, 40)
     finals = []
+    distance = "l1" if space == "latent" else None
     out = solve(
         problem,
         model,
-        steps=6,
-        space=space,
-        resample=resample,
-        jump=2,
+        model.sampler.but(steps=6, space=space, distance=distance, resample=resample, jump=2),
         generator=torch.Generator().manual_seed(0),
         callback=finals.append,
     )
@@ -164,12 +173,11 @@ class ScaledFoldCodec(FoldCodec):
 
 @pytest.mark.parametrize("xi", [0.0, 3e-2])
 def test_solve_output_carries_no_graph(xi):
-    model = EditModel(
-        Denoiser(TinyNet(2 * HOP), CosineSchedule(), "v"), ScaledFoldCodec(), window=WINDOW, sample_rate=16
-    )
+    model = latent_model()
+    model.codec = ScaledFoldCodec()
     x = audio(WINDOW)
     steps = []
-    out = solve(regenerate_problem(x, 16, 32), model, steps=3, xi=xi, callback=steps.append)
+    out = solve(regenerate_problem(x, 16, 32), model, SAMPLER.but(steps=3, xi=xi), callback=steps.append)
     assert not out.requires_grad and not any(d["x"].requires_grad for d in steps)
     assert torch.equal(out[..., :16], x[..., :16])
 
@@ -178,8 +186,8 @@ def test_guided_regeneration_of_a_whole_window_measures_nothing_and_equals_ungui
     """Nothing known and no extra term: the guidance loss has no graph, so its gradient is zero, not an error."""
     model, x = latent_model(), audio(WINDOW)
     problem = regenerate_problem(x, 0, WINDOW)
-    guided = solve(problem, model, steps=3, xi=3e-2, generator=torch.Generator().manual_seed(0))
-    plain = solve(problem, model, steps=3, xi=0.0, generator=torch.Generator().manual_seed(0))
+    guided = solve(problem, model, SAMPLER.but(steps=3, xi=3e-2), generator=torch.Generator().manual_seed(0))
+    plain = solve(problem, model, SAMPLER.but(steps=3, xi=0.0), generator=torch.Generator().manual_seed(0))
     assert torch.equal(guided, plain)
 
 
@@ -192,7 +200,8 @@ def test_solve_paper_variant_and_hook_term_run():
         return a.pow(2).mean()
 
     problem = regenerate_problem(x, 16, 32)
-    out = solve(problem, model, steps=4, through_net=True, band_s=None, extra_terms=[AudioLoss(hook)])
+    paper = sampler_preset("latent", "paper").but(steps=4)
+    out = solve(problem, model, paper, extra_terms=[AudioLoss(hook)])
     assert out.shape == x.shape and calls and calls[0] == x.shape  # the hook saw decoded audio (B, 2, T)
 
 
@@ -224,7 +233,7 @@ def test_edit_long_rejects_region_larger_than_window():
 def test_infill_and_regenerate_long_audio():
     model, x = latent_model(), audio(160, seed=3)  # 10 s at 16 Hz, window 4 s
     for task in (infill, regenerate):
-        out = task(model, x, 4.0, 5.0, margin_s=0.25, steps=4)
+        out = task(model, x, 4.0, 5.0, sampler=SAMPLER.but(steps=4), margin_s=0.25)
         assert out.shape == x.shape
         assert torch.equal(out[..., : 4 * 16 - 4], x[..., : 4 * 16 - 4]) and torch.equal(
             out[..., 5 * 16 + 4 :], x[..., 5 * 16 + 4 :]
@@ -233,7 +242,7 @@ def test_infill_and_regenerate_long_audio():
 
 def test_continuation_appends_to_input():
     model, x = waveform_model(), audio(100, seed=4)
-    out = continuation(model, x, context_s=1.0, margin_s=0.0, steps=4)
+    out = continuation(model, x, sampler=model.sampler.but(steps=4), context_s=1.0, margin_s=0.0)
     assert out.shape[-1] == 100 + WINDOW - 16
     assert torch.equal(out[..., :100], x)
 
@@ -275,7 +284,7 @@ def test_infill_with_prior_starts_from_the_crossfade():
     assert infill_problem(x, 24, 40).prior is None
     with pytest.raises(InputError):
         infill_problem(x, 24, 40, k=0.0)
-    out = solve(problem, latent_model(), steps=4)
+    out = solve(problem, latent_model(), SAMPLER.but(steps=4))
     assert torch.equal(out[..., :24], x[..., :24]) and torch.equal(out[..., 40:], x[..., 40:])
 
 
@@ -303,8 +312,8 @@ def test_solve_level_band_restores_the_codec_level():
     model.codec = QuietCodec()
     x = audio(WINDOW, seed=10)
     problem = infill_problem(x, 24, 40)
-    plain = solve(problem, model, steps=3, generator=torch.Generator().manual_seed(0))
-    fixed = solve(problem, model, steps=3, level_band_s=0.5, generator=torch.Generator().manual_seed(0))
+    plain = solve(problem, model, SAMPLER.but(steps=3), generator=torch.Generator().manual_seed(0))
+    fixed = solve(problem, model, SAMPLER.but(steps=3, level_band_s=0.5), generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(fixed[..., 24:40], 4.0 * plain[..., 24:40])  # known frames decode 4× too quiet
     assert torch.equal(fixed[..., :20], x[..., :20])
 
@@ -315,7 +324,7 @@ def test_transition_problem_and_task():
     assert torch.equal(problem.y[..., :20], a[..., 60:80]) and torch.equal(problem.y[..., 40:], b[..., 20:44])
     assert problem.prior is not None and problem.mask[..., 20:40].sum() == 0
     model = latent_model()
-    out = transition(model, a, b, fade_s=1.0, margin_s=0.0, steps=4)
+    out = transition(model, a, b, sampler=SAMPLER.but(steps=4), fade_s=1.0, margin_s=0.0)
     fade = 16  # 1 s at 16 Hz
     assert out.shape[-1] == 100 + 90 - fade
     # A is kept up to the fade and B after it, bit for bit; only the fade region is generated.
@@ -325,7 +334,7 @@ def test_transition_problem_and_task():
 
 def test_transition_too_long_fade_is_input_error():
     with pytest.raises(InputError):
-        transition(latent_model(), audio(100), audio(100), fade_s=5.0, steps=2)
+        transition(latent_model(), audio(100), audio(100), sampler=SAMPLER.but(steps=2), fade_s=5.0)
 
 
 def test_cropped_audio_l1_matches_full_decode_loss_and_gradient():
@@ -370,49 +379,56 @@ def test_cropped_audio_mel_scores_each_measured_run_on_the_mid_channel():
     assert not short(z, None).requires_grad  # runs below the largest STFT are not measured
 
 
-def test_reconstruction_distance_is_checked_and_latent_space_defaults_to_l1():
-    problem = infill_problem(audio(WINDOW), WINDOW // 4, WINDOW // 2)
-    model = latent_model()
-    model.distance = "mel"
-
-    def run(**kw):
-        return solve(problem, model, steps=2, generator=torch.Generator().manual_seed(0), **kw)
-
-    assert run(space="latent").shape == (1, 2, WINDOW)  # the model's mel default does not apply to latents
+def test_a_sampler_config_refuses_what_cannot_be_sampled():
     with pytest.raises(InputError, match="L1 only"):
-        run(space="latent", distance="mel")
+        SamplerConfig(space="latent", distance="mel")
     with pytest.raises(InputError, match="distance"):
-        run(distance="cosine")
+        SamplerConfig(distance="cosine")
+    with pytest.raises(InputError, match="strength"):
+        SamplerConfig(strength=0.0)
+    with pytest.raises(InputError, match="steps"):
+        SamplerConfig().but(steps=0)
+    assert SamplerConfig().but(steps=None, xi=0.0) == SamplerConfig(xi=0.0)  # None: a flag left out
 
 
-def test_solve_measures_the_band_of_its_distance_unless_given():
-    from guidance.tasks import RECONSTRUCTION_BAND_S
+def test_the_presets_compose_family_and_edit():
+    latent, style, paper = (
+        sampler_preset("latent"),
+        sampler_preset("latent", "style"),
+        sampler_preset("latent", "paper"),
+    )
+    assert (latent.distance, latent.band_s, latent.through_net) == ("mel", 0.25, False)
+    assert (style.eta, style.guidance_step, style.strength, style.distance) == (0.0, "x0", 0.4, "mel")
+    assert (paper.distance, paper.band_s, paper.through_net, paper.xi) == ("l1", None, True, latent.xi)
+    assert sampler_preset("waveform", "style").distance == "l1"  # a style edit keeps its family's distance
+    with pytest.raises(InputError, match="unknown edit"):
+        sampler_preset("latent", "remix")
 
+
+def test_solve_measures_the_band_it_is_given():
     problem = infill_problem(audio(WINDOW, seed=3), WINDOW // 4, WINDOW // 2)
 
-    def run(**kw):
-        return solve(problem, latent_model(), steps=4, distance="l1", generator=torch.Generator().manual_seed(0), **kw)
+    def run(sampler):
+        return solve(problem, latent_model(), sampler.but(steps=4), generator=torch.Generator().manual_seed(0))
 
-    assert RECONSTRUCTION_BAND_S["l1"] == 0.5  # 8 samples at the stand-in's 16 Hz
-    assert torch.equal(run(), run(band_s=0.5))
-    assert not torch.equal(run(), run(band_s=0.1))  # 2 samples: half of the eroded frame next to the gap
+    assert SAMPLER.band_s == 0.5  # 8 samples at the stand-in's 16 Hz
+    assert not torch.equal(run(SAMPLER), run(SAMPLER.but(band_s=0.1)))  # 2 samples: half the eroded frame by the gap
 
 
-def test_solve_takes_the_model_default_eta_unless_given():
-    from guidance.tasks import ETA_LATENT
-
+def test_solve_takes_the_model_sampler_unless_given_one():
     problem = infill_problem(audio(WINDOW), WINDOW // 4, WINDOW // 2)
 
-    def run(model, **kw):
-        return solve(problem, model, steps=4, xi=0.0, generator=torch.Generator().manual_seed(0), **kw)
+    def run(model, sampler=None):
+        return solve(problem, model, sampler, generator=torch.Generator().manual_seed(0))
 
     model = latent_model()
-    assert model.eta == 0.0 and ETA_LATENT == 1.0
+    model.sampler = SAMPLER.but(steps=4, xi=0.0)
     deterministic = run(model)
-    assert torch.equal(deterministic, run(model, eta=0.0))
-    model.eta = 1.0
-    assert torch.equal(run(model), run(model, eta=1.0))
-    assert not torch.equal(run(model), deterministic)
+    assert model.sampler.eta == 0.0 and torch.equal(deterministic, run(model, model.sampler))
+    ancestral = model.sampler.but(eta=1.0)
+    assert not torch.equal(run(model, ancestral), deterministic)
+    model.sampler = ancestral
+    assert torch.equal(run(model), run(model, ancestral))
 
 
 class ContextNet(TinyNet):
@@ -435,7 +451,7 @@ def test_solve_shows_a_conditioned_model_the_clean_measurement_and_its_frame_mas
     )
     x = audio(WINDOW)
     problem = infill_problem(x, 24, 40)
-    out = solve(problem, model, steps=4, xi=xi)
+    out = solve(problem, model, SAMPLER.but(steps=4, xi=xi))
     assert len(net.seen) == 4
     y = model.codec.encode(problem.y)
     mask = latent_mask(problem.mask, HOP, y.shape[-1], model.codec.erode)

@@ -15,6 +15,7 @@ import soundfile as sf
 import torch
 from recipes_testutils import TINY_FRAMES, changed_span, write_song
 
+from guidance.config import sampler_preset
 from recipes.cli import main
 from recipes.pipeline import DEFAULT_MARGIN, inpaint, load_models
 
@@ -114,8 +115,9 @@ def test_pipeline_inpaint_keeps_shape_and_is_deterministic(tiny_checkpoints):
         np.ascontiguousarray(np.random.default_rng(1).uniform(-0.5, 0.5, (1, 44100 * 3)).astype(np.float32))
     )
     calls = []
-    out1 = inpaint(models, audio, 44100, 1.0, 1.1, steps=3, seed=7, progress=calls.append)
-    out2 = inpaint(models, audio, 44100, 1.0, 1.1, steps=3, seed=7)
+    run = dict(source="model", sampler=sampler_preset("latent").but(steps=3), seed=7)
+    out1 = inpaint(models, audio, 44100, 1.0, 1.1, progress=calls.append, **run)
+    out2 = inpaint(models, audio, 44100, 1.0, 1.1, **run)
     assert out1.shape == audio.shape and out1.dtype == audio.dtype
     assert torch.equal(out1, out2)
     assert sum(calls) == 3
@@ -273,7 +275,8 @@ def test_region_longer_than_the_window_is_filled_window_by_window(tiny_checkpoin
     assert end - start > max_region(models)
     audio = torch.from_numpy(synth_song_tensor(5.0, sr))
     calls = []
-    out = inpaint(models, audio, sr, start, end, steps=2, seed=0, progress=calls.append)
+    two = sampler_preset("latent").but(steps=2)
+    out = inpaint(models, audio, sr, start, end, source="model", sampler=two, seed=0, progress=calls.append)
     windows = windows_needed(models, start, end, 5.0)
     assert windows >= 3 and sum(calls) == 2 * windows
     lo, hi = changed_span(audio.T.numpy(), out.T.numpy())
@@ -282,7 +285,7 @@ def test_region_longer_than_the_window_is_filled_window_by_window(tiny_checkpoin
     inside = (out != audio).any(0)[int(start * sr) : int(end * sr)]
     assert inside.float().mean() > 0.99
     with pytest.raises(InputError, match="at most"):
-        regenerate(models, audio, sr, start, end, steps=1)
+        regenerate(models, audio, sr, start, end, sampler=two)
 
 
 def synth_song_tensor(seconds: float, sr: int) -> np.ndarray:
