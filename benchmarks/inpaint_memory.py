@@ -2,8 +2,8 @@
 
 Writes a 10-minute 44.1 kHz stereo 16-bit wav (synthetic notes, generated block by block so this process
 stays small), then runs the real command in a child process and reads the child's peak RSS from
-``getrusage(RUSAGE_CHILDREN)``. The command's default ``--source auto`` searches the whole song for a passage
-first; the synthetic notes never repeat, so the model then fills the region too, and the peak covers both.
+``getrusage(RUSAGE_CHILDREN)``. The command's default ``--source auto`` searches the whole song for a passage first
+(the synthetic notes repeat within each 10 s block, so it copies one); ``--source model`` measures the model's fill.
 Memory does not depend on training, so without ``--checkpoints`` the ``small`` presets (the shipped
 architecture) are saved with random weights and used.
 
@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4, help="memory peaks within one step; more steps only take longer")
     ap.add_argument("--start", type=float, default=300.0, help="region start, seconds (default: mid-song)")
     ap.add_argument("--length", type=float, default=2.0, help="region length, seconds")
+    ap.add_argument("--source", choices=["auto", "song", "model"], default="auto", help="musicprod inpaint --source")
     ap.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = ap.parse_args()
 
@@ -98,6 +99,8 @@ def main() -> None:
             str(ckpt),
             "--steps",
             str(args.steps),
+            "--source",
+            args.source,
         ]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -113,6 +116,7 @@ def main() -> None:
         "model": args.model,
         "checkpoints": str(args.checkpoints) if args.checkpoints else "random-init small presets",
         "region_s": [args.start, args.start + args.length],
+        "source": args.source,
         "steps": args.steps,
         "wav_GB": round(song_gb, 3),
         "peak_rss_GB": round(peak_gb, 3),

@@ -50,16 +50,12 @@ THRESHOLD = 0.5  # auto copies at or above this score, where a copy is the likel
 
 @dataclass(frozen=True)
 class Features:
-    """Per-frame descriptors of one source: ``frames`` ``(D, N)`` (zero for silent frames, unit length otherwise)
-    and the onset strength ``(N,)``; frame k is centred on sample ``k * hop`` of a ``length``-sample source."""
+    """Per-frame descriptors of one source: ``frames`` ``(D, N)``, zero for silent frames and unit length otherwise;
+    frame k is centred on sample ``k * hop`` of a ``length``-sample source."""
 
     frames: torch.Tensor
-    onset: torch.Tensor
     hop: float  # source samples per frame
     length: int
-
-    def frame_of(self, sample: float) -> float:
-        return sample / self.hop
 
 
 @dataclass(frozen=True)
@@ -128,13 +124,13 @@ def _filters(n_freqs: int) -> tuple[torch.Tensor, torch.Tensor]:
 def features(audio: torch.Tensor, sample_rate: int) -> Features:
     """:class:`Features` of ``audio`` ``(channels, T)`` at ``sample_rate``: cost is about linear in T (a 10-minute
     song takes well under a second on two cores)."""
-    import librosa
+    import soxr  # librosa's resampler, called directly: importing librosa would cost seconds on the first call
 
     mono = _mono(audio)
     length = mono.shape[-1]
     y = mono.numpy()
     if sample_rate != ANALYSIS_RATE:
-        y = librosa.resample(y, orig_sr=sample_rate, target_sr=ANALYSIS_RATE, res_type="soxr_hq")
+        y = soxr.resample(y, sample_rate, ANALYSIS_RATE, quality="HQ")
     y = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
     if y.numel() < N_FFT:
         y = torch.nn.functional.pad(y, (0, N_FFT - y.numel()))
@@ -146,8 +142,6 @@ def features(audio: torch.Tensor, sample_rate: int) -> Features:
     silent = energy_db < energy_db.max() + SILENCE_DB
     chroma = chroma_w @ power
     chroma = chroma / chroma.amax(0, keepdim=True).clamp(min=1e-10)  # librosa's per-frame max normalisation
-    # Spectral flux of the log-mel (positive changes only): what onset detectors use (e.g. librosa's onset_strength).
-    onset = torch.nn.functional.pad((mel_db[:, 1:] - mel_db[:, :-1]).clamp(min=0).mean(0), (1, 0))
     parts = []
     for block, weight in ((mel_db, 1.0 - CHROMA_WEIGHT), (chroma, CHROMA_WEIGHT)):
         loud = ~silent
@@ -156,7 +150,7 @@ def features(audio: torch.Tensor, sample_rate: int) -> Features:
         norm = centred.norm(dim=0, keepdim=True).clamp(min=1e-8)
         parts.append(math.sqrt(weight) * centred / norm)
     frames = torch.cat(parts).masked_fill(silent, 0.0)
-    return Features(frames.contiguous(), onset, HOP * sample_rate / ANALYSIS_RATE, length)
+    return Features(frames.contiguous(), HOP * sample_rate / ANALYSIS_RATE, length)
 
 
 # ----------------------------------------------------------------------------------------------- search
@@ -335,10 +329,9 @@ def source_hop(sample_rate: int) -> float:
 
 def _xcorr(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Numerator Σ x[i] y[i + l] and window energies Σ y[i + l]² for l = 0 .. len(y) − len(x), plus Σ x²."""
-    from scipy.signal import fftconvolve
-
-    n = len(x)
-    num = fftconvolve(y, x[::-1], mode="valid")
+    n, m = len(x), len(y)
+    size = 1 << (m + n - 1).bit_length()  # a circular correlation this long wraps nothing into the lags kept
+    num = np.fft.irfft(np.fft.rfft(y, size) * np.conj(np.fft.rfft(x, size)), size)[: m - n + 1]
     c = np.concatenate([[0.0], np.cumsum(y.astype(np.float64) ** 2)])
     energy = c[n:] - c[: len(c) - n]
     return num, energy, float(np.dot(x, x))

@@ -13,7 +13,7 @@ Nothing here prints or needs a model.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -53,8 +53,7 @@ class SplicePlan:
     """Layers in time order, ``song → pieces → song``, and the seams between consecutive layers.
 
     A region at the song's start (or end) has no song layer before (after) it, and no seam there: the first
-    (last) piece then starts (ends) the output. ``pieces`` has one more entry than ``seams`` when one song side is
-    missing, two more when both are, and one fewer when both are present.
+    (last) piece then starts (ends) the output. There is one seam between each two consecutive layers.
     """
 
     region: tuple[int, int]
@@ -64,17 +63,10 @@ class SplicePlan:
     song_before: bool = True
     song_after: bool = True
     match: Match | None = None
-    notes: list[str] = field(default_factory=list)
 
     def layers(self) -> list[Piece]:
         song = Piece(0, 0, 1.0)
         return ([song] if self.song_before else []) + self.pieces + ([song] if self.song_after else [])
-
-    def span(self, length: int) -> tuple[int, int]:
-        """Song samples the plan may change: from the first seam (or 0) to the last seam's end (or ``length``)."""
-        lo = self.seams[0].at if self.song_before and self.seams else 0
-        hi = self.seams[-1].end if self.song_after and self.seams else length
-        return lo, hi
 
 
 # ----------------------------------------------------------------------------------------------- fades and levels
@@ -218,7 +210,7 @@ def plan_fill(
 
 
 def render(song: torch.Tensor, sources: Sequence[torch.Tensor], plan: SplicePlan) -> torch.Tensor:
-    """The song ``(channels, T)`` with ``plan`` applied; bit-identical outside :meth:`SplicePlan.span`."""
+    """The song ``(channels, T)`` with ``plan`` applied; bit-identical outside its seams and the pieces between them."""
     layers = plan.layers()
     if len(layers) != len(plan.seams) + 1:
         raise InputError(
