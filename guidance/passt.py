@@ -331,7 +331,8 @@ class PaSST(nn.Module):
         cfg = self.cfg
         return math.ceil((cfg.patch_size - 1) * cfg.hop_length * cfg.input_sample_rate / cfg.sample_rate) + 1
 
-    def _windows(self, audio: torch.Tensor) -> list[torch.Tensor]:
+    def windows(self, audio: torch.Tensor) -> list[torch.Tensor]:
+        """``audio (B, C, T)`` cut into the model-length windows that :meth:`embed` and :meth:`classify` average."""
         n = self.max_samples
         if audio.shape[-1] <= n:
             return [audio]
@@ -344,11 +345,11 @@ class PaSST(nn.Module):
 
         Differentiable (no ``no_grad`` here), so it serves both metrics and guidance.
         """
-        return torch.stack([self(w)["embedding"] for w in self._windows(audio)]).mean(0)
+        return torch.stack([self(w)["embedding"] for w in self.windows(audio)]).mean(0)
 
     def classify(self, audio: torch.Tensor) -> torch.Tensor:
         """Style logits ``(B, num_classes)``; longer inputs average logits over windows."""
-        return torch.stack([self(w)["logits"] for w in self._windows(audio)]).mean(0)
+        return torch.stack([self(w)["logits"] for w in self.windows(audio)]).mean(0)
 
 
 def build_passt(cfg: PasstConfig) -> PaSST:

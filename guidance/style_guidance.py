@@ -88,7 +88,7 @@ class ClassifierGuidance:
         self.target = target.float()
 
     def logits(self, audio: torch.Tensor) -> torch.Tensor:
-        windows = self.classifier._windows(audio)
+        windows = self.classifier.windows(audio)
         return torch.stack([self.classifier(w)[self.key] for w in windows]).mean(0)
 
     def __call__(self, x0: torch.Tensor, audio: torch.Tensor | None) -> torch.Tensor:

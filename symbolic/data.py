@@ -42,7 +42,7 @@ SPLIT_IDS = {"train": 0, "valid": 1, "test": 2}
 DENSE_LOW, DENSE_PITCHES = 21, 88
 
 
-def _nearest_index(grid: np.ndarray, times: np.ndarray) -> np.ndarray:
+def nearest_index(grid: np.ndarray, times: np.ndarray) -> np.ndarray:
     """Index of the grid point nearest each time."""
     idx = np.clip(np.searchsorted(grid, times), 1, len(grid) - 1)
     left = grid[idx - 1]
@@ -67,8 +67,8 @@ def extract_song(song) -> dict[str, np.ndarray] | None:
         notes = song.tracks.get(name, ())
         if not notes:
             continue
-        starts = _nearest_index(grid, np.array([n.start for n in notes]))
-        ends = _nearest_index(grid, np.array([n.end for n in notes]))
+        starts = nearest_index(grid, np.array([n.start for n in notes]))
+        ends = nearest_index(grid, np.array([n.end for n in notes]))
         ends = np.maximum(ends, starts + 1)  # every note keeps at least one step
         pitches = np.array([n.pitch for n in notes])
         rows.append(np.stack([np.full_like(pitches, track_id), pitches, starts, ends], 1))
@@ -76,13 +76,13 @@ def extract_song(song) -> dict[str, np.ndarray] | None:
     chord_rows = []
     for c in song.chords:
         chord = parse_harte(c.label)
-        start, end = _nearest_index(grid, np.array([c.start, c.end]))
+        start, end = nearest_index(grid, np.array([c.start, c.end]))
         if end <= start:
             continue
         root = -1 if chord.root is None else chord.root
         chord_rows.append((start, end, chord.chroma_mask, chord.scale_mask, (root & 0xF) | (int(chord.is_minor) << 4)))
     chords = np.array(chord_rows, np.int32).reshape(-1, 5)
-    beat_index = _nearest_index(np.asarray(song.beats), np.asarray(song.downbeats))
+    beat_index = nearest_index(np.asarray(song.beats), np.asarray(song.downbeats))
     downbeats = np.unique(beat_index * STEPS_PER_BEAT).astype(np.int32)
     return {"notes": notes, "chords": chords, "downbeats": downbeats, "steps": np.array(steps)}
 

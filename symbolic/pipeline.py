@@ -125,7 +125,7 @@ def read_midi_tracks(path: str | os.PathLike) -> tuple[Tracks, float]:
 
     from musicprod_common.pop909 import read_midi_notes
 
-    from .data import _nearest_index
+    from .data import nearest_index
 
     tracks = read_midi_notes(path)
     with warnings.catch_warnings():
@@ -142,8 +142,8 @@ def read_midi_tracks(path: str | os.PathLike) -> tuple[Tracks, float]:
     for name, notes in tracks.items():
         if not notes:
             continue
-        starts = _nearest_index(grid, np.array([n.start for n in notes]))
-        ends = np.maximum(_nearest_index(grid, np.array([n.end for n in notes])), starts + 1)
+        starts = nearest_index(grid, np.array([n.start for n in notes]))
+        ends = np.maximum(nearest_index(grid, np.array([n.end for n in notes])), starts + 1)
         key = "MELODY" if name == "MELODY" else "PIANO"
         out[key] += [(n.pitch, int(s), int(e)) for n, s, e in zip(notes, starts, ends)]
     return out, bpm

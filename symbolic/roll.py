@@ -137,10 +137,10 @@ def read_melody(path: str | os.PathLike, max_steps: int | None = None) -> tuple[
         beats = np.arange(0, midi.get_end_time() + 1, 60.0 / bpm)
     ext = np.append(beats, beats[-1] + (beats[-1] - beats[-2]))
     grid = (ext[:-1, None] + np.diff(ext)[:, None] * np.arange(4)[None] / 4).reshape(-1)
-    from .data import _nearest_index
+    from .data import nearest_index
 
-    starts = _nearest_index(grid, np.array([n.start for n in notes]))
-    ends = np.maximum(_nearest_index(grid, np.array([n.end for n in notes])), starts + 1)
+    starts = nearest_index(grid, np.array([n.start for n in notes]))
+    ends = np.maximum(nearest_index(grid, np.array([n.end for n in notes])), starts + 1)
     best: dict[int, tuple[int, int]] = {}
     for n, s, e in zip(notes, starts, ends):
         if s not in best or n.pitch > best[s][0]:
