@@ -35,7 +35,15 @@ from .tasks import (
     waveform_edit_model,
 )
 from .terms import CroppedAudioL1, CroppedAudioMel, Guidance, L1Distance
-from .windowing import distance_to_unknown, edit_long, known_weight, level_correction, paste_known, place_window
+from .windowing import (
+    distance_to_unknown,
+    edit_long,
+    known_weight,
+    level_correction,
+    paste_known,
+    place_window,
+    window_plan,
+)
 
 __all__ = [
     "Codec",
@@ -89,4 +97,5 @@ __all__ = [
     "level_correction",
     "paste_known",
     "place_window",
+    "window_plan",
 ]

@@ -335,9 +335,10 @@ def infill(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
 ) -> torch.Tensor:
-    """Generate [start_s, end_s) of ``audio`` ``(B, 2, N)`` (any length) from its surroundings; ``(B, 2, N)``.
-    ``region_terms`` adds guidance terms as in :func:`regenerate` (the region's own samples never reach the sampler
-    otherwise: they are unknown to it)."""
+    """Generate [start_s, end_s) of ``audio`` ``(B, 2, N)`` (any length) from its surroundings; ``(B, 2, N)``. A
+    region longer than one window is filled window by window (``guidance.windowing.edit_long``). ``region_terms``
+    adds guidance terms as in :func:`regenerate` (the region's own samples never reach the sampler otherwise: they are
+    unknown to it)."""
     _check_audio(audio)
     margin = _samples(model, margin_s)
 
@@ -347,7 +348,8 @@ def infill(
             infill_problem(chunk, a, b), model, sampler, margin=margin, generator=generator, callback=callback, **extra
         )
 
-    return edit_long(audio, _samples(model, start_s), _samples(model, end_s), model.window, margin, edit)
+    start, end = _samples(model, start_s), _samples(model, end_s)
+    return edit_long(audio, start, end, model.window, margin, edit, chunked=True)
 
 
 def regenerate(

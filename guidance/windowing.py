@@ -85,6 +85,25 @@ def place_window(start: int, end: int, total: int, window: int, margin: int) -> 
     return max(0, min(centre - window // 2, total - window))
 
 
+def window_plan(start: int, end: int, total: int, window: int, margin: int) -> list[tuple[int, int, int]]:
+    """Windows ``(w0, gen_start, gen_stop)`` (samples) that edit [start, end) of ``total`` samples when the region is
+    longer than one ``window``.
+
+    Each window keeps half a window of already-final audio on its left as context and generates the rest of
+    itself; the last one also sees the original audio after ``end`` (plus ``margin``) on its right. A window that
+    reaches the region's last ``margin`` samples without room for the margin after it stops short of them, so the
+    last window always holds the end, its margin and the audio after it (which needs ``margin`` ≤ ``window`` / 4).
+    """
+    context, plan, pos = window // 2, [], start
+    while pos < end:
+        w0 = max(0, pos - context)
+        final = min(end + margin, total) <= w0 + window
+        stop = end if final else min(w0 + window, end - margin)
+        plan.append((w0, pos, stop))
+        pos = stop
+    return plan
+
+
 def edit_long(
     audio: torch.Tensor,
     start: int,
@@ -92,14 +111,28 @@ def edit_long(
     window: int,
     margin: int,
     edit: Callable[[torch.Tensor, int, int], torch.Tensor],
+    *,
+    chunked: bool = False,
 ) -> torch.Tensor:
     """Apply ``edit(window_audio (B, 2, window), rel_start, rel_end) -> (B, 2, window)`` to the window around
     region [start, end) of ``audio`` ``(B, 2, N)`` and blend it back; returns ``(B, 2, N)``.
 
-    Audio shorter than the window is zero-padded for the model and cropped afterwards. Outside
+    Audio shorter than the window is zero-padded for the model and cropped afterwards. A region longer than the
+    window minus its margins is refused, or with ``chunked`` edited window after window (:func:`window_plan`): each
+    window's edit generates to the window's end, so nothing of the original region leaks in, and returns its window
+    already blended with the known audio (``solve(..., margin=...)``); the next window continues from it. Outside
     [start − margin, end + margin) the output is the input, bit for bit.
     """
     total = audio.shape[-1]
+    if chunked and end - start + 2 * margin > window:
+        out = audio.clone()
+        for w0, pos, stop in window_plan(start, end, total, window, margin):
+            chunk = torch.nn.functional.pad(out[..., w0 : w0 + window], (0, max(0, w0 + window - total)))
+            final = stop == end
+            generated = edit(chunk, pos - w0, stop - w0 if final else window)
+            lo, hi = max(0, pos - margin), min(total, stop + margin) if final else stop  # the next window blends on
+            out[..., lo:hi] = generated[..., lo - w0 : hi - w0]
+        return out
     w0 = place_window(start, end, max(total, window), window, margin)
     padded = torch.nn.functional.pad(audio, (0, max(0, window - total)))
     chunk = padded[..., w0 : w0 + window]

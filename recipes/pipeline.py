@@ -156,9 +156,10 @@ def _edit_region(
     margin: float,
     task: Callable[..., torch.Tensor],
     kwargs: dict,
-    long_task: Callable[..., torch.Tensor] | None = None,
+    chunked: bool = False,
 ) -> torch.Tensor:
-    """Run a region task (infill/regenerate) on ``audio`` ``(channels, T)`` and return ``(channels, T)``.
+    """Run a region task (infill/regenerate) on ``audio`` ``(channels, T)`` and return ``(channels, T)``; only a
+    ``chunked`` task (infill) takes a region longer than one window minus the margins.
 
     Only a segment of one model window either side of the region is converted to 44.1 kHz stereo, so a
     10-minute song costs no more than a short one. The edited segment is converted back to the input's rate
@@ -181,9 +182,7 @@ def _edit_region(
             f"window; use at most {models.window_samples / SAMPLE_RATE / 4:.2f} s"
         )
     longest = max_region(models, margin)
-    if end - start > longest + 1e-9 and long_task is not None:
-        task = long_task
-    elif end - start > longest + 1e-9:
+    if end - start > longest + 1e-9 and not chunked:
         raise InputError(
             f"region {start:g}-{end:g} s is {end - start:.2f} s long, but the {models.kind} model regenerates at most "
             f"{longest:.2f} s at once (its {models.window_samples / SAMPLE_RATE:.2f} s window minus the margins); "
@@ -232,23 +231,7 @@ def generate(
     from guidance.tasks import infill
 
     run = {"sampler": _sampler(models, sampler), **_run(seed, progress)}
-    return _edit_region(models, audio, sample_rate, start, end, margin, infill, run, long_task=infill_chunked)
-
-
-def window_plan(start: int, end: int, total: int, window: int, margin: int) -> list[tuple[int, int, int]]:
-    """Windows ``(w0, gen_start, gen_stop)`` (samples) that infill [start, end) when it is longer than one window.
-
-    Each window keeps half a window of already-final audio on its left as context and generates the rest of
-    itself; the last one also sees the original audio after ``end`` (plus ``margin``) on its right.
-    """
-    context, plan, pos = window // 2, [], start
-    while pos < end:
-        w0 = max(0, pos - context)
-        final = min(end + margin, total) <= w0 + window
-        stop = end if final else w0 + window
-        plan.append((w0, pos, stop))
-        pos = stop
-    return plan
+    return _edit_region(models, audio, sample_rate, start, end, margin, infill, run, chunked=True)
 
 
 def windows_needed(models: Models, start: float, end: float, duration: float, margin: float = DEFAULT_MARGIN) -> int:
@@ -256,42 +239,10 @@ def windows_needed(models: Models, start: float, end: float, duration: float, ma
     ``duration``-second file: the progress bar's total is ``steps`` times this."""
     if end - start <= max_region(models, margin) + 1e-9:
         return 1
+    from guidance.windowing import window_plan
+
     s, e, m, n = (int(round(x * SAMPLE_RATE)) for x in (start, end, margin, duration))
     return len(window_plan(s, e, n, models.window_samples, m))
-
-
-def infill_chunked(
-    em: "EditModel",
-    audio: torch.Tensor,
-    start_s: float,
-    end_s: float,
-    *,
-    margin_s: float,
-    sampler: SamplerConfig,
-    generator: torch.Generator | None = None,
-    callback: Callable | None = None,
-) -> torch.Tensor:
-    """Infill a region longer than one window of ``audio`` ``(1, 2, N)``, window after window (:func:`window_plan`).
-
-    Each window is one guidance infill problem (``guidance.tasks.solve``) whose unknown part runs to the
-    window's end, so nothing of the original region leaks in; the next window continues from it. Outside
-    [start − margin, end + margin) the result is the input, bit for bit.
-    """
-    from guidance.tasks import EditProblem, solve
-
-    sr, window, n = em.sample_rate, em.window, audio.shape[-1]
-    s, e, m = (int(round(x * sr)) for x in (start_s, end_s, margin_s))
-    out = audio.clone()
-    for w0, pos, stop in window_plan(s, e, n, window, m):
-        chunk = torch.nn.functional.pad(out[..., w0 : w0 + window], (0, max(0, w0 + window - n)))
-        final = stop == e
-        mask = torch.ones_like(chunk[:, :1])
-        mask[..., pos - w0 : (stop - w0 if final else window)] = 0.0
-        problem = EditProblem(chunk * mask, mask)
-        generated = solve(problem, em, sampler, margin=m, generator=generator, callback=callback)
-        lo, hi = max(0, pos - m), min(n, stop + m) if final else stop
-        out[..., lo:hi] = generated[..., lo - w0 : hi - w0]
-    return out
 
 
 def regenerate(

@@ -33,6 +33,7 @@ from guidance import (
     solve,
     transition,
     transition_problem,
+    window_plan,
 )
 from musicprod_common.errors import InputError
 
@@ -458,3 +459,19 @@ def test_solve_shows_a_conditioned_model_the_clean_measurement_and_its_frame_mas
     for known, known_mask in net.seen:
         assert torch.equal(known, y) and torch.equal(known_mask, mask)
     assert torch.equal(out[..., :24], x[..., :24]) and torch.equal(out[..., 40:], x[..., 40:])
+
+
+def test_a_region_longer_than_the_window_is_infilled_window_by_window():
+    """Only infill chunks (each window generates to its end and the next continues from it); regenerate refuses."""
+    model, x = latent_model(), audio(400, seed=11)  # window 64 samples, region 160
+    start, end, margin = 100, 260, 4
+    calls = []
+    out = infill(
+        model, x, start / 16, end / 16, sampler=SAMPLER.but(steps=2), margin_s=margin / 16, callback=calls.append
+    )
+    assert len(calls) == 2 * len(window_plan(start, end, 400, WINDOW, margin)) > 2 * 2
+    assert torch.equal(out[..., : start - margin], x[..., : start - margin])
+    assert torch.equal(out[..., end + margin :], x[..., end + margin :])
+    assert (out[..., start:end] != x[..., start:end]).all(dim=1).float().mean() > 0.99
+    with pytest.raises(InputError, match="exceeds the model window"):
+        regenerate(model, x, start / 16, end / 16, sampler=SAMPLER.but(steps=2), margin_s=margin / 16)
