@@ -17,21 +17,26 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 import torch
 
+from guidance import tasks
 from guidance.config import SamplerConfig, sampler_preset
 from guidance.style_transfer import CHROMA_WEIGHT, CLASSIFIER_WEIGHT
-from musicprod_common.audio import SAMPLE_RATE
+from guidance.style_transfer import restyle as restyle_task
+from guidance.tasks import RECONSTRUCTION_WEIGHT, EditModel, latent_edit_model, waveform_edit_model
+from guidance.terms import CroppedAudioMel
+from guidance.windowing import paste_known, window_plan
+from latent_diffusion import DiT
+from musicprod_common.audio import SAMPLE_RATE, to_stereo_44k
 from musicprod_common.errors import InputError
 from musicprod_common.passages import MIN_REFERENCE_S, Match, features, find_chain, find_passages
 from musicprod_common.passages import THRESHOLD as MATCH_THRESHOLD
 from musicprod_common.resources import shipped
 from musicprod_common.splice import SplicePlan, plan_fill, render
-
-if TYPE_CHECKING:
-    from guidance.tasks import EditModel
+from vae import SpectrogramVAE
+from waveform_diffusion import WaveformUNet
 
 MODEL_KINDS = ("latent", "waveform")
 
@@ -75,9 +80,6 @@ def load_models(kind: str = "latent", checkpoints: str | os.PathLike | None = No
         raise InputError(f"unknown model {kind!r}; choose one of {', '.join(MODEL_KINDS)}")
     root = Path(checkpoints) if checkpoints is not None else default_checkpoints()
     if kind == "latent":
-        from latent_diffusion import DiT
-        from vae import SpectrogramVAE
-
         vae = SpectrogramVAE.from_pretrained(_checkpoint_folder(root, "vae"))
         dit = DiT.from_pretrained(_checkpoint_folder(root, "dit"))
         if (dit.config.in_channels, dit.config.hop_samples) != (vae.config.latent_channels, vae.latent_hop):
@@ -87,7 +89,6 @@ def load_models(kind: str = "latent", checkpoints: str | os.PathLike | None = No
                 "ship checkpoints trained together"
             )
         return Models("latent", dit.eval().requires_grad_(False), vae.eval().requires_grad_(False))
-    from waveform_diffusion import WaveformUNet
 
     unet = WaveformUNet.from_pretrained(_checkpoint_folder(root, "unet"))
     return Models("waveform", unet.eval().requires_grad_(False))
@@ -96,9 +97,8 @@ def load_models(kind: str = "latent", checkpoints: str | os.PathLike | None = No
 # ----------------------------------------------------------------------------------------------- model → task
 
 
-def edit_model(models: Models) -> "EditModel":
+def edit_model(models: Models) -> EditModel:
     """The guidance tasks' view of ``models`` (denoiser, codec, window, sampler preset), built by guidance itself."""
-    from guidance.tasks import latent_edit_model, waveform_edit_model
 
     if models.kind == "latent":
         return latent_edit_model(models.net, models.vae)
@@ -121,7 +121,6 @@ def _run(seed: int, progress: Progress | None) -> dict:
 
 def to_model_audio(audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
     """Any ``(channels, T)`` at any rate → ``(1, 2, T')`` float32 at 44.1 kHz (mono duplicated, others resampled)."""
-    from musicprod_common.audio import to_stereo_44k
 
     return to_stereo_44k(audio, sample_rate).unsqueeze(0)
 
@@ -166,7 +165,6 @@ def _edit_region(
     and channels and pasted with the windowing's own crossfade, so samples farther than ``margin`` seconds
     from the region are the input's, bit for bit, whatever the input format.
     """
-    from guidance.windowing import paste_known
 
     channels, total = audio.shape
     s0, e0 = int(round(start * sample_rate)), int(round(end * sample_rate))
@@ -228,10 +226,9 @@ def generate(
     Returns ``(channels, T)``; identical to the input beyond ``margin`` s from the region. ``sampler`` defaults to
     the model family's preset; ``progress(n)`` is called after every sampling step (``steps`` calls per window).
     """
-    from guidance.tasks import infill
 
     run = {"sampler": _sampler(models, sampler), **_run(seed, progress)}
-    return _edit_region(models, audio, sample_rate, start, end, margin, infill, run, chunked=True)
+    return _edit_region(models, audio, sample_rate, start, end, margin, tasks.infill, run, chunked=True)
 
 
 def windows_needed(models: Models, start: float, end: float, duration: float, margin: float = DEFAULT_MARGIN) -> int:
@@ -239,7 +236,6 @@ def windows_needed(models: Models, start: float, end: float, duration: float, ma
     ``duration``-second file: the progress bar's total is ``steps`` times this."""
     if end - start <= max_region(models, margin) + 1e-9:
         return 1
-    from guidance.windowing import window_plan
 
     s, e, m, n = (int(round(x * SAMPLE_RATE)) for x in (start, end, margin, duration))
     return len(window_plan(s, e, n, models.window_samples, m))
@@ -260,10 +256,9 @@ def regenerate(
     """Re-create [start, end) s of ``audio`` ``(channels, T)`` starting from the original there; ``(channels, T)``.
     A ``sampler.strength`` below 1 keeps more of the original (``guidance.tasks.solve``); otherwise as
     :func:`generate`."""
-    from guidance.tasks import regenerate as regenerate_task
 
     run = {"sampler": _sampler(models, sampler), **_run(seed, progress)}
-    return _edit_region(models, audio, sample_rate, start, end, margin, regenerate_task, run)
+    return _edit_region(models, audio, sample_rate, start, end, margin, tasks.regenerate, run)
 
 
 # ----------------------------------------------------------------------------------------------- song-aware inpainting
@@ -529,14 +524,12 @@ def inpaint_regions(
 
 
 def _infill_toward_copy(
-    em: "EditModel", audio: torch.Tensor, start_s: float, end_s: float, **task: object
+    em: EditModel, audio: torch.Tensor, start_s: float, end_s: float, **task: object
 ) -> torch.Tensor:
     """Infill [start_s, end_s) of ``audio`` ``(1, 2, N)``, whose region holds a copied passage, with the copy's log-mel
     spectrum as a reconstruction target inside the region at :data:`TARGET_WEIGHT` of the context's weight (after
     SimDPS, which puts retrieved candidates into diffusion posterior sampling): the fill is drawn toward the copy but
     stays free to make the joins agree with the context."""
-    from guidance.tasks import RECONSTRUCTION_WEIGHT, infill
-    from guidance.terms import CroppedAudioMel
 
     def toward(window: torch.Tensor, a: int, b: int) -> tuple[list, list[float]]:
         inside = torch.zeros_like(window[:, :1])
@@ -544,7 +537,7 @@ def _infill_toward_copy(
         term = CroppedAudioMel(window, inside, em.codec.decode, em.codec.hop, sample_rate=em.sample_rate)
         return [term], [TARGET_WEIGHT * RECONSTRUCTION_WEIGHT[task["sampler"].distance]]
 
-    return infill(em, audio, start_s, end_s, region_terms=toward, **task)
+    return tasks.infill(em, audio, start_s, end_s, region_terms=toward, **task)
 
 
 def inpaint(
@@ -611,7 +604,6 @@ def restyle(
     family's ``"style"`` preset (:func:`guidance.config.sampler_preset`); the guarantees are :func:`regenerate`'s.
     The style is measured on the region only (``guidance.style_transfer.restyle``).
     """
-    from guidance.style_transfer import restyle as restyle_task
 
     task = {
         "embedder": embedder,
@@ -696,14 +688,12 @@ def _continue_with_model(
     callback: Callable | None,
 ) -> torch.Tensor:
     """The model's continuation of the last ``ctx`` samples of ``audio`` ``(channels, T)``, appended to it."""
-    from guidance.tasks import continuation
-    from guidance.windowing import paste_known
 
     channels, total = audio.shape
     tail_in = audio[:, total - ctx :]
     tail = to_model_audio(tail_in, sample_rate)
     context_s = tail.shape[-1] / SAMPLE_RATE
-    out = continuation(
+    out = tasks.continuation(
         edit_model(models),
         tail,
         sampler=sampler,
@@ -742,7 +732,6 @@ def transition(
     crossfade; returns ``(channels, Ta + Tb − fade)``. At 44.1 kHz, A and B are untouched farther than ``margin``
     seconds from the crossfade; at other rates the model window is resampled, so only outside the window.
     ``sampler`` defaults to the family's preset (a ``strength`` below 1 keeps more of the plain crossfade)."""
-    from guidance.tasks import transition as transition_task
 
     em = edit_model(models)
     channels = a.shape[0]
@@ -758,7 +747,7 @@ def transition(
     pad_a, pad_b = win - a_tail.shape[1], win - b_head.shape[1]
     a_in = torch.nn.functional.pad(a_tail, (pad_a, 0))
     b_in = torch.nn.functional.pad(b_head, (0, pad_b))
-    joined = transition_task(
+    joined = tasks.transition(
         em,
         to_model_audio(a_in, sample_rate),
         to_model_audio(b_in, sample_rate),
