@@ -21,6 +21,7 @@ Nothing here prints or needs a model.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 from typing import Sequence
@@ -104,6 +105,7 @@ def _mono(audio: torch.Tensor) -> torch.Tensor:
     return audio.float().mean(0)
 
 
+@functools.lru_cache(maxsize=8)
 def _filters(n_freqs: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Mel ``(N_MELS, F)`` and chroma ``(12, F)`` weights over the FFT bins at :data:`ANALYSIS_RATE`."""
     import torchaudio
@@ -186,7 +188,7 @@ class _Context:
     span: Span  # samples the region plus its matched contexts cover
 
 
-def region_context(
+def _region_context(
     feat: Features, region: Span, context: float, sample_rate: int, sides: tuple[bool, bool] = (True, True)
 ) -> _Context:
     """The template frames of ``context`` seconds each side of ``region`` (samples), on the ``sides`` asked for."""
@@ -199,7 +201,7 @@ def region_context(
     return _Context(left, right, (lo, hi))
 
 
-def similarity_curve(
+def _similarity_curve(
     song: Features, source: Features, ctx: _Context
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For every frame shift δ of ``source`` against the song (index i ↔ δ = i − first), the similarity of both
@@ -220,7 +222,7 @@ def similarity_curve(
     return shifts, sides[0], sides[1]
 
 
-def combine(left: torch.Tensor, right: torch.Tensor, ctx: _Context) -> torch.Tensor:
+def _combine(left: torch.Tensor, right: torch.Tensor, ctx: _Context) -> torch.Tensor:
     """Both sides' similarities weighted by their frame counts (persistence), NaN-free where a side is missing."""
     parts = [(side, r[1] - r[0]) for side, r in ((left, ctx.left), (right, ctx.right)) if r is not None]
     total = sum(k for _, k in parts)
@@ -262,17 +264,17 @@ def find_passages(
     refs = (
         list(reference_features) if reference_features is not None else [features(r, sample_rate) for r in references]
     )
-    ctx = region_context(song, (start, end), context, sample_rate, sides)
+    ctx = _region_context(song, (start, end), context, sample_rate, sides)
     if ctx.left is None and ctx.right is None:
         return []
     banned = [ctx.span] + [(int(round(a * sample_rate)), int(round(b * sample_rate))) for a, b in exclude]
     gap = end - start
     candidates: list[tuple[float, int, int, float, float]] = []  # (similarity, source, sample shift, left, right)
     for index, source in enumerate([song, *refs]):
-        shifts, left, right = similarity_curve(song, source, ctx)
+        shifts, left, right = _similarity_curve(song, source, ctx)
         if shifts.numel() == 0:
             continue
-        total = combine(left, right, ctx)
+        total = _combine(left, right, ctx)
         sample_shift = torch.round(shifts.double() * source.hop).long()
         lo, hi = ctx.span[0] + sample_shift, ctx.span[1] + sample_shift
         ok = (start + sample_shift >= 0) & (start + sample_shift + gap <= source.length)

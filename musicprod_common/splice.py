@@ -62,7 +62,6 @@ class SplicePlan:
     sample_rate: int
     song_before: bool = True
     song_after: bool = True
-    match: Match | None = None
 
     def layers(self) -> list[Piece]:
         song = Piece(0, 0, 1.0)
@@ -186,7 +185,7 @@ def plan_copy(
     if after:
         hi = min(length, end + margin, sources[pieces[-1].source].shape[-1] - pieces[-1].shift)
         seams.append(best_seam(sources, pieces[-1], song_layer, end, hi, min(fade, hi - end), prefer="start"))
-    return SplicePlan((start, end), pieces, seams, sample_rate, before, after, match)
+    return SplicePlan((start, end), pieces, seams, sample_rate, before, after)
 
 
 def plan_fill(

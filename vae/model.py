@@ -59,10 +59,9 @@ class VAEConfig:
     phase: str = "instantaneous_frequency"
     # Griffin-Lim iterations that make the decoded spectrogram consistent before it is heard, in decodes that need no
     # gradient (vae/phase_refinement.py). The presets use 1: held-out mel 0.342 -> 0.312 (checkpoints/vae); a second
-    # gained
-    # 0.003 and cost the 60 s speed target. The default 0 keeps configs saved before the field existed decoding as
-    # their cards measured them: a decoder trained without it shapes its output by cancellation and went from 0.44 to
-    # 0.91.
+    # gained 0.003 and cost the 60 s speed target. The default 0 keeps configs saved before the field existed decoding
+    # as their cards measured them: a decoder trained without it shapes its output by cancellation and went from 0.44
+    # to 0.91.
     phase_iterations: int = 0
     logvar_min: float = -30.0
     logvar_max: float = 20.0
