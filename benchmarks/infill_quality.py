@@ -46,8 +46,8 @@ from guidance import (
     sampler_preset,
     solve,
 )
-from guidance.metrics import MelDistance
 from musicprod_common.datasets import Pop909Segments
+from musicprod_common.features import MelDistance
 
 GAP_S = 2.0  # Levy et al. 2023: the middle two seconds
 

@@ -54,7 +54,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     audio, sr = long_song(args.songs, args.minutes)
-    from recipes.pipeline import plan_inpaint
+    from guidance.song import plan_inpaint
 
     middle = audio.shape[-1] / sr / 2
     rows = []

@@ -15,7 +15,7 @@ then measured against the beats tracked on the untouched song).
 Methods, each on the same gaps in the same run:
 
 * ``crossfade``: the audio before the gap fading into the audio after it (no model);
-* ``model``: the latent model alone (``recipes.pipeline.generate``, what ``--source model`` does);
+* ``model``: the latent model alone (``guidance.tasks.infill``, what ``--source model`` does);
 * ``copy``: the best passage of the song, spliced, no model (``--source song --refine none``);
 * ``auto``: ``musicprod inpaint``'s defaults (copy above the match threshold, the model below it);
 * ``seams`` / ``sdedit`` / ``target``: the copy refined by the model in each of the three ways (``--refine``).
@@ -25,12 +25,12 @@ continued by the model alone (``model``), by the song's best passage (``copy``) 
 new audio (and the 0.25 s before the cut) is scored against what the song really played there.
 
 Scores (each on the gap ± 0.25 s unless said): the multi-scale log-mel distance to the truth
-(``guidance.metrics.MelDistance``); the CQT chroma correlation with the truth; beat continuity (CMLt, AMLt of
-``mir_eval.beat``) of librosa's beat tracker on the gap ± 4 s against the annotated beats, for the untouched song
-and for each output. One JSON line per gap, then a summary. ``--calibrate`` fits ``passages.CALIBRATION`` (a logistic
-function of the match similarity for "the copy is closer to the truth than the model's fill") on such files; runs
-of the same gaps are merged, later files overriding earlier ones, so a copy-only run with new settings can be
-calibrated against an earlier run's model fills.
+(``musicprod_common.features.MelDistance``); the CQT chroma correlation with the truth; beat continuity (CMLt, AMLt of
+``mir_eval.beat``) of librosa's beat tracker on the gap ± 4 s against the annotated beats, for the untouched song and
+for each output. One JSON line per gap, then a summary. ``--calibrate`` fits ``passages.CALIBRATION`` (a logistic
+function of the match similarity for "the copy is closer to the truth than the model's fill") on such files; runs of the
+same gaps are merged, later files overriding earlier ones, so a copy-only run with new settings can be calibrated
+against an earlier run's model fills.
 
 Settings are chosen on ``--split valid`` and the test split is scored once with the shipped ones.
 """
@@ -53,10 +53,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from guidance.config import sampler_preset  # noqa: E402
-from guidance.metrics import MelDistance  # noqa: E402
 from guidance.tasks import neighbour_crossfade  # noqa: E402
-from musicprod_common.audio import chroma_correlation, load_audio, save_audio  # noqa: E402
+from musicprod_common.audio import load_audio, save_audio  # noqa: E402
 from musicprod_common.errors import InputError  # noqa: E402
+from musicprod_common.features import MelDistance, chroma_correlation  # noqa: E402
 from musicprod_common.pop909 import Note, load_song, split_song_ids  # noqa: E402
 
 METHODS = ("crossfade", "model", "copy", "auto", "seams", "sdedit", "target")
@@ -124,7 +124,9 @@ def beat_continuity(audio: torch.Tensor, sr: int, lo: int, hi: int, reference: n
 
 
 def run(args) -> None:
-    from recipes.pipeline import generate, inpaint_regions, load_models, plan_inpaint
+    from guidance.song import inpaint_regions, plan_inpaint
+    from guidance.tasks import infill
+    from recipes.models import load_models
 
     torch.set_num_threads(args.threads)
     from musicprod_common import passages, splice
@@ -211,7 +213,7 @@ def run(args) -> None:
                 if method == "crossfade":
                     result = neighbour_crossfade(audio[None], s, e)[0]
                 elif method == "model":
-                    result = generate(models, audio, sr, *region, **common)
+                    result = infill(models, audio, sr, *region, **common)
                 elif method == "auto":
                     auto_plans = plan_inpaint(audio, sr, [region], source="auto")
                     row["auto_copied"] = auto_plans[0].copied
@@ -254,7 +256,7 @@ def run(args) -> None:
 def run_continuation(args, models, methods: list[str], out_file) -> list[dict]:
     """Each song cut at a random point at least 30 s in; each method continues it, scored on the new audio (and the
     0.25 s before the cut) against what the song really played there."""
-    from recipes.pipeline import continue_song
+    from guidance.song import continue_song
 
     mel, rng, rows = MelDistance(44100), random.Random(args.seed), []
     for name, path, _ in rendered_songs(args):

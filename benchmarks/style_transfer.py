@@ -27,12 +27,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from guidance.config import SamplerConfig  # noqa: E402
-from guidance.metrics import mel_distance  # noqa: E402
 from guidance.passt import PaSST, from_pretrained  # noqa: E402
 from guidance.style_guidance import style_target  # noqa: E402
 from guidance.style_transfer import CHROMA_WEIGHT, transfer_style  # noqa: E402
-from musicprod_common.audio import chroma_correlation  # noqa: E402
 from musicprod_common.errors import InputError  # noqa: E402
+from musicprod_common.features import chroma_correlation, mel_distance  # noqa: E402
 
 
 def _segments(pop909: Path, n: int, seconds: float, seed: int, split: str = "test") -> list[tuple[str, float]]:
@@ -229,10 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="write the results JSON here")
     p.add_argument("--plot", help="write the chromagrams of the first clip's source, result and oracle to this PNG")
     args = p.parse_args(argv)
-    from recipes.pipeline import edit_model, load_models
+    from recipes.models import load_models
 
     try:
-        model = edit_model(load_models(args.model, args.checkpoints))
+        model = load_models(args.model, args.checkpoints)
         classifier = from_pretrained(args.classifier)
         if classifier.cfg.input_sample_rate != 44100:
             raise InputError(

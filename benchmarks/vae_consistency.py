@@ -10,8 +10,9 @@ and shape its output by cancellation. Per clip this reports
 * ``inconsistency``: ||STFT(iSTFT(S)) − S|| / ||S||, with S the decoder's complex spectrogram (0 for a consistent one,
   about 1 when what is heard has little to do with what was predicted);
 * ``cancelled_db``: the energy of STFT(iSTFT(S)) over that of S, in dB (how much the overlap-add threw away);
-* ``magnitude_mel``: the evaluation's mel distance between the input and the decoder's own magnitude paired with
-  the input's true phase, which scores the predicted magnitude alone; and the output's ``mel`` for comparison.
+* ``magnitude_log10_mel_l1``: the evaluation's log10-mel L1 (:class:`musicprod_common.features.Log10MelL1`) between
+  the input and the decoder's own magnitude paired with the input's true phase, which scores the predicted magnitude
+  alone; and the output's ``log10_mel_l1`` for comparison.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ import argparse
 
 import torch
 
+from musicprod_common.features import Log10MelL1
 from musicprod_common.files import write_json
 from vae import SpectrogramVAE
-from vae.evaluate import Metrics, load_eval_clips
+from vae.evaluate import load_eval_clips
 
 
-def consistency(vae: SpectrogramVAE, clip: torch.Tensor, metrics: Metrics) -> dict[str, float]:
+def consistency(vae: SpectrogramVAE, clip: torch.Tensor, log10_mel_l1: Log10MelL1) -> dict[str, float]:
     """One clip ``(2, T)``, ``T`` a multiple of the latent hop."""
     x = clip[None]
     with torch.no_grad():
@@ -37,8 +39,8 @@ def consistency(vae: SpectrogramVAE, clip: torch.Tensor, metrics: Metrics) -> di
     return {
         "inconsistency": float((heard - predicted).abs().norm() / predicted.abs().norm()),
         "cancelled_db": float(10 * torch.log10(heard.abs().pow(2).sum() / predicted.abs().pow(2).sum())),
-        "magnitude_mel": float(metrics.mel(x, own_magnitude)[0]),
-        "mel": float(metrics.mel(x, y)[0]),
+        "magnitude_log10_mel_l1": float(log10_mel_l1(x, own_magnitude)[0]),
+        "log10_mel_l1": float(log10_mel_l1(x, y)[0]),
     }
 
 
@@ -55,8 +57,8 @@ def main(argv: list[str] | None = None) -> dict:
     vae = SpectrogramVAE.from_pretrained(args.checkpoint).float().eval()
     clips, _ = load_eval_clips(args.data, 6.0, args.clips)
     clips = clips[..., : clips.shape[-1] // vae.latent_hop * vae.latent_hop]
-    metrics = Metrics()
-    rows = [consistency(vae, c, metrics) for c in clips]
+    log10_mel_l1 = Log10MelL1()
+    rows = [consistency(vae, c, log10_mel_l1) for c in clips]
     mean = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
     print(
         f"{args.checkpoint} (phase: {vae.config.phase}), {len(rows)} clips: "

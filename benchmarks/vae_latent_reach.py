@@ -6,13 +6,13 @@
 The codec loses some of its input. That can be the encoder's choice of latent (an amortisation gap) or the decoder's
 reach. This starts from the encoder's latent of each held-out clip and runs Adam on the latent alone (decoder frozen,
 no phase refinement in the loop, as in guidance) toward the clip, then scores the decoded result as the evaluation
-does: CQT chroma with the input, and the mel distance. The objective is either
+does: CQT chroma with the input, and the log10-mel L1. The objective is either
 
 * ``chroma``: :class:`guidance.style_guidance.ChromaGuidance`'s distance, one row per ``--n-fft`` of its chromagram.
   A large rise in chroma means the decoder can carry the notes and guidance toward them can help
   (``--chroma-weight`` in ``benchmarks/style_transfer.py``);
-* ``mel``: the evaluation's own mel distance (``vae.evaluate.Metrics.mel``). A small fall means the decoder, not
-  the encoder, limits the reconstruction.
+* ``log10_mel_l1``: the evaluation's own reconstruction metric (:class:`musicprod_common.features.Log10MelL1`). A
+  small fall means the decoder, not the encoder, limits the reconstruction.
 """
 
 from __future__ import annotations
@@ -25,16 +25,16 @@ from typing import Callable
 import torch
 
 from guidance.style_guidance import ChromaGuidance
-from musicprod_common.audio import chroma_correlation
+from musicprod_common.features import Log10MelL1, chroma_correlation
 from musicprod_common.files import write_json
 from vae import SpectrogramVAE
-from vae.evaluate import Metrics, load_eval_clips
+from vae.evaluate import load_eval_clips
 
 
 def scores(clips: torch.Tensor, decoded: torch.Tensor) -> dict[str, float]:
     return {
         "chroma": float(chroma_correlation(decoded, clips).mean()),
-        "mel": float(Metrics().mel(clips, decoded).mean()),
+        "log10_mel_l1": float(Log10MelL1()(clips, decoded).mean()),
     }
 
 
@@ -63,10 +63,12 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True, help="held-out renders, as for vae.evaluate")
-    p.add_argument("--objective", choices=["chroma", "mel"], default="chroma")
+    p.add_argument("--objective", choices=["chroma", "log10_mel_l1"], default="chroma")
     p.add_argument("--clips", type=int, default=4)
     p.add_argument("--steps", type=int, default=60)
-    p.add_argument("--lr", type=float, default=None, help="Adam's step (default 0.05 for chroma, 0.02 for mel)")
+    p.add_argument(
+        "--lr", type=float, default=None, help="Adam's step (default 0.05 for chroma, 0.02 for log10_mel_l1)"
+    )
     p.add_argument(
         "--n-fft", type=int, nargs="+", default=[8192, 4096, 2048], help="chromagram FFT sizes (chroma objective)"
     )
@@ -81,12 +83,12 @@ def main(argv: list[str] | None = None) -> dict:
     clips = clips[..., : clips.shape[-1] // vae.latent_hop * vae.latent_hop]
     with torch.no_grad():
         codec = scores(clips, vae.decode(vae.encode(clips).mode(), clips.shape[-1]))
-    print(f"codec alone: chroma {codec['chroma']:.3f}, mel {codec['mel']:.3f}", flush=True)
+    print(f"codec alone: chroma {codec['chroma']:.3f}, log10-mel L1 {codec['log10_mel_l1']:.3f}", flush=True)
     if args.objective == "chroma":  # a guidance term takes (x̂0, audio); only the audio matters here
         objectives = {f"chroma, n_fft {n}": partial(ChromaGuidance(clips, n_fft=n), None) for n in args.n_fft}
     else:
-        metrics = Metrics()
-        objectives = {"mel": lambda y: metrics.mel(clips, y).sum()}
+        log10_mel_l1 = Log10MelL1()
+        objectives = {"log10_mel_l1": lambda y: log10_mel_l1(clips, y).sum()}
     rows = []
     for name, distance in objectives.items():
         rows.append({"objective": name, **reach(vae, clips, distance, args.steps, lr)})

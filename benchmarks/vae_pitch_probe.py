@@ -22,6 +22,7 @@ import librosa
 import numpy as np
 import torch
 
+from musicprod_common.features import chromagram
 from vae import SpectrogramVAE
 from vae.evaluate import load_eval_clips
 
@@ -41,7 +42,7 @@ def clip_features(vae: SpectrogramVAE, clip: torch.Tensor) -> tuple[np.ndarray, 
         z = vae.encode(clip[None]).mode()[0].numpy()  # (C, L)
     mono = clip.mean(0).numpy()
     hop = vae.latent_hop
-    chroma = librosa.feature.chroma_cqt(y=mono, sr=44100, hop_length=hop, tuning=0.0)
+    chroma = chromagram(clip, 44100, hop_length=hop)  # the CQT chroma that vae.evaluate scores
     mel = np.log(librosa.feature.melspectrogram(y=mono, sr=44100, n_fft=4 * hop, hop_length=hop, n_mels=16) + 1e-6)
     n = min(z.shape[1], chroma.shape[1], mel.shape[1])
     return with_context(z[:, :n]), with_context(mel[:, :n]), chroma[:, :n].T

@@ -4,8 +4,11 @@ Typical use::
 
     from guidance import Denoiser, EditModel, IdentityCodec, infill, sampler_preset
     model = EditModel(Denoiser(net), IdentityCodec(), window=2**16, sampler=sampler_preset("waveform"))
-    out = infill(model, audio, 2.0, 4.0)          # audio (B, 2, N) -> (B, 2, N)
-    out = infill(model, audio, 2.0, 4.0, sampler=model.sampler.but(steps=100, xi=0.0))   # other settings
+    out = infill(model, audio, sr, 2.0, 4.0)          # audio (channels, N) at any rate -> the same format
+    out = infill(model, audio, sr, 2.0, 4.0, sampler=model.sampler.but(steps=100, xi=0.0))   # other settings
+
+Song-aware inpainting (the song's own passages first) is :mod:`guidance.song`; stem transitions
+:mod:`guidance.transitions`; style edits :mod:`guidance.style_transfer`.
 """
 
 from .codec import Codec, IdentityCodec, VAECodec, latent_mask

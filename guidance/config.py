@@ -92,3 +92,8 @@ def sampler_preset(family: str = "latent", edit: str = "infill") -> SamplerConfi
     if edit not in EDITS:
         raise InputError(f"unknown edit {edit!r}; choose one of {', '.join(EDITS)}")
     return SamplerConfig(**{**FAMILIES[family], **EDITS[edit]})
+
+
+# ``musicprod inpaint --match-level``: the seconds of original audio each side of a region on which the codec's level
+# error is measured (the ``level_band_s`` it sets)
+LEVEL_BAND_S = 1.0

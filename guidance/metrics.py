@@ -1,4 +1,5 @@
-"""Evaluation metrics of Levy et al. 2023: FAD (and FAD-∞), KLD, multi-scale mel distance, realism.
+"""Evaluation metrics of Levy et al. 2023: FAD (and FAD-∞), KLD, realism. The paper's multi-scale mel distance (MR)
+is :class:`musicprod_common.features.MelDistance`, beside the project's other audio features.
 
 All distribution metrics work on embeddings / class probabilities that the caller computes with an
 embedder such as :meth:`guidance.passt.PaSST.embed`; :func:`embed_audio` and :func:`class_probs` are
@@ -7,14 +8,11 @@ the batched helpers. Nothing here prints.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
-
-from musicprod_common.audio import SAMPLE_RATE
 
 Array = np.ndarray | torch.Tensor
 
@@ -136,77 +134,6 @@ def kld(pred_probs: torch.Tensor, target_probs: torch.Tensor, eps: float = 1e-6)
     pq = float(kl_divergence(pred_probs.double(), target_probs.double(), eps).mean())
     qp = float(kl_divergence(target_probs.double(), pred_probs.double(), eps).mean())
     return {"kld": pq, "kld_pq": pq, "kld_qp": qp, "kld_both": pq + qp, "n": int(pred_probs.shape[0])}
-
-
-# --- multi-scale mel reconstruction distance ---
-
-
-class MelDistance(torch.nn.Module):
-    """MR: multi-resolution log-mel L1 distance (auraloss ``MultiResolutionSTFTLoss`` on a mel scale,
-    log-magnitude term only, so silence in the target does not blow up a spectral-convergence ratio).
-
-    ``forward(x, y)`` with waveforms ``(B, C, T)`` returns per-example distances ``(B,)``.
-    """
-
-    def __init__(
-        self, sample_rate: int = SAMPLE_RATE, fft_sizes: Sequence[int] = (4096, 2048, 1024, 512), n_mels: int = 64
-    ):
-        super().__init__()
-        import auraloss
-
-        with warnings.catch_warnings():  # librosa warns about empty mel filters at the smallest FFT size
-            warnings.simplefilter("ignore")
-            self.losses = torch.nn.ModuleList(
-                auraloss.freq.STFTLoss(
-                    fft_size=n,
-                    hop_size=n // 4,
-                    win_length=n,
-                    w_sc=0.0,
-                    w_log_mag=1.0,
-                    sample_rate=sample_rate,
-                    scale="mel",
-                    n_bins=n_mels,
-                    reduction="none",
-                )
-                for n in fft_sizes
-            )
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if x.shape != y.shape:
-            raise ValueError(f"mel distance needs equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
-        b = x.shape[0]
-        total = x.new_zeros(b)
-        for loss in self.losses:
-            per_bin = loss(x.float(), y.float())  # (B·C, mels, frames)
-            total = total + per_bin.reshape(b, -1).mean(-1)
-        return total / len(self.losses)
-
-    def against(self, y: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-        """``x -> forward(x, y)`` for a fixed ``y`` ``(B, C, T)``, whose mel spectra are computed once here: guidance
-        compares a new x with the same measurement at every step. It uses auraloss's own STFT, mel bank and
-        log-magnitude L1, so it equals ``forward`` (tested)."""
-        rows = y.float().reshape(-1, y.shape[-1])
-        for loss in self.losses:  # auraloss keeps the window as a plain attribute and moves it in forward()
-            loss.window = loss.window.to(y.device)
-        with torch.no_grad():
-            y_mels = [loss.fb @ loss.stft(rows)[0] for loss in self.losses]
-
-        def distance(x: torch.Tensor) -> torch.Tensor:
-            if x.shape != y.shape:
-                raise ValueError(f"mel distance needs equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
-            x_rows = x.float().reshape(-1, x.shape[-1])
-            total = x.new_zeros(x.shape[0])
-            for loss, y_mel in zip(self.losses, y_mels):
-                per_bin = loss.logstft(loss.fb @ loss.stft(x_rows)[0], y_mel)  # (B·C, mels, frames)
-                total = total + per_bin.reshape(x.shape[0], -1).mean(-1)
-            return total / len(self.losses)
-
-        return distance
-
-
-def mel_distance(x: torch.Tensor, y: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
-    """Per-example MR distance ``(B,)`` between waveforms ``(B, C, T)``."""
-    return MelDistance(sample_rate).to(x.device)(x, y)
 
 
 # --- realism score (Kynkäänniemi et al. 2019) ---

@@ -14,11 +14,13 @@ from typing import Any, Callable
 
 import torch
 
+from musicprod_common.audio import SAMPLE_RATE
 from musicprod_common.errors import InputError
 
-from .config import SamplerConfig
+from .config import EDITS, SamplerConfig
 from .passt import PaSST
 from .style_guidance import CHROMA_N_FFT, ChromaGuidance, ClassifierGuidance, EmbeddingGuidance
+from .tasks import DEFAULT_MARGIN, EditModel, Progress, regenerate, regenerate_problem, solve, to_model_audio
 from .terms import OnSpan
 
 # The classifier's BCE has small gradients next to the embedding distance. At ξ = 3e-2 and strength 0.5, weights
@@ -107,8 +109,6 @@ def transfer_style(
     needs one of the other two. A ``strength`` below 1 starts from the source noised to that level instead of the
     paper's x_T (``guidance.tasks.solve``), keeping more of its notes.
     """
-    from .tasks import regenerate_problem, solve
-
     if source.ndim != 3 or source.shape[1] != 2 or source.shape[-1] != model.window:
         raise InputError(f"source must be (B, 2, {model.window}) (one model window), got {tuple(source.shape)}")
     if not 0.0 < k <= 1.0:
@@ -133,34 +133,38 @@ def transfer_style(
 
 
 def restyle(
-    model: Any,
+    model: EditModel,
     audio: torch.Tensor,
-    start_s: float,
-    end_s: float,
+    sample_rate: int,
+    start: float,
+    end: float,
     *,
     embedder: PaSST,
     reference: torch.Tensor | None = None,
+    reference_rate: int = SAMPLE_RATE,
     target_class: int | None = None,
     weight: float = 1.0,
     classifier_weight: float = CLASSIFIER_WEIGHT,
-    chroma_weight: float = 0.0,
+    chroma_weight: float = CHROMA_WEIGHT,
     sampler: SamplerConfig | None = None,
-    margin_s: float = 0.05,
-    generator: torch.Generator | None = None,
-    callback: Callable[[dict[str, Any]], None] | None = None,
+    margin: float = DEFAULT_MARGIN,
+    seed: int = 0,
+    progress: Progress | None = None,
 ) -> torch.Tensor:
-    """Re-create [start_s, end_s) of ``audio`` ``(B, 2, N)`` in another style, keeping its context; ``(B, 2, N)``.
+    """Re-create [start, end) s of ``audio`` ``(channels, T)`` at ``sample_rate`` in the style of ``reference``
+    ``(channels, Tr)`` at ``reference_rate`` and/or toward the ``embedder``'s class ``target_class``, keeping its
+    context; ``(channels, T)``, with :func:`guidance.tasks.regenerate`'s guarantees.
 
-    The regeneration task (``guidance.tasks.regenerate``) with the style terms of :func:`style_terms` measured on the
-    region only, sampled with ``sampler`` (default the model's own; ``musicprod style`` uses the ``"style"`` preset
-    of :func:`guidance.config.sampler_preset`); ``chroma_weight`` pulls the region toward its own original notes.
+    The regeneration task with the style terms of :func:`style_terms` measured on the region only. ``chroma_weight``
+    (0 turns it off) pulls the region toward its own original notes (:class:`ChromaGuidance`). ``sampler`` defaults to
+    the model's settings with the ``"style"`` edit's changes (:data:`guidance.config.EDITS`).
     """
-    from .tasks import regenerate
+    ref = None if reference is None else to_model_audio(model, reference, reference_rate)
 
     def terms(window: torch.Tensor, a: int, b: int) -> tuple[list[Any], list[float]]:
         return style_terms(
             embedder,
-            reference=reference,
+            reference=ref,
             target_class=target_class,
             weight=weight,
             classifier_weight=classifier_weight,
@@ -170,14 +174,6 @@ def restyle(
             chroma_weight=chroma_weight,
         )
 
-    return regenerate(
-        model,
-        audio,
-        start_s,
-        end_s,
-        sampler=sampler,
-        margin_s=margin_s,
-        region_terms=terms,
-        generator=generator,
-        callback=callback,
-    )
+    sampler = sampler or model.sampler.but(**EDITS["style"])
+    run = dict(sampler=sampler, margin=margin, region_terms=terms, seed=seed, progress=progress)
+    return regenerate(model, audio, sample_rate, start, end, **run)

@@ -2,7 +2,10 @@
 
 A task only builds an :class:`EditProblem` (measurement y, known-mask, optional prior x̄); :func:`solve` turns
 any problem into x_T, guidance terms and a projection for any model (latent: VAE codec; waveform: identity
-codec) and runs :func:`guidance.sampler.sample`. Audio is ``(B, 2, T)``, masks ``(B, 1, T)`` with 1 = known.
+codec) and runs :func:`guidance.sampler.sample`. Inside, audio is ``(B, 2, T)`` at the model's rate and masks
+``(B, 1, T)`` with 1 = known. The verbs (:func:`infill`, :func:`regenerate`, :func:`continuation`,
+:func:`transition`, and ``guidance.style_transfer.restyle``) take audio of any length, rate and channel count,
+``(channels, T)``, and return it in the same format.
 
 x_T (Levy et al. 2023, §3.2):
 * continuation, infill:   x_T = Aᵀy + (I − AᵀA) z
@@ -21,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from musicprod_common.audio import SAMPLE_RATE
+from musicprod_common.audio import SAMPLE_RATE, match_format, to_stereo
 from musicprod_common.errors import InputError
 
 from .codec import Codec, IdentityCodec, VAECodec, latent_mask
@@ -30,7 +33,7 @@ from .denoiser import CosineSchedule, Denoiser
 from .sampler import Callback, DenoiserLike, renoise, sample
 from .schedule import resampling_timesteps
 from .terms import CroppedAudioL1, CroppedAudioMel, Guidance, L1Distance
-from .windowing import distance_to_unknown, edit_long, level_correction, paste_known
+from .windowing import distance_to_unknown, edit_long, level_correction, paste_known, window_plan
 
 K_PRIOR = 0.85  # Levy et al. 2023: weight of fresh noise against the prior x̄ in x_T
 # How the reconstruction term d(y, A(x̂0)) compares the decoded known audio with the measurement. The paper's L1
@@ -52,6 +55,7 @@ class EditModel:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)  # the tasks' default (the paper's, for a bare model)
     # the network also reads the known frames clean: ``net(x, t, known=y, known_mask=mask)`` (DiT known_conditioning)
     conditions_on_known: bool = False
+    name: str = "model"  # the family ("latent", "waveform"), as messages and presets name it
 
 
 def latent_edit_model(dit: Any, vae: Any) -> EditModel:
@@ -66,6 +70,7 @@ def latent_edit_model(dit: Any, vae: Any) -> EditModel:
         dit.config.sample_rate,
         sampler_preset("latent"),
         conditions_on_known=getattr(dit.config, "known_conditioning", False),
+        name="latent",
     )
 
 
@@ -78,6 +83,7 @@ def waveform_edit_model(unet: Any) -> EditModel:
         unet.config.window,
         unet.config.sample_rate,
         sampler_preset("waveform"),
+        name="waveform",
     )
 
 
@@ -301,16 +307,12 @@ def solve(
     return paste_known(problem.y, audio, problem.mask, margin)
 
 
-# ----------------------------------------------------------------------------------------------- public tasks
+# ----------------------------------------------------------------------------------------------- model windows
+# The tasks on audio in the model's own format, (B, 2, N) at model.sample_rate; the verbs below wrap them.
 
 
 def _samples(model: EditModel, seconds: float) -> int:
     return int(round(seconds * model.sample_rate))
-
-
-def _check_audio(audio: torch.Tensor, name: str = "audio") -> None:
-    if audio.ndim != 3 or audio.shape[1] != 2:
-        raise InputError(f"{name} must be stereo of shape (B, 2, T), got {tuple(audio.shape)}; load it with 2 channels")
 
 
 RegionTerms = Callable[[torch.Tensor, int, int], tuple[list[Any], list[float]]]  # (window audio, region start, stop)
@@ -323,24 +325,20 @@ def _region_terms(region_terms: RegionTerms | None, chunk: torch.Tensor, a: int,
     return {"extra_terms": terms, "extra_weights": weights}
 
 
-def infill(
+def _infill_windows(
     model: EditModel,
     audio: torch.Tensor,
-    start_s: float,
-    end_s: float,
+    start: int,
+    end: int,
     *,
-    sampler: SamplerConfig | None = None,
-    margin_s: float = 0.05,
-    region_terms: RegionTerms | None = None,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
+    sampler: SamplerConfig,
+    margin: int,
+    region_terms: RegionTerms | None,
+    generator: torch.Generator,
+    callback: Callback | None,
 ) -> torch.Tensor:
-    """Generate [start_s, end_s) of ``audio`` ``(B, 2, N)`` (any length) from its surroundings; ``(B, 2, N)``. A
-    region longer than one window is filled window by window (``guidance.windowing.edit_long``). ``region_terms``
-    adds guidance terms as in :func:`regenerate` (the region's own samples never reach the sampler otherwise: they are
-    unknown to it)."""
-    _check_audio(audio)
-    margin = _samples(model, margin_s)
+    """Generate samples [start, end) of ``audio`` ``(B, 2, N)`` from their surroundings, window after window when
+    the region is longer than one (``guidance.windowing.edit_long``)."""
 
     def edit(chunk: torch.Tensor, a: int, b: int) -> torch.Tensor:
         extra = _region_terms(region_terms, chunk, a, b)
@@ -348,95 +346,281 @@ def infill(
             infill_problem(chunk, a, b), model, sampler, margin=margin, generator=generator, callback=callback, **extra
         )
 
-    start, end = _samples(model, start_s), _samples(model, end_s)
     return edit_long(audio, start, end, model.window, margin, edit, chunked=True)
+
+
+def _regenerate_window(
+    model: EditModel,
+    audio: torch.Tensor,
+    start: int,
+    end: int,
+    *,
+    sampler: SamplerConfig,
+    k: float,
+    margin: int,
+    region_terms: RegionTerms | None,
+    generator: torch.Generator,
+    callback: Callback | None,
+) -> torch.Tensor:
+    """Re-create samples [start, end) of ``audio`` ``(B, 2, N)`` in the one window around them."""
+
+    def edit(chunk: torch.Tensor, a: int, b: int) -> torch.Tensor:
+        extra = _region_terms(region_terms, chunk, a, b)
+        problem = regenerate_problem(chunk, a, b, k)
+        return solve(problem, model, sampler, margin=margin, generator=generator, callback=callback, **extra)
+
+    return edit_long(audio, start, end, model.window, margin, edit)
+
+
+# ----------------------------------------------------------------------------------------------- the verbs
+# Audio of any length, rate and channel count, ``(channels, T)``: only the model windows around an edit are
+# converted to the model's format, and the edit is converted back and blended in, so every sample farther than
+# ``margin`` seconds from it is the input's own, bit for bit, whatever the format.
+
+DEFAULT_MARGIN = 0.05  # seconds of crossfade on each side of an edited region
+Progress = Callable[[int], None]  # called with the number of sampling steps just completed
+
+
+def _run(seed: int, progress: Progress | None) -> dict[str, Any]:
+    """The random generator and step callback of one run: a CPU generator, so the same seed gives the same output."""
+    callback = (lambda info: progress(1)) if progress is not None else None
+    return {"generator": torch.Generator().manual_seed(seed), "callback": callback}
+
+
+def to_model_audio(model: EditModel, audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """Any ``(channels, T)`` at any rate → ``(1, 2, T')`` float32 at the model's rate (mono duplicated)."""
+    return to_stereo(audio, sample_rate, model.sample_rate).unsqueeze(0)
+
+
+def from_model_audio(
+    model: EditModel, audio: torch.Tensor, sample_rate: int, channels: int, length: int
+) -> torch.Tensor:
+    """``(1, 2, T')`` at the model's rate → ``(channels, length)`` at ``sample_rate``: the inverse of
+    :func:`to_model_audio`. Mono takes the channel mean, so a duplicated mono signal comes back exactly."""
+    x = match_format(audio[0].float(), model.sample_rate, sample_rate, channels)
+    if x.shape[-1] < length:
+        x = torch.nn.functional.pad(x, (0, length - x.shape[-1]))
+    return x[..., :length]
+
+
+def _window_in(model: EditModel, sample_rate: int) -> int:
+    """One model window in samples at ``sample_rate``, rounded up."""
+    return int(-(-model.window * sample_rate // model.sample_rate)) + 1
+
+
+def max_region(model: EditModel, margin: float = DEFAULT_MARGIN) -> float:
+    """The longest region (seconds) one model window can regenerate with ``margin`` seconds of blend each side."""
+    return (model.window - 2 * _samples(model, margin)) / model.sample_rate
+
+
+def windows_needed(model: EditModel, start: float, end: float, duration: float, margin: float = DEFAULT_MARGIN) -> int:
+    """How many model windows :func:`infill` runs for [start, end) s of a ``duration``-second file: a progress
+    bar's total is ``steps`` times this."""
+    if end - start <= max_region(model, margin) + 1e-9:
+        return 1
+    s, e, m, n = (_samples(model, x) for x in (start, end, margin, duration))
+    return len(window_plan(s, e, n, model.window, m))
+
+
+def _edit_region(
+    model: EditModel,
+    audio: torch.Tensor,
+    sample_rate: int,
+    start: float,
+    end: float,
+    margin: float,
+    edit: Callable[[torch.Tensor, int, int], torch.Tensor],
+    chunked: bool = False,
+) -> torch.Tensor:
+    """Run ``edit(model_audio (1, 2, N), start, end) -> (1, 2, N)`` on the segment of ``audio`` ``(channels, T)``
+    that reaches one model window either side of [start, end) s, and paste it back; returns ``(channels, T)``. Only a
+    ``chunked`` edit (infill) takes a region longer than one window minus the margins.
+
+    So a 10-minute song costs no more than a short one. The edited segment is converted back to the input's rate
+    and channels and pasted with the windowing's own crossfade, so samples farther than ``margin`` seconds from the
+    region are the input's, bit for bit.
+    """
+    channels, total = audio.shape
+    s0, e0 = int(round(start * sample_rate)), int(round(end * sample_rate))
+    seconds = model.window / model.sample_rate
+    if not 0 <= s0 < e0 <= total:
+        raise InputError(
+            f"region {start:g}-{end:g} s is empty or outside the audio (0-{total / sample_rate:.2f} s); pass 0 <= "
+            "start < end <= length"
+        )
+    if _samples(model, margin) * 4 > model.window:  # window_plan keeps half a window of context: 2 margins fit
+        raise InputError(
+            f"--margin {margin:g} s is too wide for the {model.name} model's {seconds:.2f} s window; use at most "
+            f"{seconds / 4:.2f} s"
+        )
+    longest = max_region(model, margin)
+    if end - start > longest + 1e-9 and not chunked:
+        raise InputError(
+            f"region {start:g}-{end:g} s is {end - start:.2f} s long, but the {model.name} model regenerates at most "
+            f"{longest:.2f} s at once (its {seconds:.2f} s window minus the margins); edit it in shorter pieces"
+        )
+    reach = _window_in(model, sample_rate)
+    lo, hi = max(0, s0 - reach), min(total, e0 + reach)
+    segment = audio[:, lo:hi]
+    model_in = to_model_audio(model, segment, sample_rate)
+    rel = lambda t: _samples(model, t - lo / sample_rate)  # noqa: E731 - model samples from the segment's start
+    edited = edit(model_in, rel(start), rel(end))
+    back = from_model_audio(model, edited, sample_rate, channels, hi - lo).to(audio.dtype)
+    mask = torch.ones(1, 1, hi - lo)
+    mask[..., s0 - lo : e0 - lo] = 0.0
+    pasted = paste_known(segment.unsqueeze(0), back.unsqueeze(0), mask, int(round(margin * sample_rate)))[0]
+    out = audio.clone()
+    out[:, lo:hi] = pasted
+    return out
+
+
+def infill(
+    model: EditModel,
+    audio: torch.Tensor,
+    sample_rate: int,
+    start: float,
+    end: float,
+    *,
+    sampler: SamplerConfig | None = None,
+    margin: float = DEFAULT_MARGIN,
+    region_terms: RegionTerms | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """Generate [start, end) s of ``audio`` ``(channels, T)`` at ``sample_rate`` from its surroundings; returns
+    ``(channels, T)``, the input's own beyond ``margin`` s from the region.
+
+    A region longer than one window is filled window by window (``guidance.windowing.edit_long``). ``sampler``
+    defaults to the model's own; ``progress(n)`` is called after every sampling step (``steps`` calls per window,
+    :func:`windows_needed`). ``region_terms`` adds guidance terms as in :func:`regenerate` (the region's own
+    samples never reach the sampler otherwise: they are unknown to it).
+    """
+    run = dict(sampler=sampler or model.sampler, margin=_samples(model, margin), region_terms=region_terms)
+
+    def edit(x: torch.Tensor, a: int, b: int) -> torch.Tensor:
+        return _infill_windows(model, x, a, b, **run, **_run(seed, progress))
+
+    return _edit_region(model, audio, sample_rate, start, end, margin, edit, chunked=True)
 
 
 def regenerate(
     model: EditModel,
     audio: torch.Tensor,
-    start_s: float,
-    end_s: float,
+    sample_rate: int,
+    start: float,
+    end: float,
     *,
     sampler: SamplerConfig | None = None,
     k: float = K_PRIOR,
-    margin_s: float = 0.05,
+    margin: float = DEFAULT_MARGIN,
     region_terms: RegionTerms | None = None,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
 ) -> torch.Tensor:
-    """Re-create [start_s, end_s) of ``audio`` ``(B, 2, N)`` keeping its context; ``(B, 2, N)``.
+    """Re-create [start, end) s of ``audio`` ``(channels, T)`` starting from the original there, keeping its
+    context; ``(channels, T)``. A ``sampler.strength`` below 1 keeps more of the original (:func:`solve`); the
+    guarantees are :func:`infill`'s, for a region of at most one window (:func:`max_region`).
 
     ``region_terms(window, a, b) -> (terms, weights)`` adds guidance terms that need the model window's original
-    audio ``(B, 2, window)`` or where the region lies in it (samples [a, b)), such as a style loss on the
+    audio ``(1, 2, window)`` or where the region lies in it (samples [a, b)), such as a style loss on the
     regenerated audio alone, or a pull toward the region's original notes.
     """
-    _check_audio(audio)
-    margin = _samples(model, margin_s)
+    run = dict(sampler=sampler or model.sampler, k=k, margin=_samples(model, margin), region_terms=region_terms)
 
-    def edit(chunk: torch.Tensor, a: int, b: int) -> torch.Tensor:
-        extra = _region_terms(region_terms, chunk, a, b)
-        return solve(
-            regenerate_problem(chunk, a, b, k),
-            model,
-            sampler,
-            margin=margin,
-            generator=generator,
-            callback=callback,
-            **extra,
-        )
+    def edit(x: torch.Tensor, a: int, b: int) -> torch.Tensor:
+        return _regenerate_window(model, x, a, b, **run, **_run(seed, progress))
 
-    return edit_long(audio, _samples(model, start_s), _samples(model, end_s), model.window, margin, edit)
+    return _edit_region(model, audio, sample_rate, start, end, margin, edit)
 
 
 def continuation(
     model: EditModel,
     audio: torch.Tensor,
+    sample_rate: int,
     *,
+    context: float = 2.4,
     sampler: SamplerConfig | None = None,
-    context_s: float = 2.4,
-    margin_s: float = 0.05,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
+    margin: float = DEFAULT_MARGIN,
+    seed: int = 0,
+    progress: Progress | None = None,
 ) -> torch.Tensor:
-    """Continue ``audio`` ``(B, 2, N)`` from its last ``context_s`` seconds to fill one model window; returns
-    the input followed by the new audio, ``(B, 2, N + window − context)``."""
-    _check_audio(audio)
-    ctx = min(_samples(model, context_s), audio.shape[-1])
-    if not 0 < ctx < model.window:
+    """``audio`` ``(channels, T)`` followed by what the model continues from its last ``context`` seconds: one
+    model window minus the context of new audio, in the input's format. The input is kept bit for bit except its
+    last ``margin`` seconds, where it crossfades into the new audio."""
+    channels, total = audio.shape
+    ctx = min(total, int(round(context * sample_rate)))
+    tail_in = audio[:, total - ctx :]
+    tail = to_model_audio(model, tail_in, sample_rate)
+    if not 0 < tail.shape[-1] < model.window:
         raise InputError(
-            f"continuation context of {ctx} samples must be between 1 and the {model.window}-sample window; pass a "
-            "shorter --context"
+            f"--context {context:g} s must be longer than one sample and shorter than the {model.name} model's "
+            f"{model.window / model.sample_rate:.2f} s window; pass a shorter --context"
         )
-    problem = continuation_problem(audio[..., -ctx:], model.window)
-    window = solve(problem, model, sampler, margin=_samples(model, margin_s), generator=generator, callback=callback)
-    return torch.cat([audio, window[..., ctx:]], dim=-1)
+    problem = continuation_problem(tail, model.window)
+    run = dict(margin=_samples(model, margin), **_run(seed, progress))
+    window = solve(problem, model, sampler or model.sampler, **run)
+    out = torch.cat([tail, window[..., tail.shape[-1] :]], dim=-1)
+    new_len = ctx + int(round((out.shape[-1] - tail.shape[-1]) * sample_rate / model.sample_rate))
+    back = from_model_audio(model, out, sample_rate, channels, new_len).to(audio.dtype)
+    mask = torch.zeros(1, 1, new_len)
+    mask[..., :ctx] = 1.0
+    known = torch.nn.functional.pad(tail_in, (0, new_len - ctx))
+    pasted = paste_known(known.unsqueeze(0), back.unsqueeze(0), mask, int(round(margin * sample_rate)))[0]
+    return torch.cat([audio[:, : total - ctx], pasted], dim=-1)
+
+
+def continuation_length(model: EditModel, audio: torch.Tensor, sample_rate: int, context: float) -> int:
+    """How many samples :func:`continuation` adds to ``audio`` ``(channels, T)`` with ``context`` seconds."""
+    ctx = min(audio.shape[-1], int(round(context * sample_rate)))
+    tail_len = to_model_audio(model, audio[:, audio.shape[-1] - ctx :], sample_rate).shape[-1]
+    return int(round((model.window - tail_len) * sample_rate / model.sample_rate))
 
 
 def transition(
     model: EditModel,
     a: torch.Tensor,
     b: torch.Tensor,
+    sample_rate: int,
     *,
+    fade: float = 2.5,
     sampler: SamplerConfig | None = None,
-    fade_s: float = 2.5,
     k: float = K_PRIOR,
-    margin_s: float = 0.05,
-    generator: torch.Generator | None = None,
-    callback: Callback | None = None,
+    margin: float = DEFAULT_MARGIN,
+    seed: int = 0,
+    progress: Progress | None = None,
 ) -> torch.Tensor:
-    """Join track ``a`` ``(B, 2, Na)`` into ``b`` ``(B, 2, Nb)`` through a regenerated ``fade_s`` crossfade in the
-    middle of one window; returns ``(B, 2, Na + Nb − fade)`` with A and B untouched outside the window."""
-    _check_audio(a, "track A")
-    _check_audio(b, "track B")
-    fade, n = _samples(model, fade_s), model.window
-    start = (n - fade) // 2
-    end = start + fade
-    if not 0 < fade < n or a.shape[-1] < end or b.shape[-1] < n - start:
+    """Track ``a`` then ``b`` (both ``(channels, T)`` at ``sample_rate``) joined by a regenerated ``fade``-second
+    crossfade in the middle of one model window (Levy et al. 2023, §4); returns ``(channels, Ta + Tb − fade)``.
+
+    The fade starts from the two tracks' constant-power crossfade with weight 1 − ``k`` against fresh noise; a
+    ``sampler.strength`` below 1 keeps more of it. When the model runs at ``sample_rate``, A and B are untouched
+    farther than ``margin`` s from the fade; at other rates, outside the model window.
+    """
+    channels = a.shape[0]
+    fade_n = int(round(fade * sample_rate))
+    win = _window_in(model, sample_rate)
+    if not 0 < fade_n <= min(a.shape[1], b.shape[1]):
         raise InputError(
-            f"transition needs a fade shorter than the {n}-sample window and tracks of at least {end} (A) and "
-            f"{n - start} (B) samples"
+            f"a {fade:g} s transition needs both tracks at least that long "
+            f"(got {a.shape[1] / sample_rate:.2f} s and {b.shape[1] / sample_rate:.2f} s)"
         )
-    problem = transition_problem(a[..., -end:], b[..., : n - start], n, k)
-    window = solve(problem, model, sampler, margin=_samples(model, margin_s), generator=generator, callback=callback)
-    return torch.cat([a[..., : a.shape[-1] - end], window, b[..., n - start :]], dim=-1)
+    a_tail, b_head = a[:, max(0, a.shape[1] - win) :], b[:, :win]
+    # Tracks shorter than a window are padded with silence for the model and cropped back afterwards.
+    pad_a, pad_b = win - a_tail.shape[1], win - b_head.shape[1]
+    a_in = to_model_audio(model, torch.nn.functional.pad(a_tail, (pad_a, 0)), sample_rate)
+    b_in = to_model_audio(model, torch.nn.functional.pad(b_head, (0, pad_b)), sample_rate)
+    fade_m, n = _samples(model, fade), model.window
+    start = (n - fade_m) // 2
+    end = start + fade_m
+    if not 0 < fade_m < n or a_in.shape[-1] < end or b_in.shape[-1] < n - start:
+        raise InputError(
+            f"a {fade:g} s transition needs a fade shorter than the {model.name} model's "
+            f"{n / model.sample_rate:.2f} s window"
+        )
+    problem = transition_problem(a_in[..., -end:], b_in[..., : n - start], n, k)
+    run = dict(margin=_samples(model, margin), **_run(seed, progress))
+    window = solve(problem, model, sampler or model.sampler, **run)
+    joined = torch.cat([a_in[..., : a_in.shape[-1] - end], window, b_in[..., n - start :]], dim=-1)
+    middle = from_model_audio(model, joined, sample_rate, channels, 2 * win - fade_n).to(a.dtype)
+    middle = middle[:, pad_a : middle.shape[1] - pad_b]
+    return torch.cat([a[:, : a.shape[1] - a_tail.shape[1]], middle, b[:, b_head.shape[1] :]], dim=-1)

@@ -17,8 +17,7 @@ from typing import Callable, Literal, Sequence
 import torch
 
 from musicprod_common.audio import SAMPLE_RATE
-
-from .metrics import MelDistance
+from musicprod_common.features import MelDistance
 
 Space = Literal["latent", "audio"]
 
@@ -97,7 +96,8 @@ def measured_runs(mask: torch.Tensor) -> list[tuple[int, int]]:
 
 @dataclass
 class CroppedAudioMel(CroppedAudioL1):
-    """d = Σ over each measured run of the multi-resolution log-mel distance (:class:`guidance.metrics.MelDistance`).
+    """d = Σ over each measured run of the multi-resolution log-mel distance
+    (:class:`musicprod_common.features.MelDistance`).
 
     Phase-blind, unlike the waveform L1: a codec that keeps the magnitude but not the waveform's phase (this VAE's
     SI-SDR is about −35 dB) decodes the known audio with a phase of its own, so the L1 mostly measures phase and

@@ -76,7 +76,12 @@ def save_audio(
 
 
 def to_stereo_44k(audio: torch.Tensor, sample_rate: int, *, name: str = "audio") -> torch.Tensor:
-    """(C, T) at any rate -> float32 (2, T') at 44.1 kHz. Mono is duplicated; other rates are resampled
+    """(C, T) at any rate -> float32 (2, T') at 44.1 kHz: :func:`to_stereo` at :data:`SAMPLE_RATE`."""
+    return to_stereo(audio, sample_rate, SAMPLE_RATE, name=name)
+
+
+def to_stereo(audio: torch.Tensor, sample_rate: int, target_rate: int, *, name: str = "audio") -> torch.Tensor:
+    """(C, T) at any rate -> float32 (2, T') at ``target_rate``. Mono is duplicated; other rates are resampled
     with torchaudio's windowed-sinc resampler; more than 2 channels or NaN/inf raise InputError."""
     import torchaudio.functional as AF
 
@@ -91,8 +96,8 @@ def to_stereo_44k(audio: torch.Tensor, sample_rate: int, *, name: str = "audio")
         raise InputError(f"{name}: contains NaN or infinite samples; pass clean audio")
     if audio.shape[0] == 1:
         audio = audio.expand(2, -1)
-    if sample_rate != SAMPLE_RATE:
-        audio = AF.resample(audio, int(sample_rate), SAMPLE_RATE)
+    if sample_rate != target_rate:
+        audio = AF.resample(audio, int(sample_rate), int(target_rate))
     return audio.contiguous()
 
 
@@ -102,31 +107,12 @@ def load_stereo_44k(path: str | os.PathLike) -> torch.Tensor:
     return to_stereo_44k(audio, sr, name=str(path))
 
 
-def chroma_correlation(
-    a: torch.Tensor, b: torch.Tensor, sample_rate: int = SAMPLE_RATE, *, kind: str = "cqt"
-) -> torch.Tensor:
-    """Pearson correlation of the librosa chroma (12 × frames) of ``a`` and ``b`` ``(B, C, T)``, per clip ``(B,)``.
+def match_format(audio: torch.Tensor, sample_rate: int, target_rate: int, channels: int) -> torch.Tensor:
+    """``(c, T)`` at ``sample_rate`` → ``(channels, T')`` at ``target_rate`` (mono ↔ stereo by mean/duplicate)."""
+    if audio.shape[0] != channels:
+        audio = audio.mean(0, keepdim=True) if channels == 1 else audio.expand(channels, -1)
+    if sample_rate != target_rate:
+        import torchaudio
 
-    ``kind="cqt"`` (default) uses ``chroma_cqt``, ``"stft"`` uses ``chroma_stft``. CQT chroma is the
-    less timbre-sensitive one. We measured this on 8 test-split windows of 5.94 s, with each window
-    rendered in piano and in strings (the notes are identical): CQT gives 0.78 and STFT gives 0.47.
-    Windows from different songs give about 0.09 and −0.02.
-    """
-    out = []
-    for x, y in zip(a, b):
-        cx, cy = chromagram(x, sample_rate, kind=kind), chromagram(y, sample_rate, kind=kind)
-        n = min(cx.shape[1], cy.shape[1])
-        out.append(float(np.corrcoef(cx[:, :n].ravel(), cy[:, :n].ravel())[0, 1]))
-    return torch.tensor(out)
-
-
-def chromagram(audio: torch.Tensor, sample_rate: int = SAMPLE_RATE, *, kind: str = "cqt") -> np.ndarray:
-    """librosa's chroma ``(12, frames)`` of the mid channel of ``audio`` ``(C, T)``: ``chroma_cqt`` or
-    ``chroma_stft``."""
-    import librosa
-
-    if kind not in ("cqt", "stft"):
-        raise InputError(f"unknown chroma kind {kind!r}; choose 'cqt' or 'stft'")
-    chroma = librosa.feature.chroma_cqt if kind == "cqt" else librosa.feature.chroma_stft
-    # tuning=0: POP909 renders are at A440, and estimating it per clip would add noise and time
-    return chroma(y=audio.float().mean(0).cpu().numpy(), sr=sample_rate, tuning=0.0)
+        audio = torchaudio.functional.resample(audio.float(), sample_rate, target_rate)
+    return audio.contiguous()

@@ -12,23 +12,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from musicprod_common.features import chromagram, log_mel
 from musicprod_common.files import atomic_path
-
-
-def log_mel(audio: torch.Tensor, sample_rate: int, n_mels: int = 96) -> np.ndarray:
-    """``(channels, T)`` → dB log-mel of the channel mean, ``(n_mels, frames)``; hop ≈ 5.8 ms at any rate."""
-    import torchaudio
-
-    n_fft = 1 << max(8, int(np.ceil(np.log2(sample_rate * 0.046))))  # ≈ 46 ms windows (2048 at 44.1 kHz)
-    hop = max(1, n_fft // 8)
-    mono = audio.float().mean(0)
-    if mono.numel() < n_fft:  # very short clips: pad so one frame exists
-        mono = torch.nn.functional.pad(mono, (0, n_fft - mono.numel()))
-    mel = torchaudio.transforms.MelSpectrogram(
-        sample_rate, n_fft=n_fft, hop_length=hop, n_mels=min(n_mels, n_fft // 4), f_max=sample_rate / 2
-    )(mono)
-    return (10.0 * torch.log10(mel.clamp(min=1e-10))).numpy()
-
 
 MAX_REGION_COLUMNS = 4  # regions shown side by side under the whole-song strip
 
@@ -165,8 +150,6 @@ def plot_chromagrams(
 ) -> Path:
     """Write a PNG of the CQT chromagram (librosa, as ``chroma_correlation`` scores it) of each labelled clip
     ``(channels, T)``, one above the other: whether the notes survive an edit is easier to see than to read."""
-    from .audio import chromagram
-
     plt = _pyplot()
     fig, axes = plt.subplots(
         len(clips), 1, figsize=(10, 1.6 + 1.5 * len(clips)), sharex=True, squeeze=False, constrained_layout=True

@@ -17,10 +17,12 @@ from guidance.config import SamplerConfig, sampler_preset
 from musicprod_common.audio import AUDIO_SUFFIXES, load_audio
 from musicprod_common.errors import InputError
 
-from .pipeline import MODEL_KINDS, Models, default_checkpoints
+from .models import MODEL_KINDS, default_checkpoints
 
 if TYPE_CHECKING:
     import torch
+
+    from guidance.tasks import EditModel
 
 PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg")
 
@@ -125,11 +127,11 @@ def sampler_from_args(args: argparse.Namespace, edit: str = "infill", **changes:
     return sampler_preset(args.model, edit).but(**{**flags, **changes})
 
 
-def models_from_args(args: argparse.Namespace) -> "Models":
+def models_from_args(args: argparse.Namespace) -> "EditModel":
     """Set the thread count (the CLI owns global torch settings, the library never touches them) and load."""
     import torch
 
-    from .pipeline import load_models
+    from .models import load_models
 
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from musicprod_common.audio import SAMPLE_RATE
+from guidance.song import continue_song
 
 from .cli_common import (
     add_model_args,
@@ -23,7 +23,6 @@ from .cli_common import (
     sampler_from_args,
 )
 from .inpaint_cmd import add_source_args
-from .pipeline import continue_song
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,7 +52,7 @@ def run(args: argparse.Namespace) -> None:
         raise InputError(f"--context {args.context:g} must be positive")
     check_output_file(args.output, args.song)
     models = models_from_args(args)
-    window = models.window_samples / SAMPLE_RATE
+    window = models.window / models.sample_rate
     if args.context >= window:
         raise InputError(
             f"--context {args.context:g} s must be shorter than the {args.model} model's {window:.2f} s window"

@@ -45,17 +45,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from guidance.metrics import MelDistance
-    from guidance.tasks import neighbour_crossfade
+    from guidance.song import inpaint_regions, model_windows, needs_model, plan_inpaint
+    from guidance.tasks import DEFAULT_MARGIN, neighbour_crossfade
     from musicprod_common.audio import save_audio
     from musicprod_common.errors import InputError
+    from musicprod_common.features import MelDistance
     from musicprod_common.plot import plot_before_after
     from musicprod_common.pop909 import load_song
     from musicprod_common.render import render_song
 
     from .cli_common import check_writable_dir, models_from_args, sampler_from_args
     from .inpaint_cmd import copy_marks
-    from .pipeline import DEFAULT_MARGIN, inpaint_regions, model_windows, needs_model, plan_inpaint
 
     out_dir: Path = args.output
     if out_dir.exists() and not out_dir.is_dir():

@@ -20,12 +20,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from guidance.song import inpaint_regions, model_windows, needs_model, plan_inpaint
+from guidance.tasks import DEFAULT_MARGIN
 from musicprod_common.audio import AUDIO_SUFFIXES
 from musicprod_common.errors import InputError
 
 from .cli_common import add_model_args, check_writable_dir, models_from_args, non_negative_float, sampler_from_args
 from .inpaint_cmd import add_source_args
-from .pipeline import DEFAULT_MARGIN, inpaint_regions, model_windows, needs_model, plan_inpaint
 
 CSV_COLUMNS = ("file", "start", "end", "output")
 

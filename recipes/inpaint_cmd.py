@@ -14,7 +14,18 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from guidance.config import SamplerConfig
+from guidance.config import LEVEL_BAND_S, SamplerConfig
+from guidance.song import (
+    DEFAULT_REFINE,
+    INPAINT_SOURCES,
+    REFINEMENTS,
+    inpaint_regions,
+    model_windows,
+    needs_model,
+    plan_inpaint,
+    prepare_references,
+)
+from guidance.tasks import DEFAULT_MARGIN
 from musicprod_common.errors import InputError
 
 from .cli_common import (
@@ -27,23 +38,10 @@ from .cli_common import (
     read_audio,
     sampler_from_args,
 )
-from .pipeline import (
-    DEFAULT_MARGIN,
-    DEFAULT_REFINE,
-    INPAINT_SOURCES,
-    LEVEL_BAND_S,
-    REFINEMENTS,
-    inpaint_regions,
-    model_windows,
-    needs_model,
-    plan_inpaint,
-    prepare_references,
-)
 
 if TYPE_CHECKING:
+    from guidance.song import RegionPlan
     from musicprod_common.plot import CopyMark
-
-    from .pipeline import RegionPlan
 
 
 def add_region_parser(
@@ -93,8 +91,8 @@ def check_plot_arg(args: argparse.Namespace) -> None:
 
 
 def run_region(args: argparse.Namespace, task: Callable, verb: str, done: str, sampler: SamplerConfig) -> None:
-    """Check everything, load the model, edit [start, end) with ``task`` (a pipeline function) and ``sampler``, write,
-    report."""
+    """Check everything, load the model, edit [start, end) with ``task`` (a verb of the task layer) and ``sampler``,
+    write, report."""
     from tqdm import tqdm
 
     from musicprod_common.audio import save_audio

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 
+from guidance.tasks import regenerate
+
 from .cli_common import add_strength_arg, sampler_from_args
 from .inpaint_cmd import add_region_parser, run_region
-from .pipeline import regenerate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

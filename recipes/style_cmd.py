@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from guidance.config import sampler_preset
-from guidance.style_transfer import CHROMA_WEIGHT, CLASSIFIER_WEIGHT
+from guidance.style_transfer import CHROMA_WEIGHT, CLASSIFIER_WEIGHT, restyle
+from musicprod_common.audio import SAMPLE_RATE
 from musicprod_common.errors import InputError
 
 from .cli_common import add_strength_arg, check_output_file, non_negative_float, read_audio, sampler_from_args
 from .inpaint_cmd import add_region_parser, run_region
-from .pipeline import SAMPLE_RATE, default_checkpoints, restyle
+from .models import default_checkpoints
 
 if TYPE_CHECKING:
     from guidance.passt import PaSST

@@ -11,7 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from musicprod_common.audio import SAMPLE_RATE
+from guidance.tasks import transition
+from musicprod_common.audio import match_format
 
 from .cli_common import (
     add_model_args,
@@ -22,7 +23,6 @@ from .cli_common import (
     read_audio,
     sampler_from_args,
 )
-from .pipeline import match_format, transition
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> None:
                 f"{name}: {x.shape[-1] / rate:.2f} s is shorter than the {args.fade:g} s fade; pass a shorter --fade"
             )
     models = models_from_args(args)
-    window = models.window_samples / SAMPLE_RATE
+    window = models.window / models.sample_rate
     if args.fade >= window:
         raise InputError(f"--fade {args.fade:g} s must be shorter than the {args.model} model's {window:.2f} s window")
     b = match_format(b, sr_b, sr, a.shape[0])

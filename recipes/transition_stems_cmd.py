@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from musicprod_common.audio import AUDIO_SUFFIXES
+from guidance.transitions import transition_stems
+from musicprod_common.audio import AUDIO_SUFFIXES, SAMPLE_RATE
 from musicprod_common.errors import InputError
 
 from .cli_common import (
@@ -25,7 +26,6 @@ from .cli_common import (
     read_audio,
     sampler_from_args,
 )
-from .pipeline import SAMPLE_RATE, transition_stems
 
 if TYPE_CHECKING:
     import torch
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> None:
         raise InputError(f"{out_dir}: exists and is not a folder; pick an output folder")
 
     models = models_from_args(args)
-    window = models.window_samples / SAMPLE_RATE
+    window = models.window / models.sample_rate
     if min(args.fade, args.length) >= window:
         raise InputError(
             f"--fade {min(args.fade, args.length):g} s must be shorter than the {args.model} model's {window:.2f} s "

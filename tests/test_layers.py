@@ -104,4 +104,4 @@ def test_the_graph_sees_imports_inside_functions(tmp_path):
     """The check itself: a function-level import is an edge like any other."""
     graph = import_graph()
     assert "guidance.passt" in graph["guidance.train_classifier"]
-    assert any(t.startswith("musicprod_common") for t in graph["recipes.pipeline"])
+    assert any(t.startswith("musicprod_common") for t in graph["guidance.song"])

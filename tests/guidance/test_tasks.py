@@ -232,9 +232,9 @@ def test_edit_long_rejects_region_larger_than_window():
 
 
 def test_infill_and_regenerate_long_audio():
-    model, x = latent_model(), audio(160, seed=3)  # 10 s at 16 Hz, window 4 s
+    model, x = latent_model(), audio(160, seed=3)[0]  # 10 s at 16 Hz, window 4 s
     for task in (infill, regenerate):
-        out = task(model, x, 4.0, 5.0, sampler=SAMPLER.but(steps=4), margin_s=0.25)
+        out = task(model, x, 16, 4.0, 5.0, sampler=SAMPLER.but(steps=4), margin=0.25)
         assert out.shape == x.shape
         assert torch.equal(out[..., : 4 * 16 - 4], x[..., : 4 * 16 - 4]) and torch.equal(
             out[..., 5 * 16 + 4 :], x[..., 5 * 16 + 4 :]
@@ -242,8 +242,8 @@ def test_infill_and_regenerate_long_audio():
 
 
 def test_continuation_appends_to_input():
-    model, x = waveform_model(), audio(100, seed=4)
-    out = continuation(model, x, sampler=model.sampler.but(steps=4), context_s=1.0, margin_s=0.0)
+    model, x = waveform_model(), audio(100, seed=4)[0]
+    out = continuation(model, x, 16, sampler=model.sampler.but(steps=4), context=1.0, margin=0.0)
     assert out.shape[-1] == 100 + WINDOW - 16
     assert torch.equal(out[..., :100], x)
 
@@ -325,17 +325,17 @@ def test_transition_problem_and_task():
     assert torch.equal(problem.y[..., :20], a[..., 60:80]) and torch.equal(problem.y[..., 40:], b[..., 20:44])
     assert problem.prior is not None and problem.mask[..., 20:40].sum() == 0
     model = latent_model()
-    out = transition(model, a, b, sampler=SAMPLER.but(steps=4), fade_s=1.0, margin_s=0.0)
+    out = transition(model, a[0], b[0], 16, sampler=SAMPLER.but(steps=4), fade=1.0, margin=0.0)
     fade = 16  # 1 s at 16 Hz
     assert out.shape[-1] == 100 + 90 - fade
     # A is kept up to the fade and B after it, bit for bit; only the fade region is generated.
-    assert torch.equal(out[..., : 100 - fade], a[..., : 100 - fade])
-    assert torch.equal(out[..., -(90 - fade) :], b[..., fade:])
+    assert torch.equal(out[..., : 100 - fade], a[0, :, : 100 - fade])
+    assert torch.equal(out[..., -(90 - fade) :], b[0, :, fade:])
 
 
 def test_transition_too_long_fade_is_input_error():
     with pytest.raises(InputError):
-        transition(latent_model(), audio(100), audio(100), sampler=SAMPLER.but(steps=2), fade_s=5.0)
+        transition(latent_model(), audio(100)[0], audio(100)[0], 16, sampler=SAMPLER.but(steps=2), fade=5.0)
 
 
 def test_cropped_audio_l1_matches_full_decode_loss_and_gradient():
@@ -356,7 +356,7 @@ def test_cropped_audio_l1_matches_full_decode_loss_and_gradient():
 
 def test_cropped_audio_mel_scores_each_measured_run_on_the_mid_channel():
     from guidance import CroppedAudioMel, distance_to_unknown
-    from guidance.metrics import MelDistance
+    from musicprod_common.features import MelDistance
 
     codec, n = FoldCodec(), 24000
     x = audio(n, seed=8)
@@ -463,15 +463,15 @@ def test_solve_shows_a_conditioned_model_the_clean_measurement_and_its_frame_mas
 
 def test_a_region_longer_than_the_window_is_infilled_window_by_window():
     """Only infill chunks (each window generates to its end and the next continues from it); regenerate refuses."""
-    model, x = latent_model(), audio(400, seed=11)  # window 64 samples, region 160
+    model, x = latent_model(), audio(400, seed=11)[0]  # window 64 samples, region 160
     start, end, margin = 100, 260, 4
     calls = []
     out = infill(
-        model, x, start / 16, end / 16, sampler=SAMPLER.but(steps=2), margin_s=margin / 16, callback=calls.append
+        model, x, 16, start / 16, end / 16, sampler=SAMPLER.but(steps=2), margin=margin / 16, progress=calls.append
     )
     assert len(calls) == 2 * len(window_plan(start, end, 400, WINDOW, margin)) > 2 * 2
     assert torch.equal(out[..., : start - margin], x[..., : start - margin])
     assert torch.equal(out[..., end + margin :], x[..., end + margin :])
     assert (out[..., start:end] != x[..., start:end]).all(dim=1).float().mean() > 0.99
-    with pytest.raises(InputError, match="exceeds the model window"):
-        regenerate(model, x, start / 16, end / 16, sampler=SAMPLER.but(steps=2), margin_s=margin / 16)
+    with pytest.raises(InputError, match="regenerates at most"):
+        regenerate(model, x, 16, start / 16, end / 16, sampler=SAMPLER.but(steps=2), margin=margin / 16)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import soundfile as sf
 
+from guidance.tasks import DEFAULT_MARGIN
 from recipes.cli import main
 from recipes.demo_cmd import GAPS, SECONDS
-from recipes.pipeline import DEFAULT_MARGIN
 
 
 def test_demo_repairs_the_bundled_song(tmp_path, tiny_checkpoints, capsys):

@@ -16,8 +16,10 @@ import torch
 from recipes_testutils import TINY_FRAMES, changed_span, write_song
 
 from guidance.config import sampler_preset
+from guidance.song import inpaint
+from guidance.tasks import DEFAULT_MARGIN
 from recipes.cli import main
-from recipes.pipeline import DEFAULT_MARGIN, inpaint, load_models
+from recipes.models import load_models
 
 STEPS = "2"
 
@@ -110,7 +112,7 @@ def test_same_seed_is_bit_identical_and_seed_matters(tmp_path, ckpt_env):
 def test_pipeline_inpaint_keeps_shape_and_is_deterministic(tiny_checkpoints):
     """The library call: (channels, T) in, same out, identical beyond the margins, same seed → same tensor."""
     models = load_models("latent", tiny_checkpoints)
-    assert models.window_samples == TINY_FRAMES * models.vae.latent_hop
+    assert models.window == TINY_FRAMES * models.codec.vae.latent_hop
     audio = torch.from_numpy(
         np.ascontiguousarray(np.random.default_rng(1).uniform(-0.5, 0.5, (1, 44100 * 3)).astype(np.float32))
     )
@@ -267,8 +269,8 @@ def test_inpaint_four_minute_rendered_song(tmp_path, ckpt_env, pop909_root):
 
 def test_region_longer_than_the_window_is_filled_window_by_window(tiny_checkpoints):
     """A 1 s region with a 0.37 s window: several windows, each continuing the last; still bit-exact outside."""
+    from guidance.tasks import max_region, regenerate, windows_needed
     from musicprod_common.errors import InputError
-    from recipes.pipeline import max_region, regenerate, windows_needed
 
     models = load_models("latent", tiny_checkpoints)
     sr, start, end = 22050, 2.0, 3.0

@@ -11,8 +11,8 @@ import pytest
 import soundfile as sf
 from recipes_testutils import changed_span, write_song
 
+from guidance.tasks import DEFAULT_MARGIN
 from recipes.cli import main
-from recipes.pipeline import DEFAULT_MARGIN
 
 STEPS = "2"
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from guidance.tasks import DEFAULT_MARGIN
+from guidance.transitions import STEM_ORDER, stem_schedule
 from recipes.cli import main
-from recipes.pipeline import DEFAULT_MARGIN, STEM_ORDER, stem_schedule
 from recipes.render_cmd import render_to_folder
 
 SR = 44100

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,8 +26,8 @@ def clips() -> torch.Tensor:
 
 def test_metrics_on_known_pairs(clips):
     m = Metrics()
-    assert torch.allclose(m.mel(clips, clips), torch.zeros(2))
-    assert (m.mel(clips, 0.5 * clips) > 0.2).all()
+    assert torch.allclose(m.log10_mel_l1(clips, clips), torch.zeros(2))
+    assert (m.log10_mel_l1(clips, 0.5 * clips) > 0.2).all()
     assert (m.si_sdr(clips, 3.0 * clips) > 60).all()  # scale-invariant
     assert (m.si_sdr(clips, clips.flip(-1)) < 5).all()
     assert torch.allclose(m.level_db(clips, 2.0 * clips), torch.full((2,), 20 * np.log10(2.0)), atol=1e-3)
@@ -40,7 +41,8 @@ def test_baseline_spends_the_latent_budget(hop, mels):
 def test_baseline_reconstructs_roughly(clips):
     out = MelGriffinLim(1024, 8, n_iter=8)(clips)
     assert out.shape == clips.shape and torch.isfinite(out).all()
-    assert (Metrics().mel(clips, out) < Metrics().mel(clips, torch.zeros_like(clips))).all()
+    metrics = Metrics()
+    assert (metrics.log10_mel_l1(clips, out) < metrics.log10_mel_l1(clips, torch.zeros_like(clips))).all()
 
 
 def test_evaluate_cli_writes_json(clips, tmp_path, capsys):
@@ -77,6 +79,19 @@ def test_evaluate_cli_writes_json(clips, tmp_path, capsys):
     assert set(result["mean"]) == {"vae"} | {f"mel_gl_hop{h}_{m}mels" for h, m in BASELINE_SPLITS}
     assert result["best_baseline"] in result["mean"]
     assert -1.0 <= result["mean"]["vae"]["chroma"] <= 1.0
-    assert "mel distance / best baseline" in capsys.readouterr().out
-    direct = evaluate(model, clips, baselines=False)["mean"]["vae"]["mel"]
-    assert direct == pytest.approx(result["mean"]["vae"]["mel"], rel=1e-4)
+    assert "log10-mel L1 / best baseline" in capsys.readouterr().out
+    assert result["log10_mel_l1_ratio_vs_best_baseline"] == pytest.approx(
+        result["mean"]["vae"]["log10_mel_l1"] / result["mean"][result["best_baseline"]]["log10_mel_l1"]
+    )
+    direct = evaluate(model, clips, baselines=False)["mean"]["vae"]["log10_mel_l1"]
+    assert direct == pytest.approx(result["mean"]["vae"]["log10_mel_l1"], rel=1e-4)
+
+
+def test_the_shipped_eval_json_uses_the_metric_names_the_evaluation_writes(clips):
+    shipped = json.loads((Path(__file__).resolve().parents[2] / "checkpoints" / "vae" / "eval.json").read_text())
+    names = set(Metrics().all(clips, clips)) | {"level_db_quiet"}
+    assert set(shipped["mean"]["vae"]) == names and set(shipped["per_clip"]["vae"]) == names
+    best = shipped["mean"][shipped["best_baseline"]]
+    assert shipped["log10_mel_l1_ratio_vs_best_baseline"] == pytest.approx(
+        shipped["mean"]["vae"]["log10_mel_l1"] / best["log10_mel_l1"]
+    )
