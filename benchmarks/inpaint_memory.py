@@ -26,6 +26,13 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import torch
+
+from latent_diffusion import dit_preset
+from latent_diffusion.dit import DiT
+from musicprod_common.checkpoint import save_pretrained
+from vae import SpectrogramVAE, get_config
+from waveform_diffusion import WaveformUNet, unet_preset
 
 TARGET_GB = 3.0
 SR = 44100
@@ -46,14 +53,6 @@ def write_long_song(path: Path, minutes: float, seed: int = 0) -> None:
 
 
 def save_small_presets(root: Path) -> Path:
-    import torch
-
-    from latent_diffusion import dit_preset
-    from latent_diffusion.dit import DiT
-    from musicprod_common.checkpoint import save_pretrained
-    from vae import SpectrogramVAE, get_config
-    from waveform_diffusion import WaveformUNet, unet_preset
-
     torch.manual_seed(0)
     vae_cfg = get_config("small")
     dit_cfg = dit_preset("small", in_channels=vae_cfg.latent_channels, hop_samples=vae_cfg.latent_hop)

@@ -24,6 +24,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from guidance.song import plan_inpaint  # noqa: E402
 from musicprod_common.audio import load_audio  # noqa: E402
 
 TARGET_S = 1.0
@@ -54,7 +55,6 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     audio, sr = long_song(args.songs, args.minutes)
-    from guidance.song import plan_inpaint
 
     middle = audio.shape[-1] / sr / 2
     rows = []

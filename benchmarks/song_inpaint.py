@@ -46,18 +46,24 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import librosa
 import numpy as np
 import torch
+from scipy.optimize import minimize
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from guidance.config import sampler_preset  # noqa: E402
-from guidance.tasks import neighbour_crossfade  # noqa: E402
+from guidance.song import continue_song, inpaint_regions, plan_inpaint  # noqa: E402
+from guidance.tasks import infill, neighbour_crossfade  # noqa: E402
+from musicprod_common import passages, splice  # noqa: E402
 from musicprod_common.audio import load_audio, save_audio  # noqa: E402
 from musicprod_common.errors import InputError  # noqa: E402
 from musicprod_common.features import MelDistance, chroma_correlation  # noqa: E402
 from musicprod_common.pop909 import Note, load_song, split_song_ids  # noqa: E402
+from musicprod_common.render import render_song  # noqa: E402
+from recipes.models import load_models  # noqa: E402
 
 METHODS = ("crossfade", "model", "copy", "auto", "seams", "sdedit", "target")
 BAND_S = 0.25  # seconds of audio each side of the gap that the scores include (the seams lie there)
@@ -90,7 +96,6 @@ def rendered_songs(args) -> list[tuple[str, Path, np.ndarray | None]]:
     if args.folder:
         files = sorted(p for p in Path(args.folder).iterdir() if p.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"))
         return [(p.stem, p, None) for p in files[: args.songs]]
-    from musicprod_common.render import render_song
 
     tag = f"{args.split}-{args.style}-{Path(args.soundfont).stem}{'-human' if args.humanize else ''}"
     cache = REPO / "build" / "song_inpaint" / tag
@@ -110,8 +115,7 @@ def rendered_songs(args) -> list[tuple[str, Path, np.ndarray | None]]:
 
 def beat_continuity(audio: torch.Tensor, sr: int, lo: int, hi: int, reference: np.ndarray) -> tuple[float, float]:
     """(CMLt, AMLt) of librosa's beat tracker on samples [lo, hi) against ``reference`` beat times (s, song time)."""
-    import librosa
-    import mir_eval
+    import mir_eval  # a test extra, not a dependency (and 1 s): only the beat scores need it
 
     y = audio[:, lo:hi].float().mean(0).numpy()
     _, frames = librosa.beat.beat_track(y=y, sr=sr, units="time")
@@ -124,12 +128,7 @@ def beat_continuity(audio: torch.Tensor, sr: int, lo: int, hi: int, reference: n
 
 
 def run(args) -> None:
-    from guidance.song import inpaint_regions, plan_inpaint
-    from guidance.tasks import infill
-    from recipes.models import load_models
-
     torch.set_num_threads(args.threads)
-    from musicprod_common import passages, splice
 
     for module, name, value in (
         (passages, "CONTEXT_S", args.context),
@@ -185,8 +184,6 @@ def run(args) -> None:
             blo, bhi = max(0, s - int(BEAT_SPAN_S * sr)), min(audio.shape[-1], e + int(BEAT_SPAN_S * sr))
             reference = beats if beats is not None else None
             if reference is None:
-                import librosa
-
                 reference = librosa.beat.beat_track(y=audio.mean(0).numpy(), sr=sr, units="time")[1]
             row = {"song": name, "gap": [t0, t0 + args.gap], "duration": round(duration, 2)}
             row["beats_original"] = beat_continuity(audio, sr, blo, bhi, reference)
@@ -256,8 +253,6 @@ def run(args) -> None:
 def run_continuation(args, models, methods: list[str], out_file) -> list[dict]:
     """Each song cut at a random point at least 30 s in; each method continues it, scored on the new audio (and the
     0.25 s before the cut) against what the song really played there."""
-    from guidance.song import continue_song
-
     mel, rng, rows = MelDistance(44100), random.Random(args.seed), []
     for name, path, _ in rendered_songs(args):
         audio, sr = load_audio(path)
@@ -344,7 +339,6 @@ def calibrate(files: list[str]) -> None:
     x, y = np.array(xs), np.array(ys)
     if len(x) < 4 or y.min() == y.max():
         sys.exit(f"{len(x)} gaps, {int(y.sum())} won by the copy: not enough of both outcomes to calibrate")
-    from scipy.optimize import minimize
 
     def nll(p):
         z = p[0] * x + p[1]

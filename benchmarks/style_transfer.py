@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -32,12 +33,15 @@ from guidance.style_guidance import style_target  # noqa: E402
 from guidance.style_transfer import CHROMA_WEIGHT, transfer_style  # noqa: E402
 from musicprod_common.errors import InputError  # noqa: E402
 from musicprod_common.features import chroma_correlation, mel_distance  # noqa: E402
+from musicprod_common.files import write_json  # noqa: E402
+from musicprod_common.plot import plot_chromagrams  # noqa: E402
+from musicprod_common.pop909 import load_song, split_song_ids  # noqa: E402
+from musicprod_common.render import render_song  # noqa: E402
+from recipes.models import load_models  # noqa: E402
 
 
 def _segments(pop909: Path, n: int, seconds: float, seed: int, split: str = "test") -> list[tuple[str, float]]:
     """``n`` (song, start) pairs from ``split`` songs, seeded, away from the songs' first and last seconds."""
-    from musicprod_common.pop909 import load_song, split_song_ids
-
     rng = np.random.default_rng(seed)
     ids = list(rng.permutation(split_song_ids(pop909, split)))
     picks = []
@@ -54,9 +58,6 @@ def _segments(pop909: Path, n: int, seconds: float, seed: int, split: str = "tes
 
 
 def _render(pop909: Path, song_id: str, style: str, start: float, samples: int) -> torch.Tensor:
-    from musicprod_common.pop909 import load_song
-    from musicprod_common.render import render_song
-
     mix = render_song(load_song(pop909 / song_id), style, start=start, end=start + samples / 44100 + 0.01).mix
     return torch.nn.functional.pad(mix, (0, max(0, samples - mix.shape[-1])))[:, :samples]
 
@@ -141,8 +142,6 @@ def evaluate_style_transfer(
         codec_ceiling = model.codec.decode(model.codec.encode(source), window)
     result_summary, per_clip = scores(result)
     if plot:
-        from musicprod_common.plot import plot_chromagrams
-
         plot_chromagrams(
             plot,
             {f"source ({style_a})": source[0], "result": result[0], f"oracle ({style_b})": oracle[0]},
@@ -228,7 +227,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="write the results JSON here")
     p.add_argument("--plot", help="write the chromagrams of the first clip's source, result and oracle to this PNG")
     args = p.parse_args(argv)
-    from recipes.models import load_models
 
     try:
         model = load_models(args.model, args.checkpoints)
@@ -238,7 +236,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.classifier}: classifier expects {classifier.cfg.input_sample_rate} Hz input; "
                 "the models make 44100 Hz"
             )
-        from tqdm.auto import tqdm
 
         with tqdm(total=args.n, desc=f"{args.style_a} → {args.style_b}", unit="clip") as bar:
             report = evaluate_style_transfer(
@@ -264,8 +261,6 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"style_transfer: error: {err}\n")
         return 2
     if args.out:
-        from musicprod_common.files import write_json
-
         write_json(args.out, report)
     print(json.dumps(report, indent=2))
     return 0

@@ -17,6 +17,12 @@ import json
 import time
 
 import torch
+import torchaudio.transforms as T
+
+from musicprod_common.datasets import AudioFolderSegments
+from vae.evaluate import Metrics
+from vae.model import VAEConfig
+from vae.spectral_init import principal_components
 
 
 def stacks(
@@ -31,13 +37,6 @@ def stacks(
 
 
 def main() -> None:
-    import torchaudio.transforms as T
-
-    from musicprod_common.datasets import AudioFolderSegments
-    from vae.evaluate import Metrics
-    from vae.model import VAEConfig
-    from vae.spectral_init import principal_components
-
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--train", required=True, help="folder of training renders to fit the components on")
     p.add_argument("--heldout", required=True, help="folder of held-out renders to score (vae.evaluate's --data)")

@@ -26,8 +26,10 @@ import torch
 
 from musicprod_common.audio import AUDIO_SUFFIXES, SAMPLE_RATE, load_stereo_44k
 from musicprod_common.errors import InputError
+from musicprod_common.files import write_json
 
 from .metrics import class_probs, embed_audio, fad, fad_inf, kld, normalised_realism, realism_scores
+from .passt import from_pretrained
 
 
 def read_clips(folder: str | Path, seconds: float) -> tuple[list[str], torch.Tensor]:
@@ -89,7 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=5.94, help="seconds of each file to use (default 5.94)")
     p.add_argument("--out", help="also write the metrics JSON here")
     args = p.parse_args(argv)
-    from .passt import from_pretrained
 
     try:
         classifier = from_pretrained(args.classifier).eval()
@@ -100,8 +101,6 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"evaluate_audio: error: {err}\n")
         return 2
     if args.out:
-        from musicprod_common.files import write_json
-
         write_json(args.out, metrics)
     print(json.dumps(metrics, indent=2))
     return 0

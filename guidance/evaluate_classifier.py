@@ -15,7 +15,9 @@ import sys
 import torch
 
 from musicprod_common.errors import InputError
+from musicprod_common.files import write_json
 
+from .passt import from_pretrained
 from .train_classifier import evaluate_folder
 
 
@@ -28,7 +30,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-workers", type=int, default=4)
     p.add_argument("--cpu", action="store_true")
     args = p.parse_args(argv)
-    from .passt import from_pretrained
 
     try:
         model = from_pretrained(args.model)
@@ -38,8 +39,6 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"evaluate_classifier: error: {err}\n")
         return 2
     if args.out:
-        from musicprod_common.files import write_json
-
         write_json(args.out, metrics)
     print(f"n={metrics['n']} accuracy={metrics['accuracy']:.4f}")
     print(json.dumps(metrics["per_class"]))

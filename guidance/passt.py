@@ -32,6 +32,7 @@ import torchaudio
 from torch import nn
 
 from musicprod_common.audio import SAMPLE_RATE
+from musicprod_common.checkpoint import load_pretrained, load_weights
 from musicprod_common.config import pick_preset
 from musicprod_common.errors import InputError
 from musicprod_common.styles import STYLE_NAMES
@@ -359,8 +360,6 @@ def build_passt(cfg: PasstConfig) -> PaSST:
 def from_pretrained(path_or_hub_id: str | os.PathLike) -> PaSST:
     """Load a classifier saved by :func:`musicprod_common.checkpoint.save_pretrained` (e.g.
     ``runs/classifier/final``)."""
-    from musicprod_common.checkpoint import load_pretrained
-
     return load_pretrained(path_or_hub_id, PasstConfig, build_passt)
 
 
@@ -371,8 +370,6 @@ _PREFIXES = ("module.", "net.", "model.")
 
 def _official_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
-        from musicprod_common.checkpoint import load_weights
-
         state = load_weights(path)
     else:
         try:

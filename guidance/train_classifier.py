@@ -22,9 +22,12 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import soundfile as sf
 import torch
 import torch.nn.functional as F
+from accelerate import PartialState
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
 from musicprod_common.datasets import SAMPLE_RATE, AudioFolderSegments
 from musicprod_common.errors import InputError
@@ -32,7 +35,7 @@ from musicprod_common.files import write_json
 from musicprod_common.styles import STYLE_NAMES, STYLES
 from musicprod_common.training import TrainConfig, add_train_args, example_rand, train, train_config_from_args
 
-from .passt import GM_FAMILIES, PaSST, PasstConfig, passt_config
+from .passt import GM_FAMILIES, PaSST, PasstConfig, from_pretrained, passt_config
 
 MANIFEST = "manifest.jsonl"
 
@@ -127,8 +130,6 @@ class StyleClips(Dataset):
         # clip once and keeps it as int16 (1500 six-second clips: 1.6 GB).
         self.cache: torch.Tensor | None = None
         if preload:
-            from tqdm.auto import tqdm
-
             self.cache = torch.stack(
                 [
                     (self.source[i]["audio"].clamp(-1, 32767 / 32768) * 32768).round().to(torch.int16)
@@ -137,8 +138,6 @@ class StyleClips(Dataset):
             )
 
     def _first_clip_seconds(self) -> float:
-        import soundfile as sf
-
         path = self.folder / str(self.rows[0].get("file"))
         try:
             info = sf.info(str(path))
@@ -304,11 +303,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     summary["valid"] = None
     out = Path(args.out)
     if args.valid and (out / "final").is_dir():
-        from accelerate import PartialState
-
         if PartialState().is_main_process:
-            from .passt import from_pretrained
-
             classifier = from_pretrained(out / "final")
             device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
             metrics = evaluate_folder(classifier.to(device), args.valid, batch_size=32, num_workers=args.num_workers)

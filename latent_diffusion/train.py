@@ -18,10 +18,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
 
 from guidance.objective import v_objective_loss
+from musicprod_common.datasets import AudioFolderSegments
 from musicprod_common.errors import InputError, OneLineParser, run_main
 from musicprod_common.training import TrainConfig, add_training_args, train, train_config
+from vae import SpectrogramVAE
 
 from .config import PRESETS, dit_preset
 from .dit import DiT
@@ -100,14 +103,10 @@ def ensure_cache(args: argparse.Namespace) -> list[Path]:
     if args.latents is not None and len(args.latents) > 1:
         raise InputError("--vae/--data build one cache: pass at most one --latents path with them")
     cache = Path(args.latents[0]) if args.latents else Path(args.out) / "latents.safetensors"
-    from accelerate import PartialState
 
     state = PartialState(cpu=args.cpu)
     with state.main_process_first():
         if state.is_main_process and not cache.exists():
-            from musicprod_common.datasets import AudioFolderSegments
-            from vae import SpectrogramVAE
-
             vae = SpectrogramVAE.from_pretrained(args.vae).to(state.device)
             window = dit_preset(args.preset).frames * vae.latent_hop
             dataset = AudioFolderSegments(args.data, window / vae.config.sample_rate, seed=args.seed)

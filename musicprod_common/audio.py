@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+import torchaudio
+import torchaudio.functional as AF
 
 from .errors import InputError
 from .files import atomic_path
@@ -83,8 +85,6 @@ def to_stereo_44k(audio: torch.Tensor, sample_rate: int, *, name: str = "audio")
 def to_stereo(audio: torch.Tensor, sample_rate: int, target_rate: int, *, name: str = "audio") -> torch.Tensor:
     """(C, T) at any rate -> float32 (2, T') at ``target_rate``. Mono is duplicated; other rates are resampled
     with torchaudio's windowed-sinc resampler; more than 2 channels or NaN/inf raise InputError."""
-    import torchaudio.functional as AF
-
     if audio.dim() == 1:
         audio = audio[None]
     if audio.dim() != 2 or audio.shape[0] == 0:
@@ -112,7 +112,5 @@ def match_format(audio: torch.Tensor, sample_rate: int, target_rate: int, channe
     if audio.shape[0] != channels:
         audio = audio.mean(0, keepdim=True) if channels == 1 else audio.expand(channels, -1)
     if sample_rate != target_rate:
-        import torchaudio
-
         audio = torchaudio.functional.resample(audio.float(), sample_rate, target_rate)
     return audio.contiguous()

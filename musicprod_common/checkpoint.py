@@ -40,6 +40,7 @@ def resolve_pretrained(path_or_hub_id: str | os.PathLike) -> Path:
             f"{WEIGHTS_NAME}"
         )
     os.environ.setdefault("HF_HUB_ENABLE_HF_TRANSFER", "1")
+    # snapshot_download costs 0.3 s and every command imports this module: only a hub id pays it
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 

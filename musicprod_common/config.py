@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
 from .errors import InputError
+from .files import write_json
 
 C = TypeVar("C")
 
@@ -43,8 +44,6 @@ def config_from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
 
 
 def save_config(config: Any, path: str | Path) -> None:
-    from .files import write_json
-
     write_json(path, config_to_dict(config))
 
 

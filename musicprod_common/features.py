@@ -21,8 +21,12 @@ from __future__ import annotations
 import warnings
 from typing import Callable, Sequence
 
+import auraloss
+import librosa
 import numpy as np
 import torch
+import torchaudio
+import torchaudio.transforms as T
 
 from .audio import SAMPLE_RATE
 from .errors import InputError
@@ -41,7 +45,6 @@ class MelDistance(torch.nn.Module):
         self, sample_rate: int = SAMPLE_RATE, fft_sizes: Sequence[int] = (4096, 2048, 1024, 512), n_mels: int = 64
     ):
         super().__init__()
-        import auraloss
 
         with warnings.catch_warnings():  # librosa warns about empty mel filters at the smallest FFT size
             warnings.simplefilter("ignore")
@@ -111,7 +114,6 @@ class Log10MelL1(torch.nn.Module):
 
     def __init__(self, sample_rate: int = SAMPLE_RATE, scales: Sequence[tuple[int, int]] = LOG10_MEL_SCALES):
         super().__init__()
-        import torchaudio.transforms as T
 
         self.mels = torch.nn.ModuleList(
             T.MelSpectrogram(sample_rate, n_fft=n, hop_length=n // 4, n_mels=m, power=1.0) for n, m in scales
@@ -133,8 +135,6 @@ def chromagram(
 ) -> np.ndarray:
     """librosa's chroma ``(12, frames)`` of the mid channel of ``audio`` ``(C, T)``: ``chroma_cqt`` or
     ``chroma_stft``, a frame every ``hop_length`` samples (librosa's default)."""
-    import librosa
-
     if kind not in ("cqt", "stft"):
         raise InputError(f"unknown chroma kind {kind!r}; choose 'cqt' or 'stft'")
     chroma = librosa.feature.chroma_cqt if kind == "cqt" else librosa.feature.chroma_stft
@@ -167,7 +167,6 @@ class ChromaSTFT(torch.nn.Module):
 
     def __init__(self, sample_rate: int = SAMPLE_RATE, *, n_fft: int = 2048):
         super().__init__()
-        import librosa
 
         self.n_fft, self.hop = n_fft, n_fft // 4
         filters = torch.from_numpy(librosa.filters.chroma(sr=sample_rate, n_fft=n_fft, tuning=0.0)).float()
@@ -193,8 +192,6 @@ class ChromaSTFT(torch.nn.Module):
 
 def log_mel(audio: torch.Tensor, sample_rate: int, n_mels: int = 96) -> np.ndarray:
     """``(channels, T)`` → dB log-mel of the channel mean, ``(n_mels, frames)``; hop ≈ 5.8 ms at any rate."""
-    import torchaudio
-
     n_fft = 1 << max(8, int(np.ceil(np.log2(sample_rate * 0.046))))  # ≈ 46 ms windows (2048 at 44.1 kHz)
     hop = max(1, n_fft // 8)
     mono = audio.float().mean(0)

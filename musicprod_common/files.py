@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import InputError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
@@ -18,14 +20,10 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     target = Path(path)
     if not target.parent.exists():
-        from .errors import InputError
-
         raise InputError(f"{target}: its folder {target.parent} does not exist; create it or pick another output path")
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix, dir=target.parent)
     except OSError as err:
-        from .errors import InputError
-
         raise InputError(f"{target}: cannot write there ({err.strerror}); pick a writable output path") from err
     os.close(fd)
     tmp = Path(tmp_name)
@@ -49,8 +47,6 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
 
 def check_not_overwriting_input(output: str | os.PathLike, *inputs: str | os.PathLike) -> None:
     """Refuse an output path that is one of the inputs."""
-    from .errors import InputError
-
     out = Path(output).resolve()
     for item in inputs:
         if Path(item).resolve() == out:

@@ -27,7 +27,9 @@ from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
+import soxr  # librosa's resampler, called directly: importing librosa would cost seconds on the first call
 import torch
+import torchaudio
 
 from .errors import InputError
 
@@ -108,8 +110,6 @@ def _mono(audio: torch.Tensor) -> torch.Tensor:
 @functools.lru_cache(maxsize=8)
 def _filters(n_freqs: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Mel ``(N_MELS, F)`` and chroma ``(12, F)`` weights over the FFT bins at :data:`ANALYSIS_RATE`."""
-    import torchaudio
-
     mel = torchaudio.functional.melscale_fbanks(n_freqs, F_MIN, F_MAX, N_MELS, ANALYSIS_RATE, norm="slaney").T
     freqs = torch.arange(n_freqs, dtype=torch.float64) * ANALYSIS_RATE / N_FFT
     chroma = torch.zeros(12, n_freqs, dtype=torch.float64)
@@ -126,8 +126,6 @@ def _filters(n_freqs: int) -> tuple[torch.Tensor, torch.Tensor]:
 def features(audio: torch.Tensor, sample_rate: int) -> Features:
     """:class:`Features` of ``audio`` ``(channels, T)`` at ``sample_rate``: cost is about linear in T (a 10-minute
     song takes well under a second on two cores)."""
-    import soxr  # librosa's resampler, called directly: importing librosa would cost seconds on the first call
-
     mono = _mono(audio)
     length = mono.shape[-1]
     y = mono.numpy()

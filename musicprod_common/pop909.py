@@ -151,7 +151,7 @@ def read_key(path: Path) -> str:
 
 def read_midi_notes(path: str | os.PathLike) -> dict[str, tuple[Note, ...]]:
     """Notes per track name from a MIDI file, in seconds (pretty_midi). Unnamed tracks get ``TRACK<i>``."""
-    import pretty_midi
+    import pretty_midi  # loads libfluidsynth: only MIDI reading pays it
 
     path = Path(path)
     if not path.is_file():

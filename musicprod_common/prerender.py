@@ -22,6 +22,7 @@ from pathlib import Path
 
 import soundfile as sf
 import torch
+from tqdm import tqdm
 
 from .audio import SAMPLE_RATE
 from .datasets import STEM_NAMES, Pop909Segments, training_styles
@@ -194,7 +195,6 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError("--styles minus --exclude-styles leaves no style; keep at least one")
         if args.count < 1 or args.seconds <= 0:
             raise InputError("--count and --seconds must be positive")
-        from tqdm import tqdm
 
         bar = tqdm(total=args.count, unit="seg", file=sys.stderr)
         start = time.time()

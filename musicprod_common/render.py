@@ -53,7 +53,9 @@ class _Lib:
 
     def __init__(self) -> None:
         try:
-            import fluidsynth  # pyfluidsynth: only used to find and load libfluidsynth
+            # pyfluidsynth: only used to find and load libfluidsynth; imported here so that a missing library
+            # fails a render with the one-line error below, not every command that imports this module
+            import fluidsynth
         except (ImportError, OSError) as err:
             raise InputError(
                 f"libfluidsynth could not be loaded ({err}); install it (apt install fluidsynth) "

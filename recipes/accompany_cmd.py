@@ -6,15 +6,21 @@ import argparse
 import sys
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
+from musicprod_common.audio import AUDIO_SUFFIXES
 from musicprod_common.errors import InputError
+from musicprod_common.styles import STYLE_NAMES
+from symbolic.generate import SamplingConfig
+from symbolic.pipeline import accompany, write_outputs
+
+from .cli_common import check_input_file, check_output_file, non_negative_float, positive_int
 
 MIDI_SUFFIXES = (".mid", ".midi")
 
 
 def add_symbolic_output_args(p: argparse.ArgumentParser) -> None:
     """``-o``, ``--audio``, ``--style``, ``--seed``, ``--checkpoint``, shared by the symbolic commands."""
-    from musicprod_common.styles import STYLE_NAMES
-
     p.add_argument("-o", "--output", type=Path, required=True, help="output MIDI file (.mid)")
     p.add_argument("--audio", type=Path, default=None, help="also render the result with FluidSynth to this audio file")
     p.add_argument("--style", default="piano", choices=STYLE_NAMES, help="instrumentation for --audio (default: piano)")
@@ -26,10 +32,6 @@ def add_symbolic_output_args(p: argparse.ArgumentParser) -> None:
 
 def check_outputs(args: argparse.Namespace, *inputs: Path) -> None:
     """Validate output paths before loading any model, so bad input fails at once."""
-    from musicprod_common.audio import AUDIO_SUFFIXES
-
-    from .cli_common import check_output_file
-
     check_output_file(args.output, *inputs, suffixes=MIDI_SUFFIXES, kind="MIDI")
     if args.audio is not None:
         check_output_file(args.audio, *inputs, suffixes=AUDIO_SUFFIXES)
@@ -38,8 +40,6 @@ def check_outputs(args: argparse.Namespace, *inputs: Path) -> None:
 
 
 def progress_bar(total_label: str):
-    from tqdm.auto import tqdm
-
     bar = None
 
     def update(done: int, total: int) -> None:
@@ -54,8 +54,6 @@ def progress_bar(total_label: str):
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from .cli_common import non_negative_float, positive_int
-
     p = subparsers.add_parser(
         "accompany",
         help="generate a piano accompaniment for chords (and a melody) as MIDI",
@@ -91,11 +89,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from symbolic.generate import SamplingConfig
-    from symbolic.pipeline import accompany, write_outputs
-
-    from .cli_common import check_input_file
-
     inputs = [check_input_file(args.melody)] if args.melody is not None else []
     check_outputs(args, *inputs)
     if args.strength > 1:

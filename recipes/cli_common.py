@@ -13,15 +13,16 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
+import torch
+
 from guidance.config import SamplerConfig, sampler_preset
 from musicprod_common.audio import AUDIO_SUFFIXES, load_audio
 from musicprod_common.errors import InputError
+from musicprod_common.files import check_not_overwriting_input
 
-from .models import MODEL_KINDS, default_checkpoints
+from .models import MODEL_KINDS, default_checkpoints, load_models
 
 if TYPE_CHECKING:
-    import torch
-
     from guidance.tasks import EditModel
 
 PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg")
@@ -129,10 +130,6 @@ def sampler_from_args(args: argparse.Namespace, edit: str = "infill", **changes:
 
 def models_from_args(args: argparse.Namespace) -> "EditModel":
     """Set the thread count (the CLI owns global torch settings, the library never touches them) and load."""
-    import torch
-
-    from .models import load_models
-
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     return load_models(args.model, args.checkpoints)
@@ -148,10 +145,8 @@ def check_input_file(path: str | os.PathLike, what: str = "a file") -> Path:
     return path
 
 
-def read_audio(path: str | os.PathLike) -> tuple["torch.Tensor", int]:
+def read_audio(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
     """Load ``(channels, T)`` float32 and its rate, refusing what no command can use (one line each)."""
-    import torch
-
     path = check_input_file(path, "an audio file (for a folder of files use `musicprod inpaint-batch`)")
     audio, sr = load_audio(path)
     if audio.shape[0] > 2:
@@ -172,7 +167,6 @@ def check_output_file(
         )
     if path.is_dir():
         raise InputError(f"{path}: is a directory; pass an output file name like {path / 'out.wav'}")
-    from musicprod_common.files import check_not_overwriting_input
 
     check_not_overwriting_input(path, *inputs)
     check_writable_dir(path.parent, for_path=path)

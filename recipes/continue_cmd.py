@@ -12,7 +12,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
 from guidance.song import continue_song
+from musicprod_common.audio import save_audio
+from musicprod_common.errors import InputError
 
 from .cli_common import (
     add_model_args,
@@ -42,11 +46,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from tqdm import tqdm
-
-    from musicprod_common.audio import save_audio
-    from musicprod_common.errors import InputError
-
     audio, sr = read_audio(args.song)
     if not args.context > 0:
         raise InputError(f"--context {args.context:g} must be positive")

@@ -15,7 +15,20 @@ import sys
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
+from guidance.song import inpaint_regions, model_windows, needs_model, plan_inpaint
+from guidance.tasks import DEFAULT_MARGIN, neighbour_crossfade
+from musicprod_common.audio import save_audio
+from musicprod_common.errors import InputError
+from musicprod_common.features import MelDistance
+from musicprod_common.plot import plot_before_after
+from musicprod_common.pop909 import load_song
+from musicprod_common.render import render_song
 from musicprod_common.resources import shipped
+
+from .cli_common import add_model_args, check_writable_dir, models_from_args, sampler_from_args
+from .inpaint_cmd import copy_marks
 
 EXAMPLE_SONG = shipped("examples/pop909/001")
 STYLE = "band"
@@ -27,8 +40,6 @@ GAPS = (
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from .cli_common import add_model_args
-
     p = subparsers.add_parser(
         "demo",
         help="repair two dropouts in a bundled song with the shipped models (audio + plot)",
@@ -43,20 +54,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from tqdm import tqdm
-
-    from guidance.song import inpaint_regions, model_windows, needs_model, plan_inpaint
-    from guidance.tasks import DEFAULT_MARGIN, neighbour_crossfade
-    from musicprod_common.audio import save_audio
-    from musicprod_common.errors import InputError
-    from musicprod_common.features import MelDistance
-    from musicprod_common.plot import plot_before_after
-    from musicprod_common.pop909 import load_song
-    from musicprod_common.render import render_song
-
-    from .cli_common import check_writable_dir, models_from_args, sampler_from_args
-    from .inpaint_cmd import copy_marks
-
     out_dir: Path = args.output
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: exists and is not a folder; pass an output folder")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from symbolic.pipeline import harmonize, write_outputs
+
 from .accompany_cmd import add_symbolic_output_args, check_outputs, progress_bar
+from .cli_common import check_input_file, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from .cli_common import positive_int
-
     p = subparsers.add_parser(
         "harmonize",
         help="generate an accompaniment under a melody (MIDI in, MIDI out)",
@@ -26,10 +27,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from symbolic.pipeline import harmonize, write_outputs
-
-    from .cli_common import check_input_file
-
     melody = check_input_file(args.melody)
     check_outputs(args, melody)
     tracks, steps, bpm = harmonize(

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from symbolic.pipeline import infill_midi, write_outputs
+
 from .accompany_cmd import add_symbolic_output_args, check_outputs
+from .cli_common import check_input_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,10 +26,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from symbolic.pipeline import infill_midi, write_outputs
-
-    from .cli_common import check_input_file
-
     source = check_input_file(args.input)
     check_outputs(args, source)
     tracks, steps, bpm = infill_midi(source, args.start_bar, args.end_bar, checkpoint=args.checkpoint, seed=args.seed)

@@ -20,12 +20,23 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
 from guidance.song import inpaint_regions, model_windows, needs_model, plan_inpaint
 from guidance.tasks import DEFAULT_MARGIN
-from musicprod_common.audio import AUDIO_SUFFIXES
+from musicprod_common.audio import AUDIO_SUFFIXES, save_audio
 from musicprod_common.errors import InputError
 
-from .cli_common import add_model_args, check_writable_dir, models_from_args, non_negative_float, sampler_from_args
+from .cli_common import (
+    add_model_args,
+    check_writable_dir,
+    models_from_args,
+    non_negative_float,
+    read_audio,
+    sampler_from_args,
+)
 from .inpaint_cmd import add_source_args
 
 CSV_COLUMNS = ("file", "start", "end", "output")
@@ -118,9 +129,6 @@ def folder_jobs(folder: Path, start: float | None, end: float | None, out_dir: P
 
 def _check_samples(path: Path) -> None:
     """NaN/inf anywhere in a file fails the batch before any model runs (read in blocks: memory stays flat)."""
-    import numpy as np
-    import soundfile as sf
-
     for block in sf.blocks(str(path), blocksize=1 << 20, dtype="float32", always_2d=True):
         if not np.isfinite(block).all():
             raise InputError(f"{path}: contains NaN or infinite samples; repair or re-export the file")
@@ -128,8 +136,6 @@ def _check_samples(path: Path) -> None:
 
 def check_jobs(jobs: list[Job]) -> None:
     """Everything that can be checked without running a model, for every job."""
-    import soundfile as sf
-
     inputs = {j.file.resolve() for j in jobs}
     outputs: set[Path] = set()
     scanned: set[Path] = set()
@@ -170,12 +176,6 @@ def check_jobs(jobs: list[Job]) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from tqdm import tqdm
-
-    from musicprod_common.audio import save_audio
-
-    from .cli_common import read_audio
-
     src: Path = args.jobs
     if not src.exists():
         raise InputError(f"{src}: not found; pass a folder of audio files or a .csv job list")

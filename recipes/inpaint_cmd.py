@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from tqdm import tqdm
+
 from guidance.config import LEVEL_BAND_S, SamplerConfig
 from guidance.song import (
     DEFAULT_REFINE,
@@ -26,7 +28,9 @@ from guidance.song import (
     prepare_references,
 )
 from guidance.tasks import DEFAULT_MARGIN
+from musicprod_common.audio import save_audio
 from musicprod_common.errors import InputError
+from musicprod_common.plot import CopyMark, plot_before_after
 
 from .cli_common import (
     PLOT_SUFFIXES,
@@ -41,7 +45,6 @@ from .cli_common import (
 
 if TYPE_CHECKING:
     from guidance.song import RegionPlan
-    from musicprod_common.plot import CopyMark
 
 
 def add_region_parser(
@@ -93,10 +96,6 @@ def check_plot_arg(args: argparse.Namespace) -> None:
 def run_region(args: argparse.Namespace, task: Callable, verb: str, done: str, sampler: SamplerConfig) -> None:
     """Check everything, load the model, edit [start, end) with ``task`` (a verb of the task layer) and ``sampler``,
     write, report."""
-    from tqdm import tqdm
-
-    from musicprod_common.audio import save_audio
-
     audio, sr = read_audio(args.song)
     parse_region(args.start, args.end, audio.shape[-1] / sr, args.song)
     check_output_file(args.output, args.song)
@@ -123,8 +122,6 @@ def run_region(args: argparse.Namespace, task: Callable, verb: str, done: str, s
         f"{sr} Hz) with the {args.model} model, {sampler.steps} steps, seed {args.seed} -> {args.output}"
     )
     if args.plot is not None:
-        from musicprod_common.plot import plot_before_after
-
         plot_before_after(
             args.plot,
             audio,
@@ -189,10 +186,6 @@ def read_references(paths: list[Path] | None, sample_rate: int, channels: int, s
 
 
 def run(args: argparse.Namespace) -> None:
-    from tqdm import tqdm
-
-    from musicprod_common.audio import save_audio
-
     audio, sr = read_audio(args.song)
     duration = audio.shape[-1] / sr
     if len(args.start) != len(args.end):
@@ -238,8 +231,6 @@ def run(args: argparse.Namespace) -> None:
     for plan in result.plans:
         print(f"  {plan.describe(sources, args.model, args.refine)}")
     if args.plot is not None:
-        from musicprod_common.plot import plot_before_after
-
         plot_before_after(
             args.plot,
             audio,
@@ -252,10 +243,8 @@ def run(args: argparse.Namespace) -> None:
         print(f"plot -> {args.plot}")
 
 
-def copy_marks(plan: "RegionPlan", sources: list[str]) -> "CopyMark":
+def copy_marks(plan: "RegionPlan", sources: list[str]) -> CopyMark:
     """What the plot marks for one region: where its copy came from (a span of the song when the song is the source)."""
-    from musicprod_common.plot import CopyMark
-
     if plan.splice is None:
         score = f" (best match {plan.best.score:.2f})" if plan.best is not None else ""
         return CopyMark((plan.start, plan.end), f"generated{score}")

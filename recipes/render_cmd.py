@@ -9,14 +9,18 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tqdm import tqdm
+
+from musicprod_common.audio import save_audio
 from musicprod_common.errors import InputError
+from musicprod_common.pop909 import load_song
+from musicprod_common.render import render_song
+from musicprod_common.styles import STYLE_NAMES
 
 LONG_RENDER_S = 30.0  # show a progress bar for windows longer than this
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from musicprod_common.styles import STYLE_NAMES
-
     p = subparsers.add_parser(
         "render",
         help="render a POP909 song or MIDI file to a stereo mix plus stems",
@@ -53,10 +57,6 @@ def render_to_folder(
     progress=None,
 ) -> tuple[Path, list[Path]]:
     """Render and write ``output/mix.wav`` and ``output/stems/*.wav`` all-or-nothing; returns (mix, stems)."""
-    from musicprod_common.audio import save_audio
-    from musicprod_common.pop909 import load_song
-    from musicprod_common.render import render_song
-
     existing = next(p for p in (output, *output.parents) if p.exists() or p == Path(p.anchor))
     if existing.exists() and not existing.is_dir():
         raise InputError(f"{output}: {existing} is a file, not a folder; pass an output folder")
@@ -100,8 +100,6 @@ def render_to_folder(
 
 
 def run(args: argparse.Namespace) -> None:
-    from tqdm import tqdm
-
     if args.end is not None and args.end <= args.start:
         raise InputError(f"--end {args.end} must be after --start {args.start}")
     bar = None

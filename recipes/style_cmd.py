@@ -17,9 +17,10 @@ from __future__ import annotations
 import argparse
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from guidance.config import sampler_preset
+from guidance.passt import PaSST, from_pretrained
+from guidance.style_guidance import style_target
 from guidance.style_transfer import CHROMA_WEIGHT, CLASSIFIER_WEIGHT, restyle
 from musicprod_common.audio import SAMPLE_RATE
 from musicprod_common.errors import InputError
@@ -27,9 +28,6 @@ from musicprod_common.errors import InputError
 from .cli_common import add_strength_arg, check_output_file, non_negative_float, read_audio, sampler_from_args
 from .inpaint_cmd import add_region_parser, run_region
 from .models import default_checkpoints
-
-if TYPE_CHECKING:
-    from guidance.passt import PaSST
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -89,10 +87,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def load_classifier(folder: Path) -> "PaSST":
+def load_classifier(folder: Path) -> PaSST:
     """The style classifier, checked to take the models' 44.1 kHz audio."""
-    from guidance.passt import from_pretrained
-
     if not (folder / "config.json").is_file():
         raise InputError(
             f"{folder}: no style classifier there (config.json + model.safetensors); pass --classifier DIR"
@@ -108,8 +104,6 @@ def load_classifier(folder: Path) -> "PaSST":
 
 
 def run(args: argparse.Namespace) -> None:
-    from guidance.style_guidance import style_target
-
     classifier = load_classifier(args.classifier or (args.checkpoints or default_checkpoints()) / "classifier")
     styles = ", ".join(classifier.cfg.class_names)
     if args.guidance == 0:

@@ -31,11 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from musicprod_common.checkpoint import load_pretrained
 from musicprod_common.config import pick_preset
 from musicprod_common.errors import InputError
 from musicprod_common.training import example_rand
 
+from .data import BAR_STEPS, SLICE_STEPS
 from .fgg import FGGConfig, FGGUNet
+from .generate import OVERLAP_BARS, window_starts
 
 CHANNELS = 4  # accompaniment onset, sustain; melody onset, sustain
 ACCOMPANIMENT = (0, 1)
@@ -94,8 +97,6 @@ def build_binomial(cfg: BinomialConfig) -> BinomialNet:
 
 
 def load_binomial(path_or_hub_id: str) -> BinomialNet:
-    from musicprod_common.checkpoint import load_pretrained
-
     return load_pretrained(path_or_hub_id, BinomialConfig, build_binomial)
 
 
@@ -281,9 +282,6 @@ def sample_binomial_long(
     Autoregressive inpainting with a 2-bar overlap: 4-bar windows with a hop of 2 bars, each window's first
     two bars fixed to what the previous window produced, plus the caller's known bits everywhere.
     """
-    from .data import BAR_STEPS, SLICE_STEPS
-    from .generate import OVERLAP_BARS, window_starts
-
     steps = known.shape[1]
     starts = window_starts(steps // BAR_STEPS)
     out = known.clone().float() * known_mask

@@ -22,9 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
 from torch.utils.data import Dataset
 
 from musicprod_common.errors import InputError
+from musicprod_common.files import atomic_path
+from musicprod_common.pop909 import is_triple_meter, load_song, load_split, sixteenth_grid, song_ids
 
 from .chords import parse_harte
 
@@ -56,8 +60,6 @@ def extract_song(song) -> dict[str, np.ndarray] | None:
     int32 rows (start, end, chroma mask, scale mask, root or −1 | minor flag << 4), ``downbeats`` (D,)
     step indices and ``steps`` (the grid length).
     """
-    from musicprod_common.pop909 import is_triple_meter, sixteenth_grid
-
     if is_triple_meter(song):
         return None
     grid = sixteenth_grid(song)
@@ -94,11 +96,6 @@ def build_dataset_file(
 
     Returns counts: songs kept, triple-meter songs skipped, notes.
     """
-    from safetensors.numpy import save_file
-
-    from musicprod_common.files import atomic_path
-    from musicprod_common.pop909 import load_song, load_split, song_ids
-
     split_of = {sid: SPLIT_IDS[name] for name, ids in load_split().items() for sid in ids}
     ids = song_ids(pop909_root)[:limit]
     kept_ids, splits, note_parts, chord_parts, downbeat_parts, steps = [], [], [], [], [], []
@@ -182,9 +179,6 @@ def _dense_roll(rows: np.ndarray, steps: int) -> np.ndarray:
 
 def load_dataset_file(path: str | os.PathLike, split: str | None) -> list[DenseSong]:
     """Read the file written by :func:`build_dataset_file`; keep one split (or all with None)."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
     path = Path(path)
     if not path.is_file():
         raise InputError(

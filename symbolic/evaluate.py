@@ -16,6 +16,7 @@ import sys
 import time
 
 import torch
+from tqdm.auto import tqdm
 
 from musicprod_common.errors import InputError
 
@@ -147,7 +148,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = load_fgg(args.checkpoint).to(args.device)
         dataset = evaluation_slices(args)
-        from tqdm.auto import tqdm
 
         bar = tqdm(total=min(args.num_samples, len(dataset)), desc="evaluate", unit="sample", file=sys.stderr)
         result = evaluate(

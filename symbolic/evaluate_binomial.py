@@ -24,6 +24,7 @@ from __future__ import annotations
 import sys
 
 import torch
+from tqdm.auto import tqdm
 
 from musicprod_common.errors import InputError
 
@@ -209,7 +210,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.untrained:
             model = build_binomial(model.cfg).eval()  # its output layer starts at zero
         dataset = evaluation_slices(args)
-        from tqdm.auto import tqdm
 
         with tqdm(desc="evaluate", file=sys.stderr) as bar:
 

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from musicprod_common.checkpoint import load_pretrained
 from musicprod_common.config import pick_preset
 from musicprod_common.training import example_rand, example_randn
 
@@ -244,6 +245,4 @@ def count_parameters(model: nn.Module) -> int:
 
 def load_fgg(path_or_hub_id: str) -> FGGUNet:
     """A trained model from a folder with ``model.safetensors`` + ``config.json`` (or a hub id)."""
-    from musicprod_common.checkpoint import load_pretrained
-
     return load_pretrained(path_or_hub_id, FGGConfig, build_fgg)

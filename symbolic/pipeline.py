@@ -8,16 +8,21 @@ FluidSynth renderer (:mod:`musicprod_common.render`) so symbolic output can feed
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from musicprod_common.audio import save_audio
 from musicprod_common.errors import InputError
+from musicprod_common.pop909 import read_midi_notes
+from musicprod_common.render import render_song
 from musicprod_common.resources import shipped
 
-from .binomial import ACCOMPANIMENT, MELODY, load_binomial, sample_binomial_long
+from .binomial import ACCOMPANIMENT, MELODY, load_binomial, sample_binomial, sample_binomial_long
 from .chords import parse_progression, parse_scale
-from .data import BAR_STEPS
+from .data import BAR_STEPS, nearest_index
 from .fgg import load_fgg
 from .generate import SamplingConfig, chord_track, generate_long, window_starts
 from .roll import NoteTuple, notes_to_roll, read_melody, roll_to_notes, song_from_tracks, write_midi
@@ -118,14 +123,7 @@ def harmonize(
 
 def read_midi_tracks(path: str | os.PathLike) -> tuple[Tracks, float]:
     """A MIDI file → {"MELODY", "PIANO"} step-grid notes: a MELODY track if named so, everything else is PIANO."""
-    import warnings
-
-    import numpy as np
-    import pretty_midi
-
-    from musicprod_common.pop909 import read_midi_notes
-
-    from .data import nearest_index
+    import pretty_midi  # loads libfluidsynth: only MIDI reading pays it
 
     tracks = read_midi_notes(path)
     with warnings.catch_warnings():
@@ -183,7 +181,6 @@ def infill_midi(
     mask = torch.ones(1, 4, 4 * BAR_STEPS, model.cfg.pitches, dtype=torch.bool)
     g0, g1 = start_bar * BAR_STEPS - a, end_bar * BAR_STEPS - a
     mask[:, :, g0:g1] = False
-    from .binomial import sample_binomial
 
     window = sample_binomial(
         model, known=full[None, :, a:b], known_mask=mask, generator=torch.Generator().manual_seed(seed)
@@ -220,8 +217,6 @@ def write_outputs(
     """
     rendering = None
     if audio_path is not None:
-        from musicprod_common.render import render_song
-
         if not any(tracks.values()):
             raise InputError(
                 f"{midi_path}: the generated piece has no notes, so there is nothing to render; try another --seed"
@@ -231,8 +226,6 @@ def write_outputs(
         )
     written = [write_midi(midi_path, tracks, bpm=bpm)]
     if rendering is not None:
-        from musicprod_common.audio import save_audio
-
         try:
             written.append(save_audio(audio_path, rendering.mix, rendering.sample_rate))
         except BaseException:

@@ -16,8 +16,12 @@ import torch
 
 from musicprod_common.errors import InputError
 from musicprod_common.files import atomic_path
+from musicprod_common.pop909 import Note, Song, read_midi_notes
 
-from .data import LOW_PITCH, NUM_PITCHES, STEPS_PER_BEAT
+from .data import LOW_PITCH, NUM_PITCHES, STEPS_PER_BEAT, nearest_index
+
+# pretty_midi is imported inside the two functions that use it: it loads libfluidsynth on import, which
+# `musicprod --help` (via the accompany command) must not need.
 
 NoteTuple = tuple[int, int, int]  # (pitch, start step, end step exclusive)
 
@@ -102,8 +106,6 @@ def song_from_tracks(
     song_id: str = "generated",
 ):
     """Step-grid tracks → :class:`musicprod_common.pop909.Song` (notes in seconds, 4/4 beats) for rendering."""
-    from musicprod_common.pop909 import Note, Song
-
     dt = step_seconds(bpm)
     beats = np.arange(0, steps, STEPS_PER_BEAT) * dt
     return Song(
@@ -123,8 +125,6 @@ def read_melody(path: str | os.PathLike, max_steps: int | None = None) -> tuple[
     """
     import pretty_midi
 
-    from musicprod_common.pop909 import read_midi_notes
-
     tracks = read_midi_notes(path)  # InputError for missing / corrupt / empty files
     notes = list(tracks.get("MELODY") or [n for ns in tracks.values() for n in ns])
     with warnings.catch_warnings():
@@ -137,7 +137,6 @@ def read_melody(path: str | os.PathLike, max_steps: int | None = None) -> tuple[
         beats = np.arange(0, midi.get_end_time() + 1, 60.0 / bpm)
     ext = np.append(beats, beats[-1] + (beats[-1] - beats[-2]))
     grid = (ext[:-1, None] + np.diff(ext)[:, None] * np.arange(4)[None] / 4).reshape(-1)
-    from .data import nearest_index
 
     starts = nearest_index(grid, np.array([n.start for n in notes]))
     ends = np.maximum(nearest_index(grid, np.array([n.end for n in notes])), starts + 1)

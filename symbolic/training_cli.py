@@ -7,6 +7,7 @@ import dataclasses
 import sys
 from typing import Any, Callable
 
+from musicprod_common.checkpoint import WEIGHTS_NAME, load_weights, resolve_pretrained
 from musicprod_common.errors import InputError
 from musicprod_common.training import TrainConfig, add_train_args, train, train_config_from_args
 
@@ -36,8 +37,6 @@ def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 def load_init_weights(model, folder: str) -> None:
     """Copy a checkpoint's weights into ``model``; a shape or key mismatch is bad input, not a traceback."""
-    from musicprod_common.checkpoint import WEIGHTS_NAME, load_weights, resolve_pretrained
-
     weights = load_weights(resolve_pretrained(folder) / WEIGHTS_NAME)
     try:
         model.load_state_dict({k: v.float() for k, v in weights.items()})

@@ -28,11 +28,17 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import auraloss.freq
 import torch
+import torchaudio.transforms as T
 
+from musicprod_common.checkpoint import load_training_state
+from musicprod_common.datasets import AudioFolderSegments
 from musicprod_common.errors import InputError
 from musicprod_common.features import Log10MelL1, chroma_correlation
 from musicprod_common.files import write_json
+from musicprod_common.plot import plot_before_after
+from musicprod_common.styles import STYLE_NAMES, VAE_HELDOUT_STYLE
 
 from .model import COMPRESSION_RATIO, SAMPLE_RATE, SpectrogramVAE
 
@@ -43,8 +49,6 @@ class Metrics:
     """Distances between a reference and an estimate, both ``(B, 2, T)``; each returns ``(B,)``."""
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
-        import auraloss.freq
-
         self.log10_mel_l1 = Log10MelL1(SAMPLE_RATE).to(device)
         ffts = [512, 1024, 2048, 4096]
         self.mrstft = auraloss.freq.MultiResolutionSTFTLoss(
@@ -99,7 +103,6 @@ class MelGriffinLim:
         return 2 * self.mels * SAMPLE_RATE / self.hop
 
     def __call__(self, audio: torch.Tensor) -> torch.Tensor:  # (B, 2, T) -> (B, 2, T)
-        import torchaudio.transforms as T
 
         n_fft = max(2048, 2 * self.hop)
         mel = T.MelSpectrogram(SAMPLE_RATE, n_fft=n_fft, hop_length=self.hop, n_mels=self.mels, power=2.0).to(
@@ -117,9 +120,6 @@ class MelGriffinLim:
 
 def load_eval_clips(data: str | Path, seconds: float, max_clips: int | None) -> tuple[torch.Tensor, dict[str, int]]:
     """Clips ``(N, 2, seconds * 44100)`` and a count of their styles (from the manifest, if any)."""
-    from musicprod_common.datasets import AudioFolderSegments
-    from musicprod_common.styles import STYLE_NAMES
-
     dataset = AudioFolderSegments(data, seconds, seed=0)
     n = len(dataset) if max_clips is None else min(max_clips, len(dataset))
     items = [dataset[i] for i in range(n)]
@@ -204,8 +204,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     try:
-        from musicprod_common.styles import VAE_HELDOUT_STYLE
-
         started = time.time()
         model = SpectrogramVAE.from_pretrained(args.checkpoint)
         clips, styles = load_eval_clips(args.data, args.seconds, args.max_clips)
@@ -226,16 +224,12 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint=str(args.checkpoint), data=str(args.data), styles=styles, heldout_style=VAE_HELDOUT_STYLE
         )
         if args.fp32_state:
-            from musicprod_common.checkpoint import load_training_state
-
             fp32 = SpectrogramVAE(model.config)
             fp32.load_state_dict(load_training_state(args.fp32_state)["ema"])
             result["fp32_ema"] = evaluate(
                 fp32.eval(), clips, batch_size=args.batch_size, baselines=False, device=args.device
             )["mean"]["vae"]
         if args.plot:
-            from musicprod_common.plot import plot_before_after
-
             with torch.no_grad():
                 first = clips[:1].to(args.device)
                 recon = model.to(args.device).decode(model.encode(first).mode(), first.shape[-1])

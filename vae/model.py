@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from musicprod_common.audio import SAMPLE_RATE
+from musicprod_common.audio import SAMPLE_RATE, to_stereo_44k
+from musicprod_common.checkpoint import load_pretrained
 from musicprod_common.config import pick_preset
 from musicprod_common.errors import InputError
 
@@ -278,8 +279,6 @@ class SpectrogramVAE(nn.Module):
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str | os.PathLike) -> "SpectrogramVAE":
         """A local folder with ``config.json`` + ``model.safetensors``, or a Hugging Face Hub repo id."""
-        from musicprod_common.checkpoint import load_pretrained
-
         return load_pretrained(path_or_hub_id, VAEConfig, cls)
 
     @property
@@ -579,8 +578,6 @@ def prepare_audio(audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
     Mono is duplicated, other rates are resampled with torchaudio, more than two channels and NaN/inf
     samples raise :class:`InputError` (all via ``musicprod_common.audio.to_stereo_44k``).
     """
-    from musicprod_common.audio import to_stereo_44k
-
     if not torch.is_tensor(audio):
         audio = torch.as_tensor(audio)
     if audio.dim() not in (1, 2, 3) or audio.shape[-1] < 1:

@@ -17,10 +17,12 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
+import auraloss.freq
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from musicprod_common.audio import SAMPLE_RATE
+from musicprod_common.datasets import AudioFolderSegments
 from musicprod_common.errors import InputError, OneLineParser, run_main
 from musicprod_common.training import (
     STATE_NAME,
@@ -66,8 +68,6 @@ class VAELoss:
     """
 
     def __init__(self, cfg: LossConfig | None = None, *, crop_samples: int | None = None):
-        import auraloss.freq
-
         self.cfg = cfg = cfg or LossConfig()
 
         def res(ffts: tuple[int, ...]) -> dict[str, list[int]]:
@@ -139,8 +139,6 @@ class VAELoss:
 
 def _clip_dataset(root: Path, seconds: float, seed: int) -> Dataset:
     """The foundation's audio-folder dataset: items ``{"audio": (2, seconds * 44100)}``."""
-    from musicprod_common.datasets import AudioFolderSegments
-
     return AudioFolderSegments(root, seconds, seed=seed)
 
 

@@ -16,7 +16,8 @@ import argparse
 import torch
 
 from guidance.objective import v_objective_loss
-from musicprod_common.errors import OneLineParser, run_main
+from musicprod_common.datasets import AudioFolderSegments
+from musicprod_common.errors import InputError, OneLineParser, run_main
 from musicprod_common.training import TrainConfig, add_training_args, example_rand, train, train_config
 
 from .config import PRESETS, unet_preset
@@ -57,8 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from musicprod_common.datasets import AudioFolderSegments
-
     args = build_parser().parse_args(argv)
     torch.backends.cuda.matmul.allow_tf32 = True  # an entry point, not library code: these flags are ours to set
     torch.backends.cudnn.benchmark = True  # fixed window length: let cuDNN pick the fastest conv kernels
@@ -66,8 +65,6 @@ def main(argv: list[str] | None = None) -> None:
     try:
         config = unet_preset(args.preset, **overrides)
     except ValueError as err:
-        from musicprod_common.errors import InputError
-
         raise InputError(f"--window {args.window}: {err}") from None
     data = AudioFolderSegments(args.data, config.window / config.sample_rate, seed=args.seed)
     torch.manual_seed(args.seed)  # initial weights: a function of the seed

@@ -86,6 +86,7 @@ def test_bad_input_one_line_exit_2_no_output(tmp_path, capsys, case):
 
 def test_unwritable_output_leaves_nothing(tmp_path, capsys, monkeypatch):
     from musicprod_common import audio
+    from recipes import render_cmd
 
     calls = {"n": 0}
     real = audio.save_audio
@@ -96,7 +97,7 @@ def test_unwritable_output_leaves_nothing(tmp_path, capsys, monkeypatch):
             raise OSError(28, "No space left on device")
         return real(path, *a, **k)
 
-    monkeypatch.setattr(audio, "save_audio", failing)
+    monkeypatch.setattr(render_cmd, "save_audio", failing)
     out = tmp_path / "out"
     rc = main(["render", str(EXAMPLE), "--end", "0.5", "-o", str(out)])
     assert rc == 2 and "No space left" in capsys.readouterr().err
