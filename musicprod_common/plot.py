@@ -1,6 +1,6 @@
 """Pictures of edits: before/after log-mel spectrograms with the edited regions marked (``musicprod ... --plot
-out.png``,
-``vae.evaluate --plot``) and chromagrams (``benchmarks/style_transfer.py --plot``)."""
+out.png``, ``vae.evaluate --plot``), transitions with both songs' beat grids, and chromagrams
+(``benchmarks/style_transfer.py --plot``)."""
 
 from __future__ import annotations
 
@@ -169,6 +169,55 @@ def plot_chromagrams(
         ax.set_yticks(range(12), ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"], fontsize=7)
         ax.set_ylabel(label)
     axes[-1, 0].set_xlabel("time (s)")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_transition(
+    path: str | os.PathLike,
+    audio: torch.Tensor,
+    sample_rate: int,
+    overlap: tuple[float, float],
+    a_beats: np.ndarray,
+    b_beats: np.ndarray,
+    *,
+    swap: float | None = None,
+    title: str = "",
+    context: float = 4.0,
+) -> Path:
+    """Write a picture of a transition: the output's log-mel spectrogram over the ``overlap`` (seconds) ±
+    ``context`` s, with song A's beats (``a_beats``) and song B's (``b_beats``), both in output seconds, drawn as two
+    rows of ticks above it, so a beat grid that drifts apart shows as ticks that stop lining up."""
+    plt = _pyplot()
+    duration = audio.shape[-1] / sample_rate
+    lo, hi = max(0.0, overlap[0] - context), min(duration, overlap[1] + context)
+    i0, i1 = int(lo * sample_rate), max(int(lo * sample_rate) + 1, int(np.ceil(hi * sample_rate)))
+    fig, (grid, spec) = plt.subplots(
+        2, 1, figsize=(10, 5), sharex=True, constrained_layout=True, gridspec_kw={"height_ratios": [1, 4]}
+    )
+    for row, (beats, label, colour) in enumerate(((a_beats, "A", "tab:blue"), (b_beats, "B", "tab:orange"))):
+        shown = beats[(beats >= lo) & (beats <= hi)]
+        grid.vlines(shown, 1 - row - 0.4, 1 - row + 0.4, color=colour, linewidth=1.2, label=f"{label}'s beats")
+    grid.set_yticks([1, 0], ["A", "B"])
+    grid.set_ylim(-0.6, 1.6)
+    grid.axvspan(*overlap, color="0.9", zorder=-1)
+    mel = log_mel(audio[..., i0:i1], sample_rate)
+    spec.imshow(
+        mel,
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        vmin=mel.max() - 80.0,
+        vmax=mel.max(),
+        extent=(lo, lo + (i1 - i0) / sample_rate, 0, mel.shape[0]),
+    )
+    spec.axvspan(*overlap, facecolor="none", edgecolor="cyan", linewidth=1.5, linestyle="--")
+    if swap is not None:
+        for ax in (grid, spec):
+            ax.axvline(swap, color="white" if ax is spec else "black", linewidth=1, linestyle=":")
+    spec.set_ylabel("mel bin")
+    spec.set_xlabel("time in the output (s); dashed: the overlap, dotted: the bass swap")
     if title:
         fig.suptitle(title)
     return _save(fig, path)

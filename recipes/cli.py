@@ -25,6 +25,8 @@ COMMAND_MODULES = [
     "recipes.accompany_cmd",
     "recipes.harmonize_cmd",
     "recipes.infill_midi_cmd",
+    "recipes.analyze_cmd",
+    "recipes.app_cmd",
 ]
 
 

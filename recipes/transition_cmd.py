@@ -1,8 +1,11 @@
-"""``musicprod transition A B -o OUT``: play A, then B, joined by a regenerated crossfade.
+"""``musicprod transition A B -o OUT``: mix song A into song B on one beat grid, with a regenerated joint.
 
-The end of A and the start of B meet in one model window; the ``--fade`` seconds where they overlap are
-regenerated starting from their constant-power crossfade (Levy et al. 2023, §4; k = 0.85; ``--strength``
-below 1 keeps more of the crossfade). B is converted to A's rate and channels, and the output takes A's format.
+Both songs are analysed (tempo, downbeats, key). The overlap of ``--bars`` bars starts on a downbeat of A at a phrase
+boundary (or at ``--at``, snapped to the nearest downbeat) and B enters on a downbeat (``--b-start``, snapped), time-
+stretched by Rubber Band to A's tempo and levelled to A's loudness; ``--match-key`` also shifts B to a compatible
+key. Over the overlap the highs crossfade while the bass swaps at the middle downbeat, and the model regenerates
+``--fade`` seconds around the swap (Levy et al. 2023, §4). The output is A up to the cue-out, bit for bit, then B
+from the cue-in on, in A's format. A song without a steady beat gets a plain regenerated crossfade.
 """
 
 from __future__ import annotations
@@ -11,10 +14,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from guidance.tasks import transition
-from musicprod_common.audio import match_format
+from tqdm import tqdm
+
+from guidance.transitions import BRIDGE_S, PHRASE_BARS, beat_matched_transition
+from musicprod_common.audio import match_format, save_audio
+from musicprod_common.errors import InputError
 
 from .cli_common import (
+    PLOT_SUFFIXES,
     add_model_args,
     add_strength_arg,
     check_output_file,
@@ -25,59 +32,121 @@ from .cli_common import (
 )
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be a whole number of at least 1")
+    return value
+
+
+def add_plan_args(p: argparse.ArgumentParser) -> None:
+    """``--at``, ``--b-start``, ``--bars``, ``--no-snap``, ``--match-key``, ``--fade``: the plan of a transition."""
+    p.add_argument(
+        "--at",
+        type=non_negative_float,
+        default=None,
+        help="seconds in A where the transition starts, snapped to the nearest downbeat (default: the last phrase "
+        "boundary, a multiple of 8 bars, with room for the transition)",
+    )
+    p.add_argument(
+        "--b-start",
+        type=non_negative_float,
+        default=None,
+        help="seconds in B that enter at the cue-out, snapped to the nearest downbeat (default: B's first downbeat)",
+    )
+    p.add_argument(
+        "--bars",
+        type=positive_int,
+        default=PHRASE_BARS,
+        help=f"length of the transition in A's bars (default {PHRASE_BARS})",
+    )
+    p.add_argument("--no-snap", action="store_true", help="take --at and --b-start as given, not snapped to downbeats")
+    p.add_argument(
+        "--match-key",
+        action="store_true",
+        help="shift B by the smallest interval that makes its key compatible with A's (same, relative or a fifth)",
+    )
+    p.add_argument(
+        "--fade",
+        type=non_negative_float,
+        default=BRIDGE_S,
+        help=f"seconds the model regenerates at each joint (default {BRIDGE_S:g}, the paper's transition length; 0 "
+        "keeps the beat-matched mix as it is and loads no model); without a beat, the length of the plain crossfade",
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "transition",
-        help="join two songs through a regenerated crossfade",
+        help="mix one song into another on one beat grid, with a regenerated joint",
         description=__doc__.splitlines()[0].replace("``", ""),
     )
     p.add_argument("a", type=Path, help="first song (audio file)")
     p.add_argument("b", type=Path, help="second song (audio file)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output file; its suffix picks the format")
-    p.add_argument(
-        "--fade", type=non_negative_float, default=2.5, help="seconds of overlap to regenerate (default 2.5)"
-    )
+    add_plan_args(p)
+    p.add_argument("--plot", type=Path, default=None, help="also draw both beat grids over the joint (png/pdf/svg)")
     add_model_args(p)
     add_strength_arg(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
-    from tqdm import tqdm
-
-    from musicprod_common.audio import save_audio
-    from musicprod_common.errors import InputError
-
     a, sr = read_audio(args.a)
     b, sr_b = read_audio(args.b)
     check_output_file(args.output, args.a, args.b)
-    if not args.fade > 0:
-        raise InputError(f"--fade {args.fade:g} must be positive")
-    for name, x, rate in ((args.a, a, sr), (args.b, b, sr_b)):
-        if x.shape[-1] / rate < args.fade:
-            raise InputError(
-                f"{name}: {x.shape[-1] / rate:.2f} s is shorter than the {args.fade:g} s fade; pass a shorter --fade"
-            )
-    models = models_from_args(args)
-    window = models.window / models.sample_rate
-    if args.fade >= window:
-        raise InputError(f"--fade {args.fade:g} s must be shorter than the {args.model} model's {window:.2f} s window")
+    if args.plot is not None:
+        check_output_file(args.plot, args.a, args.b, args.output, suffixes=PLOT_SUFFIXES, kind="plot")
     b = match_format(b, sr_b, sr, a.shape[0])
+    models = models_from_args(args) if args.fade > 0 else None
+    if models is not None and args.fade >= models.window / models.sample_rate:
+        raise InputError(
+            f"--fade {args.fade:g} s must be shorter than the {args.model} model's "
+            f"{models.window / models.sample_rate:.2f} s window"
+        )
     sampler = sampler_from_args(args, strength=args.strength)
-    with tqdm(total=sampler.steps, desc="transition", unit="step", file=sys.stderr, leave=False, delay=0.5) as bar:
-        out = transition(
+    with tqdm(
+        total=sampler.steps if models else 0,
+        desc="transition",
+        unit="step",
+        file=sys.stderr,
+        leave=False,
+        delay=0.5,
+        disable=models is None,
+    ) as bar:
+        out, plan = beat_matched_transition(
             models,
             a,
             b,
             sr,
+            at=args.at,
+            b_start=args.b_start,
+            bars=args.bars,
+            snap=not args.no_snap,
+            match_key=args.match_key,
             fade=args.fade,
             sampler=sampler,
             seed=args.seed,
             progress=bar.update,
         )
     save_audio(args.output, out, sr, like=args.a)
-    print(
-        f"joined {args.a} ({a.shape[-1] / sr:.1f} s) into {args.b} ({b.shape[-1] / sr:.1f} s) through a regenerated "
-        f"{args.fade:g} s crossfade at {(a.shape[-1] / sr) - args.fade:.2f} s with the {args.model} model -> "
-        f"{args.output}"
-    )
+    for notice in plan.notices:
+        print(f"note: {notice}")
+    print(plan.describe())
+    model = f"the joint regenerated by the {args.model} model" if models is not None else "no model"
+    print(f"{args.a.name} → {args.b.name}: {out.shape[-1] / sr:.1f} s, {model} -> {args.output}")
+    if args.plot is not None:
+        from musicprod_common.plot import plot_transition
+
+        a_grid, b_grid = plan.grids()
+        plot_transition(
+            args.plot,
+            out,
+            sr,
+            (plan.cue_out, plan.cue_out + plan.length),
+            a_grid,
+            b_grid,
+            swap=None if plan.swap is None else plan.cue_out + plan.swap,
+            title=f"{args.a.name} → {args.b.name}",
+        )
+        print(f"plot -> {args.plot}")

@@ -1,10 +1,12 @@
-"""``musicprod transition-stems A/ B/ --at 30 --length 8 -o OUT/``: hand song A over to song B stem by stem.
+"""``musicprod transition-stems A/ B/ -o OUT/``: hand song A over to song B stem by stem, on one beat grid.
 
 A and B are stem folders, either as ``musicprod render`` writes them (``NAME/mix.wav`` + ``NAME/stems/<TRACK>.wav``)
-or plain ``NAME/<stem>.wav``. The output plays A until ``--at`` seconds and B (from ``--b-start``) after
-``--at + --length``; in between each stem crossfades on its own schedule — accompaniment first, melody last —
-and the model regenerates every stem's crossfade with the transition task. Writes ``OUT/mix.wav`` (the sum of
-the stems) and ``OUT/stems/<stem>.wav``, the layout this command reads, so transitions can be chained.
+or plain ``NAME/<stem>.wav``. The plan is ``musicprod transition``'s, made from the two mixes: the overlap of
+``--bars`` bars starts on a downbeat of A and B enters on one of its own, every stem of B stretched to A's tempo.
+Over the overlap the drums crossfade on the grid, the bass swaps at the middle downbeat, and every other stem
+crossfades on its own schedule (accompaniment first, melody last) through a crossfade the model regenerates with the
+transition task. Writes ``OUT/mix.wav`` (the sum of the stems) and ``OUT/stems/<stem>.wav``, the layout this command
+reads, so transitions can be chained.
 """
 
 from __future__ import annotations
@@ -12,23 +14,23 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from guidance.transitions import transition_stems
-from musicprod_common.audio import AUDIO_SUFFIXES, SAMPLE_RATE
+import torch
+from tqdm import tqdm
+
+from guidance.transitions import loudness_gain, plan_transition, stem_handovers, transition_stems
+from musicprod_common.analysis import analyze
+from musicprod_common.audio import AUDIO_SUFFIXES, SAMPLE_RATE, save_audio, to_stereo_44k
 from musicprod_common.errors import InputError
 
 from .cli_common import (
     add_model_args,
     check_writable_dir,
     models_from_args,
-    non_negative_float,
     read_audio,
     sampler_from_args,
 )
-
-if TYPE_CHECKING:
-    import torch
+from .transition_cmd import add_plan_args
 
 HEADROOM = 0.99  # peak the written mix and stems may reach before one shared gain turns them down
 
@@ -41,17 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("a", type=Path, help="song A: a folder of stems (NAME/stems/*.wav or NAME/*.wav)")
     p.add_argument("b", type=Path, help="song B: a folder of stems")
-    p.add_argument(
-        "--at", type=non_negative_float, required=True, help="time in A where the transition starts, seconds"
-    )
-    p.add_argument("--length", type=non_negative_float, default=8.0, help="transition length in seconds (default 8)")
-    p.add_argument("--b-start", type=non_negative_float, default=0.0, help="time in B that enters at --at (default 0)")
-    p.add_argument(
-        "--fade",
-        type=non_negative_float,
-        default=2.5,
-        help="each stem's regenerated crossfade, seconds (default 2.5, the paper's; capped at --length)",
-    )
+    add_plan_args(p)
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder (gets mix.wav and stems/)")
     add_model_args(p)
     p.set_defaults(func=run)
@@ -82,10 +74,8 @@ def find_stems(folder: Path) -> dict[str, Path]:
     return stems
 
 
-def load_stems(folder: Path) -> tuple[dict[str, "torch.Tensor"], Path]:
+def load_stems(folder: Path) -> tuple[dict[str, torch.Tensor], Path]:
     """All stems of a song as ``(2, T)`` at 44.1 kHz, and the first stem's path (its file format is reused)."""
-    from musicprod_common.audio import to_stereo_44k
-
     files = find_stems(folder)
     stems = {}
     for name, path in files.items():
@@ -95,61 +85,59 @@ def load_stems(folder: Path) -> tuple[dict[str, "torch.Tensor"], Path]:
 
 
 def run(args: argparse.Namespace) -> None:
-    import torch
-    from tqdm import tqdm
-
-    from musicprod_common.audio import save_audio
-
     stems_a, like = load_stems(args.a)
     stems_b, _ = load_stems(args.b)
     out_dir: Path = args.output
     for src in (args.a, args.b):
         if out_dir.resolve() == src.resolve():
             raise InputError(f"{out_dir}: the output folder is an input song's folder; pick a new output folder")
-    if not args.length > 0:
-        raise InputError(f"--length {args.length:g} must be positive")
-    len_a = max(x.shape[-1] for x in stems_a.values()) / SAMPLE_RATE
-    len_b = max(x.shape[-1] for x in stems_b.values()) / SAMPLE_RATE
-    if args.at + args.length > len_a:
-        raise InputError(
-            f"{args.a}: --at {args.at:g} + --length {args.length:g} s runs past the end of song A ({len_a:.2f} s)"
-        )
-    if args.b_start + args.length > len_b:
-        raise InputError(
-            f"{args.b}: --b-start {args.b_start:g} + --length {args.length:g} s runs past the end of song B "
-            f"({len_b:.2f} s)"
-        )
     existed = out_dir.exists()
     parent = out_dir if existed else out_dir.parent
     check_writable_dir(parent, for_path=out_dir)
     if existed and not out_dir.is_dir():
         raise InputError(f"{out_dir}: exists and is not a folder; pick an output folder")
 
-    models = models_from_args(args)
-    window = models.window / models.sample_rate
-    if min(args.fade, args.length) >= window:
-        raise InputError(
-            f"--fade {min(args.fade, args.length):g} s must be shorter than the {args.model} model's {window:.2f} s "
-            "window"
-        )
+    def mix_of(stems: dict[str, torch.Tensor]) -> torch.Tensor:
+        n = max(x.shape[-1] for x in stems.values())
+        return sum(torch.nn.functional.pad(x, (0, n - x.shape[-1])) for x in stems.values())
+
+    mix_a, mix_b = mix_of(stems_a), mix_of(stems_b)
+    plan = plan_transition(
+        analyze(mix_a, SAMPLE_RATE),
+        analyze(mix_b, SAMPLE_RATE),
+        at=args.at,
+        b_start=args.b_start,
+        bars=args.bars,
+        snap=not args.no_snap,
+        match_key=args.match_key,
+        fade=args.fade,
+        gain_db=loudness_gain(mix_a, mix_b, SAMPLE_RATE),
+    )
     names = sorted(set(stems_a) | set(stems_b))
+    handovers = stem_handovers(names, plan, args.fade)
+    regenerated = sum(h.kind == "regenerated" for h in handovers.values())
+    models = models_from_args(args) if regenerated else None
+    if models is not None and min(args.fade, plan.length) >= models.window / models.sample_rate:
+        raise InputError(
+            f"--fade {min(args.fade, plan.length):g} s must be shorter than the {args.model} model's "
+            f"{models.window / models.sample_rate:.2f} s window"
+        )
     sampler = sampler_from_args(args)
     with tqdm(
-        total=sampler.steps * len(names),
+        total=sampler.steps * regenerated,
         desc=f"transition {len(names)} stems",
         unit="step",
         file=sys.stderr,
         leave=False,
         delay=0.5,
+        disable=not regenerated,
     ) as bar:
-        stems, centres = transition_stems(
+        stems, handovers = transition_stems(
             models,
             stems_a,
             stems_b,
             SAMPLE_RATE,
-            at=args.at,
-            length=args.length,
-            b_start=args.b_start,
+            plan,
             fade=args.fade,
             sampler=sampler,
             seed=args.seed,
@@ -175,18 +163,24 @@ def run(args: argparse.Namespace) -> None:
                 if d.is_dir() and not any(d.iterdir()):
                     d.rmdir()
         raise
-    fade = min(args.fade, args.length)
-    print(
-        f"transition {args.a} -> {args.b}: {args.length:g} s from {args.at:g} s, {len(names)} stems, "
-        f"{args.model} model ({sampler.steps} steps, seed {args.seed}); each stem's {fade:g} s crossfade is centred at:"
-    )
-    for name, c in sorted(centres.items(), key=lambda kv: kv[1]):
+    for notice in plan.notices:
+        print(f"note: {notice}")
+    print(plan.describe())
+    model = f"{args.model} model ({sampler.steps} steps, seed {args.seed})" if models is not None else "no model"
+    print(f"transition {args.a} -> {args.b}: {len(names)} stems, {model}; each stem hands over:")
+    fade = min(args.fade, plan.length)
+    for name, how in sorted(handovers.items(), key=lambda kv: kv[1].at):
         where = (
             "both"
             if name in stems_a and name in stems_b
             else ("A only: fades out" if name in stems_a else "B only: fades in")
         )
-        print(f"  {name:<10} {c:7.2f} s  ({where})")
+        what = {
+            "crossfade": f"crossfaded over the {plan.length:.1f} s overlap",
+            "swap": f"swapped at {how.at:.2f} s",
+            "regenerated": f"a {fade:g} s regenerated crossfade at {how.at:.2f} s",
+        }[how.kind]
+        print(f"  {name:<10} {what}  ({where})")
     print(
         f"mix -> {out_dir / ('mix' + like.suffix)} ({mix.shape[-1] / SAMPLE_RATE:.1f} s); stems -> {out_dir / 'stems'}/"
     )

@@ -37,6 +37,7 @@ def test_the_wheel_holds_every_shipped_checkpoint_and_the_demo_song(tmp_path):
             assert f"checkpoints/{folder.name}/{name}" in data, f"the wheel lacks checkpoints/{folder.name}/{name}"
     assert {f"examples/pop909/001/{p.name}" for p in (REPO / "examples/pop909/001").iterdir()} <= data
     assert any(n.startswith("recipes/") for n in names) and any(n.startswith("musicprod_common/") for n in names)
+    assert "recipes/static/app.html" in names  # the page `musicprod app` serves
 
 
 def test_an_installed_copy_looks_under_its_share_folder(tmp_path, monkeypatch):

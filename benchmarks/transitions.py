@@ -1,0 +1,293 @@
+"""Beat-matched transitions against today's regenerated crossfade and a plain crossfade, on pairs of POP909 songs.
+
+Each pair joins the first ``--seconds`` of one split song, rendered in one style, into another song rendered in
+another style, chosen so that their annotated tempos differ by at most 20 % (after double/half time) and their
+keys differ. In one run, on the same cue points (the new plan's):
+
+* ``new``: ``guidance.transitions.beat_matched_transition`` (B stretched to A's tempo, cut on downbeats, bass swapped
+  at the middle downbeat, the model regenerating ``--fade`` s around the swap);
+* ``new-mix``: the same without the model (``--fade 0``);
+* ``today``: A up to the end of the overlap, then B from the cue-in, joined by the model's regenerated 2.5 s
+  crossfade (``guidance.tasks.transition``), no tempo matching;
+* ``crossfade``: an equal-power crossfade over the same overlap, without tempo matching.
+
+Scores over the transition (the overlap ± ``BEAT_SPAN_S``), all from tools independent of the analysis that planned
+it: librosa's beat tracker on the output scored with ``mir_eval.beat.continuity`` against the intended grid (the
+annotated beats of A up to the overlap's middle and of B after it, on the output's clock; for ``new``, A's to the end
+of the overlap), the same tracker on the two songs alone against their annotations; onset flamming (pairs of
+detected onsets 10-60 ms apart, per second of overlap); the key distance between A and B as played
+(1 − the MIREX weighted key score); and loudness: the largest change of short-term loudness (3 s windows, ITU-R
+BS.1770, pyloudnorm) between consecutive seconds across the transition, minus the same on the songs alone.
+
+    python benchmarks/transitions.py --split valid --pairs 12
+    python benchmarks/transitions.py --split test --pairs 24 --soundfont /usr/share/sounds/sf2/TimGM6mb.sf2
+    python benchmarks/transitions.py --folder my_songs/ --pairs 6     # any audio, pairs of consecutive files
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from itertools import cycle
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from guidance.tasks import transition  # noqa: E402
+from guidance.transitions import beat_matched_transition  # noqa: E402
+from musicprod_common.analysis import key_relation, transpose_key  # noqa: E402
+from musicprod_common.audio import load_audio, save_audio  # noqa: E402
+from musicprod_common.pop909 import load_song, split_song_ids  # noqa: E402
+
+METHODS = ("new", "new-mix", "today", "crossfade")
+BEAT_SPAN_S = 8.0  # seconds of output either side of the overlap that the beat tracker sees
+STYLE_PAIRS = (("band", "strings"), ("mallets", "synth-pop"), ("strings", "band"), ("jazz", "mallets"))
+FLAM_S = (0.010, 0.060)
+
+
+def harte_to_key(label: str) -> str:
+    """POP909's ``Gb:maj`` → mir_eval's ``Gb major``."""
+    tonic, mode = label.split(":")
+    return f"{tonic} {'minor' if mode.startswith('min') else 'major'}"
+
+
+def tempo_of(beats: np.ndarray) -> float:
+    return 60.0 / float(np.median(np.diff(beats)))
+
+
+def rendered(args) -> list[dict]:
+    """Songs of the split as dicts (name, path, beats, key, tempo), rendering what is missing; or a folder's files."""
+    if args.folder:
+        files = sorted(p for p in Path(args.folder).iterdir() if p.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"))
+        return [dict(name=p.stem, path=p, beats=None, key=None, tempo=None) for p in files]
+    from musicprod_common.render import render_song
+
+    cache = REPO / "build" / "transitions" / f"{args.split}-{Path(args.soundfont).stem}-{args.seconds:g}s"
+    cache.mkdir(parents=True, exist_ok=True)
+    out = []
+    ids = split_song_ids(args.pop909, args.split)[: args.songs]
+    styles = cycle(s for pair in STYLE_PAIRS for s in pair)
+    for sid in tqdm(ids, desc="render", file=sys.stderr, leave=False):
+        style = next(styles)
+        path = cache / f"{sid}-{style}.flac"
+        song = load_song(Path(args.pop909) / sid)
+        beats = song.beats[song.beats < args.seconds]
+        if len(beats) < 16 or song.key is None:
+            continue
+        if not path.exists():
+            save_audio(path, render_song(song, style, end=args.seconds, soundfont=args.soundfont).mix, 44100)
+        out.append(
+            dict(name=f"{sid}-{style}", path=path, beats=beats, key=harte_to_key(song.key), tempo=tempo_of(beats))
+        )
+    return out
+
+
+def pairs(songs: list[dict], n: int, folder: bool) -> list[tuple[dict, dict]]:
+    """Up to ``n`` pairs (A, B): tempos within 20 % after double/half time, different keys; each song A once."""
+    if folder:
+        return list(zip(songs[::2], songs[1::2]))[:n]
+    out, used = [], set()
+    for a in songs:
+        for b in songs:
+            if a is b or b["name"] in used or a["name"] in used:
+                continue
+            ratio = min(abs(math.log(a["tempo"] / (m * b["tempo"]))) for m in (0.5, 1, 2))
+            if ratio <= math.log(1.2) and a["key"] != b["key"] and a["name"][4:] != b["name"][4:]:
+                out.append((a, b))
+                used.update((a["name"], b["name"]))
+                break
+        if len(out) == n:
+            break
+    return out
+
+
+def tracked(audio: torch.Tensor, sr: int, lo: float, hi: float, bpm: float | None = None) -> np.ndarray:
+    """librosa's beat tracker on seconds [lo, hi) of ``audio``, told the tempo to expect when ``bpm`` is given (so
+    the scores measure the grid's continuity, not the tracker's octave errors on slow songs); beat times in the
+    audio's clock."""
+    import librosa
+
+    lo = max(0.0, lo)
+    y = audio[:, int(lo * sr) : int(hi * sr)].float().mean(0).numpy()
+    prior = {} if bpm is None else {"start_bpm": bpm}
+    _, times = librosa.beat.beat_track(y=y, sr=sr, units="time", **prior)
+    return np.asarray(times) + lo
+
+
+def continuity(ref: np.ndarray, est: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
+    import mir_eval
+
+    ref = ref[(ref >= lo) & (ref < hi)]
+    if len(ref) < 4 or len(est) < 4:
+        return float("nan"), float("nan")
+    _, cmlt, _, amlt = mir_eval.beat.continuity(ref, est)
+    return float(cmlt), float(amlt)
+
+
+def flams_per_s(audio: torch.Tensor, sr: int, lo: float, hi: float) -> float:
+    """Pairs of detected onsets 10-60 ms apart per second of [lo, hi): two grids out of step play every hit twice."""
+    import librosa
+
+    y = audio[:, int(lo * sr) : int(hi * sr)].float().mean(0).numpy()
+    onsets = librosa.onset.onset_detect(y=y, sr=sr, hop_length=128, units="time")
+    gaps = np.diff(onsets)
+    return float(((gaps >= FLAM_S[0]) & (gaps <= FLAM_S[1])).sum() / max(hi - lo, 1e-9))
+
+
+def loudness_step(audio: torch.Tensor, sr: int, lo: float, hi: float) -> float:
+    """The largest change (LU) of short-term loudness (3 s windows) between consecutive seconds in [lo, hi)."""
+    import pyloudnorm
+
+    meter = pyloudnorm.Meter(sr)
+    values = []
+    for t in np.arange(max(0.0, lo), hi - 3.0 + 1e-9, 1.0):
+        x = audio[:, int(t * sr) : int((t + 3.0) * sr)].double().numpy().T
+        values.append(meter.integrated_loudness(x))
+    values = np.array([v for v in values if np.isfinite(v)])
+    return float(np.abs(np.diff(values)).max()) if len(values) > 1 else float("nan")
+
+
+def key_distance(a: str | None, b: str | None) -> float:
+    import mir_eval
+
+    if a is None or b is None:
+        return float("nan")
+    return 1.0 - float(mir_eval.key.weighted_score(a, b))
+
+
+def run_pair(a_info: dict, b_info: dict, model, args) -> dict[str, dict[str, float]]:
+    a, sr = load_audio(a_info["path"])
+    b, sr_b = load_audio(b_info["path"])
+    assert sr == sr_b == 44100
+    common = dict(bars=args.bars, match_key=args.match_key, seed=args.seed, sampler=model.sampler.but(steps=args.steps))
+    out_new, plan = beat_matched_transition(model, a, b, sr, fade=args.fade, **common)
+    out_mix, _ = beat_matched_transition(None, a, b, sr, fade=0.0, **common)
+    o0, n, i0 = (int(round(x * sr)) for x in (plan.cue_out, plan.length, plan.cue_in))
+    plain_b = b[:, i0:]
+    out_today = transition(model, a[:, : o0 + n], plain_b, sr, fade=2.5, sampler=common["sampler"], seed=args.seed)
+    u = (torch.arange(n) + 0.5) / n
+    ov = a[:, o0 : o0 + n] * torch.cos(0.5 * math.pi * u) + plain_b[:, :n] * torch.sin(0.5 * math.pi * u)
+    out_xfade = torch.cat([a[:, :o0], ov, plain_b[:, n:]], dim=-1)
+
+    # The songs' own beats: annotated for renders, librosa's on each song alone for a folder.
+    a_ref = a_info["beats"] if a_info["beats"] is not None else tracked(a, sr, 0, a.shape[-1] / sr, plan.a.tempo)
+    b_ref = b_info["beats"] if b_info["beats"] is not None else tracked(b, sr, 0, b.shape[-1] / sr, plan.b.tempo)
+    bpm_a, bpm_b = 60 / np.median(np.diff(a_ref)), 60 / np.median(np.diff(b_ref))
+    lo, hi = max(0.0, plan.cue_out - BEAT_SPAN_S), plan.cue_out + plan.length + BEAT_SPAN_S
+
+    def intended(middle: float, b_clock, level: bool = False) -> np.ndarray:
+        """A's beats before the joint's ``middle`` (output seconds), then B's, mapped to the output by ``b_clock``;
+        with ``level``, B's beats at A's metrical level (every other one of a double-time B, halves of a half-time
+        one), kept in phase with the beat that lands on the cue-out."""
+        b_out = b_clock(b_ref)
+        if level:
+            ratio = np.median(np.diff(a_ref)) / np.median(np.diff(b_out))
+            if ratio > 1.5:
+                first = int(np.argmin(np.abs(b_out - plan.cue_out)))
+                b_out = b_out[first % 2 :: 2]
+            elif ratio < 0.67:
+                b_out = np.sort(np.concatenate([b_out, (b_out[:-1] + b_out[1:]) / 2]))
+        return np.concatenate([a_ref[a_ref < middle], b_out[b_out >= middle]])
+
+    mid = plan.cue_out + plan.length / 2
+    today_start = plan.cue_out + plan.length - 2.5  # where today's B starts in its output
+    grids = {
+        "new": intended(mid, plan.b_to_output, level=True),
+        "new-mix": intended(mid, plan.b_to_output, level=True),
+        "today": intended(today_start + 1.25, lambda t: t - plan.cue_in + today_start),
+        "crossfade": intended(mid, lambda t: t - plan.cue_in + plan.cue_out),
+    }
+    a_hi = plan.cue_out + plan.length
+    alone = [continuity(a_ref, tracked(a, sr, lo, a_hi, bpm_a), lo, a_hi)]
+    b_lo = plan.cue_in
+    b_hi = plan.cue_in + (plan.length + BEAT_SPAN_S) * plan.speed
+    alone.append(continuity(b_ref, tracked(b, sr, b_lo, b_hi, bpm_b), b_lo, b_hi))
+    alone_cmlt = float(np.nanmean([c for c, _ in alone]))
+    alone_loud = float(
+        np.nanmean([loudness_step(a, sr, lo, plan.cue_out + plan.length), loudness_step(b, sr, b_lo, b_hi)])
+    )
+    key_b = {"new": plan.semitones, "new-mix": plan.semitones, "today": 0, "crossfade": 0}
+    results = {}
+    for name, out in (("new", out_new), ("new-mix", out_mix), ("today", out_today), ("crossfade", out_xfade)):
+        end = min(hi, out.shape[-1] / sr - 0.5)
+        cmlt, amlt = continuity(grids[name], tracked(out, sr, lo, end, bpm_a), lo, end)
+        kb = transpose_key(b_info["key"], key_b[name]) if b_info["key"] else None
+        results[name] = dict(
+            cmlt=cmlt,
+            amlt=amlt,
+            cmlt_vs_alone=cmlt - alone_cmlt,
+            flams=flams_per_s(out, sr, plan.cue_out, plan.cue_out + plan.length),
+            key=key_distance(a_info["key"], kb),
+            compatible=float(
+                a_info["key"] is not None and kb is not None and key_relation(a_info["key"], kb) is not None
+            ),
+            loud=loudness_step(out, sr, lo, hi),
+            loud_vs_alone=loudness_step(out, sr, lo, hi) - alone_loud,
+        )
+    results["plan"] = dict(speed=plan.speed, semitones=plan.semitones, beat_matched=float(plan.beat_matched))
+    if args.save:
+        folder = REPO / "build" / "transitions" / "outputs"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, out in (("new", out_new), ("today", out_today), ("crossfade", out_xfade)):
+            save_audio(folder / f"{a_info['name']}_{b_info['name']}_{name}.flac", out, sr)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--pop909", type=Path, default=REPO.parent / "shared" / "data" / "pop909")
+    p.add_argument("--split", default="valid", choices=["train", "valid", "test"])
+    p.add_argument("--folder", type=Path, default=None, help="pairs from a folder of audio instead of POP909")
+    p.add_argument("--songs", type=int, default=120, help="songs of the split to draw pairs from")
+    p.add_argument("--pairs", type=int, default=12)
+    p.add_argument("--seconds", type=float, default=60.0, help="seconds of each song rendered")
+    p.add_argument("--soundfont", default="/usr/share/sounds/sf2/FluidR3_GM.sf2")
+    p.add_argument("--bars", type=int, default=8)
+    p.add_argument("--fade", type=float, default=2.5, help="seconds the model regenerates in 'new'")
+    p.add_argument("--match-key", action="store_true")
+    p.add_argument("--steps", type=int, default=20, help="sampling steps of every model run (the same for all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--checkpoints", type=Path, default=None)
+    p.add_argument("--save", action="store_true", help="also write the outputs to build/transitions/outputs/")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from recipes.models import load_models
+
+    model = load_models("latent", args.checkpoints)
+    songs = rendered(args)
+    chosen = pairs(songs, args.pairs, args.folder is not None)
+    t0 = time.time()
+    rows = []
+    for a_info, b_info in tqdm(chosen, desc="pairs", file=sys.stderr):
+        rows.append(run_pair(a_info, b_info, model, args))
+    print(f"{len(rows)} pairs ({args.split if not args.folder else args.folder}), {time.time() - t0:.0f} s")
+    speeds = np.array([r["plan"]["speed"] for r in rows])
+    matched = sum(r["plan"]["beat_matched"] for r in rows)
+    print(f"B stretched ×{speeds.min():.3f}-×{speeds.max():.3f}; beat-matched {matched:.0f} of {len(rows)}")
+    keys = ("cmlt", "amlt", "cmlt_vs_alone", "flams", "key", "compatible", "loud", "loud_vs_alone")
+    print(f"{'method':<10}" + "".join(f"{k:>15}" for k in keys))
+    for m in METHODS:
+        cells = []
+        for k in keys:
+            v = np.array([r[m][k] for r in rows], dtype=float)
+            v = v[np.isfinite(v)]
+            cells.append(f"{v.mean():7.3f} ± {v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else 0:.3f}")
+        print(f"{m:<10}" + "".join(f"{c:>15}" for c in cells))
+    cm = np.array([r["new"]["cmlt"] for r in rows])
+    print(
+        f"new: CMLt ≥ 0.9 on {np.mean(cm >= 0.9):.0%} of pairs; loudness step > 1 LU over the songs' own on "
+        f"{np.mean(np.array([r['new']['loud_vs_alone'] for r in rows]) > 1.0):.0%}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

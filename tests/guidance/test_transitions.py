@@ -1,0 +1,169 @@
+"""Beat-matched transitions: the plan (cues on downbeats and phrases, tempo and key matching, refusals), the mix on one
+grid (bass swapped, highs crossfaded, A kept bit for bit), and click tracks end to end."""
+
+from __future__ import annotations
+
+import math
+
+import mir_eval
+import numpy as np
+import pytest
+import torch
+
+from guidance.transitions import (
+    MAX_STRETCH,
+    PHRASE_BARS,
+    Handover,
+    loudness_gain,
+    plan_transition,
+    render_transition,
+    stem_handovers,
+)
+from musicprod_common.analysis import Analysis, analyze
+from musicprod_common.errors import InputError
+
+SR = 22050
+
+
+def grid(bpm: float, duration: float, key: str = "C major", offset: float = 0.5, per_bar: int = 4) -> Analysis:
+    """An analysis with a perfect beat grid: what a song at ``bpm`` whose first downbeat is at ``offset`` s has."""
+    beats = np.arange(offset, duration, 60.0 / bpm)
+    return Analysis(duration, bpm, 1.0, beats, 1.0, beats[::per_bar], per_bar, 1.0, key, 1.0)
+
+
+def no_beat(duration: float) -> Analysis:
+    return Analysis(duration, None, 0.0, np.zeros(0), 0.0, np.zeros(0), 4, 0.0, "C major", 0.2)
+
+
+def clicks(bpm: float, seconds: float, sr: int = SR, offset: float = 0.5, pitch: float = 1000.0) -> torch.Tensor:
+    """A stereo click track in 4/4: a click and a low thump on every beat, the downbeats louder and lower, over a soft
+    held tone that changes pitch with every bar, as the harmony of a song does."""
+    x = np.zeros(int(seconds * sr))
+    n = int(0.03 * sr)
+    env = np.exp(-np.arange(n) / (0.006 * sr))
+    beat = 60.0 / bpm
+    for i, t in enumerate(np.arange(offset, seconds - 0.05, beat)):
+        down = i % 4 == 0
+        f = pitch * (0.5 if down else 1.0)
+        burst = (1.0 if down else 0.5) * env * np.sin(2 * np.pi * f * np.arange(n) / sr)
+        burst += (0.8 if down else 0.3) * env * np.sin(2 * np.pi * 60.0 * np.arange(n) / sr)
+        s = int(t * sr)
+        x[s : s + n] += burst[: len(x) - s]
+        if down:  # the bar's chord: A, C, E, G in turn
+            held = np.arange(min(int(4 * beat * sr), len(x) - s))
+            tone = 220.0 * 2 ** ((0, 3, 7, 10)[(i // 4) % 4] / 12)
+            x[s : s + len(held)] += 0.1 * np.sin(2 * np.pi * tone * held / sr) * np.minimum(1.0, held / (0.01 * sr))
+    return torch.from_numpy(np.stack([x, x])).float()
+
+
+def test_cues_fall_on_downbeats_at_phrase_boundaries_and_snap():
+    a, b = grid(120, 120.0), grid(120, 90.0, offset=0.8)
+    plan = plan_transition(a, b, bars=8)
+    bar = 2.0  # 4 beats at 120 BPM
+    assert plan.length == pytest.approx(8 * bar)
+    index = int(round((plan.cue_out - 0.5) / bar))
+    assert index % PHRASE_BARS == 0 and plan.cue_out + plan.length <= a.duration  # the last phrase that fits
+    assert plan.cue_out + PHRASE_BARS * bar + plan.length > a.duration
+    assert plan.cue_in == pytest.approx(0.8)  # B's first downbeat
+    assert plan.speed == 1.0 and plan.swap == pytest.approx(4 * bar)  # the middle downbeat
+    snapped = plan_transition(a, b, at=31.3, b_start=10.1, bars=4)
+    assert snapped.cue_out == pytest.approx(30.5) and snapped.cue_in == pytest.approx(10.8)
+    exact = plan_transition(a, b, at=31.3, b_start=10.1, bars=4, snap=False)
+    assert exact.cue_out == pytest.approx(31.3) and exact.cue_in == pytest.approx(10.1)
+
+
+def test_tempo_is_matched_with_double_and_half_time_and_refused_beyond_a_sane_stretch():
+    a = grid(140, 100.0)
+    assert plan_transition(a, grid(126, 100.0)).speed == pytest.approx(140 / 126)
+    half = plan_transition(a, grid(72, 100.0))  # B's eighth notes at 144
+    assert half.speed == pytest.approx(140 / 144) and any("double" in n for n in half.notices)
+    far = plan_transition(grid(100, 100.0), grid(100 * MAX_STRETCH * 1.1, 100.0))
+    assert far.speed == 1.0 and any("beyond" in n for n in far.notices)
+
+
+def test_match_key_shifts_b_to_a_compatible_key():
+    a = grid(120, 60.0, key="C major")
+    plan = plan_transition(a, grid(120, 60.0, key="C# major"), bars=4, match_key=True)
+    assert plan.semitones == -1 and "(same)" in plan.describe()
+    assert plan_transition(a, grid(120, 60.0, key="A minor"), bars=4, match_key=True).semitones == 0
+    clash = plan_transition(a, grid(120, 60.0, key="F# major"), bars=4)
+    assert clash.semitones == 0 and "keys clash" in clash.describe()
+
+
+def test_impossible_requests_are_refused():
+    a, b = grid(120, 30.0), grid(120, 30.0)
+    with pytest.raises(InputError, match="--bars"):
+        plan_transition(a, b, bars=20)  # 40 s in a 30 s song
+    with pytest.raises(InputError, match="--at"):
+        plan_transition(a, b, at=31.0)
+    with pytest.raises(InputError, match="past the end of song A"):
+        plan_transition(a, b, at=26.0, bars=4)
+    with pytest.raises(InputError, match="--b-start"):
+        plan_transition(a, b, b_start=24.0, bars=4)
+
+
+def test_no_beat_plans_a_plain_crossfade_with_a_notice():
+    plan = plan_transition(no_beat(20.0), grid(120, 30.0), fade=2.5)
+    assert not plan.beat_matched and plan.swap is None and plan.speed == 1.0
+    assert plan.cue_out == pytest.approx(17.5) and plan.cue_in == 0.0 and plan.length == 2.5
+    assert any("no steady beat" in n for n in plan.notices)
+
+
+def test_mix_keeps_a_to_the_cue_swaps_the_bass_and_crossfades_the_rest():
+    sr, seconds = SR, 24.0
+    t = torch.arange(int(seconds * sr)) / sr
+    bass_a, high_a = torch.sin(2 * math.pi * 50 * t), torch.sin(2 * math.pi * 2000 * t)
+    bass_b, high_b = torch.sin(2 * math.pi * 70 * t), torch.sin(2 * math.pi * 3000 * t)
+    a, b = torch.stack([bass_a + high_a] * 2), torch.stack([bass_b + high_b] * 2)
+    plan = plan_transition(grid(120, seconds), grid(120, seconds), at=4.5, b_start=0.5, bars=4)
+    out = render_transition(None, a, b, sr, plan)
+    o0 = int(round(plan.cue_out * sr))
+    assert torch.equal(out[:, :o0], a[:, :o0])
+    swap = o0 + int(round(plan.swap * sr))
+    before = out[0, swap - sr // 2 : swap - sr // 8].numpy()
+    after = out[0, swap + sr // 8 : swap + sr // 2].numpy()
+
+    def level(x: np.ndarray, f: float) -> float:
+        spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+        return float(spec[int(round(f * len(x) / sr))])
+
+    assert level(before, 50) > 20 * level(before, 70) and level(after, 70) > 20 * level(after, 50)  # one bass at once
+    assert level(before, 2000) > 0.3 * level(before, 3000) and level(after, 3000) > 0.3 * level(after, 2000)  # both
+    i0 = int(round(plan.cue_in * sr))
+    n = int(round(plan.length * sr))
+    torch.testing.assert_close(out[:, o0 + n :], b[:, i0 + n : i0 + n + out.shape[-1] - o0 - n])
+
+
+def test_loudness_gain_levels_b_to_a():
+    a = clicks(120, 6.0)
+    assert loudness_gain(a, 0.5 * a, SR) == pytest.approx(20 * math.log10(2), abs=0.05)
+    assert loudness_gain(a, torch.zeros_like(a), SR) == 0.0
+
+
+def test_click_tracks_at_120_and_126_bpm_stay_on_one_grid():
+    a, b = clicks(120, 40.0), clicks(126, 40.0, offset=0.3, pitch=1500.0)
+    an_a, an_b = analyze(a, SR), analyze(b, SR)
+    assert an_a.tempo == pytest.approx(120, abs=1) and an_b.tempo == pytest.approx(126, abs=1)
+    plan = plan_transition(an_a, an_b, bars=4)
+    assert plan.speed == pytest.approx(120 / 126, rel=0.01)
+    out = render_transition(None, a, b, SR, plan)
+    lo, hi = plan.cue_out - 6.0, plan.cue_out + plan.length + 6.0
+    found = analyze(out[:, int(lo * SR) : int(hi * SR)], SR).beats + lo
+    a_grid, b_grid = plan.grids()
+    middle = plan.cue_out + plan.length / 2
+    planned = np.concatenate([a_grid[a_grid < middle], b_grid[b_grid >= middle]])
+    planned = planned[(planned >= lo) & (planned < hi)]
+    _, cmlt, _, _ = mir_eval.beat.continuity(planned, found)
+    assert cmlt >= 0.9
+    assert np.abs(np.diff(found)).max() < 60 / 120 * 1.1  # no doubled or dropped beat at the joint
+
+
+def test_stem_handovers_keep_drums_on_the_grid_and_swap_the_bass():
+    plan = plan_transition(grid(120, 60.0), grid(120, 60.0), at=20.5, bars=8)
+    how = stem_handovers(["BASS", "DRUMS", "MELODY", "PIANO"], plan, fade=2.0)
+    assert how["DRUMS"] == Handover("crossfade", plan.cue_out + plan.length / 2)
+    assert how["BASS"] == Handover("swap", plan.cue_out + plan.swap)
+    assert how["PIANO"].kind == how["MELODY"].kind == "regenerated" and how["PIANO"].at < how["MELODY"].at
+    beats = plan.a.beats
+    assert np.min(np.abs(beats - how["MELODY"].at)) < 1e-9  # on a beat of A
+    assert all(h.kind != "regenerated" for h in stem_handovers(["PIANO"], plan, fade=0.0).values())
