@@ -168,7 +168,7 @@ def run_pair(a_info: dict, b_info: dict, model, args) -> dict[str, dict[str, flo
     assert sr == sr_b == 44100
     common = dict(bars=args.bars, match_key=args.match_key, seed=args.seed, sampler=model.sampler.but(steps=args.steps))
     out_new, plan = beat_matched_transition(model, a, b, sr, fade=args.fade, **common)
-    out_mix, _ = beat_matched_transition(None, a, b, sr, fade=0.0, **common)
+    out_mix, _ = beat_matched_transition(None, a, b, sr, fade=args.fade, **common)  # no model: the mix as planned
     o0, n, i0 = (int(round(x * sr)) for x in (plan.cue_out, plan.length, plan.cue_in))
     plain_b = b[:, i0:]
     out_today = transition(model, a[:, : o0 + n], plain_b, sr, fade=2.5, sampler=common["sampler"], seed=args.seed)

@@ -15,7 +15,8 @@ bar the chords repeat with, and the downbeats follow the evidence along a Viterb
 a bar end early (songs hold 2/4 bars and pickups). The key is the Krumhansl-Schmuckler correlation of the song's
 CQT chroma with major/minor key profiles.
 
-Every confidence is in [0, 1]. Nothing here prints.
+Every confidence is in [0, 1]. Nothing here prints. librosa (about 1 s to import) and scipy are imported inside the
+functions that use them, so the commands that import this module start without paying for them.
 """
 
 from __future__ import annotations

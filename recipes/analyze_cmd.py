@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from musicprod_common.analysis import Analysis
+from musicprod_common.analysis import Analysis, analyze
 
 from .cli_common import read_audio
 
@@ -42,7 +42,6 @@ def describe(name: str, a: Analysis) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    from musicprod_common.analysis import analyze
 
     audio, sample_rate = read_audio(args.input)
     result = analyze(audio, sample_rate)

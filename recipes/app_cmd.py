@@ -37,16 +37,23 @@ import soundfile as sf
 import torch
 
 from guidance.config import sampler_preset
-from guidance.song import INPAINT_SOURCES
-from musicprod_common.audio import AUDIO_SUFFIXES, SAMPLE_RATE, save_audio
+from guidance.song import INPAINT_SOURCES, continue_song, inpaint_regions, model_windows, needs_model, plan_inpaint
+from guidance.style_guidance import style_target
+from guidance.style_transfer import restyle
+from guidance.tasks import regenerate
+from guidance.transitions import BRIDGE_S, PHRASE_BARS, beat_matched_transition
+from musicprod_common.audio import AUDIO_SUFFIXES, SAMPLE_RATE, match_format, save_audio
 from musicprod_common.errors import InputError
+from musicprod_common.plot import plot_before_after, plot_transition
 from musicprod_common.styles import STYLE_NAMES
 from symbolic.chords import parse_progression
 from symbolic.generate import SamplingConfig, window_starts
+from symbolic.pipeline import accompany, write_outputs
 
 from .accompany_cmd import MIDI_SUFFIXES
 from .cli_common import non_negative_float, positive_int, read_audio
 from .models import MODEL_KINDS, default_checkpoints, load_models
+from .style_cmd import load_classifier
 
 PAGE = Path(__file__).with_name("static") / "app.html"
 ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex: the only name a request can give a file or a job
@@ -365,8 +372,6 @@ class Studio:
                 raise InputError(f"unknown style {style!r}; choose one of {', '.join(styles)}")
             out.update(style=style, reference=None if reference is None else self._expect(reference, "audio"))
         if edit == "transition":
-            from guidance.transitions import BRIDGE_S, PHRASE_BARS
-
             out.update(
                 second=self._expect(p.get("second"), "audio"),
                 bars=_integer(p, "bars", PHRASE_BARS, 1, 64),
@@ -415,7 +420,6 @@ class Studio:
         return stored, *self._read(stored.path, stored.name)
 
     def _inpaint(self, job: Job) -> None:
-        from guidance.song import inpaint_regions, model_windows, needs_model, plan_inpaint
 
         p = job.params
         song, audio, sr = self._song(job)
@@ -434,7 +438,6 @@ class Studio:
         self._finish(job, song, audio, result.audio, sr, (p["start"], p["end"]), describe)
 
     def _regenerate(self, job: Job) -> None:
-        from guidance.tasks import regenerate
 
         p = job.params
         song, audio, sr = self._song(job)
@@ -445,10 +448,6 @@ class Studio:
         self._finish(job, song, audio, out, sr, (p["start"], p["end"]), describe)
 
     def _restyle(self, job: Job) -> None:
-        from guidance.style_guidance import style_target
-        from guidance.style_transfer import restyle
-
-        from .style_cmd import load_classifier
 
         p = job.params
         song, audio, sr = self._song(job)
@@ -484,7 +483,6 @@ class Studio:
         self._finish(job, song, audio, out, sr, (p["start"], p["end"]), describe)
 
     def _continue(self, job: Job) -> None:
-        from guidance.song import continue_song
 
         p = job.params
         song, audio, sr = self._song(job)
@@ -504,9 +502,6 @@ class Studio:
         self._finish(job, song, before, result.audio, sr, (plan.start, plan.end), describe)
 
     def _transition(self, job: Job) -> None:
-        from guidance.transitions import beat_matched_transition
-        from musicprod_common.audio import match_format
-        from musicprod_common.plot import plot_transition
 
         p = job.params
         song, a, sr = self._song(job)
@@ -552,7 +547,6 @@ class Studio:
         draw: Callable[[Path], None] | None = None,
     ) -> None:
         """Write the result in the input's format and its before/after picture; the job's result names both."""
-        from musicprod_common.plot import plot_before_after
 
         edit = job.params["edit"]
         name = f"{PurePosixPath(song.name).stem}-{edit}{song.path.suffix}"
@@ -575,7 +569,6 @@ class Studio:
         }
 
     def _accompany(self, job: Job) -> None:
-        from symbolic.pipeline import accompany, write_outputs
 
         p = job.params
         melody = None if p["melody"] is None else self.file(p["melody"])
