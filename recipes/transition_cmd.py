@@ -70,6 +70,18 @@ def add_plan_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def plan_options(args: argparse.Namespace) -> dict:
+    """The plan's keyword arguments from :func:`add_plan_args`' flags."""
+    return dict(
+        at=args.at,
+        b_start=args.b_start,
+        bars=args.bars,
+        snap=not args.no_snap,
+        match_key=args.match_key,
+        fade=args.fade,
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "transition",
@@ -114,12 +126,7 @@ def run(args: argparse.Namespace) -> None:
             a,
             b,
             sr,
-            at=args.at,
-            b_start=args.b_start,
-            bars=args.bars,
-            snap=not args.no_snap,
-            match_key=args.match_key,
-            fade=args.fade,
+            **plan_options(args),
             sampler=sampler,
             seed=args.seed,
             progress=bar.update,

@@ -30,7 +30,7 @@ from .cli_common import (
     read_audio,
     sampler_from_args,
 )
-from .transition_cmd import add_plan_args
+from .transition_cmd import add_plan_args, plan_options
 
 HEADROOM = 0.99  # peak the written mix and stems may reach before one shared gain turns them down
 
@@ -105,12 +105,7 @@ def run(args: argparse.Namespace) -> None:
     plan = plan_transition(
         analyze(mix_a, SAMPLE_RATE),
         analyze(mix_b, SAMPLE_RATE),
-        at=args.at,
-        b_start=args.b_start,
-        bars=args.bars,
-        snap=not args.no_snap,
-        match_key=args.match_key,
-        fade=args.fade,
+        **plan_options(args),
         gain_db=loudness_gain(mix_a, mix_b, SAMPLE_RATE),
     )
     names = sorted(set(stems_a) | set(stems_b))
