@@ -130,9 +130,9 @@ def plan_transition(
     multiple of :data:`PHRASE_BARS` bars with room for the overlap, and ``b_start`` B's first downbeat. B is stretched
     to A's tempo within ×1/:data:`MAX_STRETCH`–×:data:`MAX_STRETCH` (a notice says when it can't be); with
     ``match_key`` it is shifted by the smallest interval, at most :data:`MAX_SHIFT` semitones, that makes the keys
-    compatible. Without a beat in either
-    song, the plan is a plain ``fade``-second crossfade at ``at`` (default: A's last ``fade`` seconds) into B from
-    ``b_start`` (default 0), and a notice says so. An impossible request raises :class:`InputError`.
+    compatible. Without a steady beat in either song (or less than two bars of it), the plan is a plain
+    ``fade``-second crossfade at ``at`` (default: A's last ``fade`` seconds) into B from ``b_start`` (default 0), and
+    a notice says so. An impossible request raises :class:`InputError`.
     """
     if bars < 1:
         raise InputError(f"--bars {bars} must be at least 1")
@@ -149,7 +149,8 @@ def plan_transition(
     common = dict(a=a, b=b, semitones=semitones, gain_db=gain_db)
     gridless = [n for n, x in (("A", a), ("B", b)) if not (x.has_beat and len(x.downbeats) >= 2)]
     if gridless:  # a grid needs a beat and at least two bars of it
-        notice = f"{' and '.join(gridless)} has no steady beat: a plain regenerated crossfade, not beat-matched"
+        verb = "have" if len(gridless) == 2 else "has"
+        notice = f"{' and '.join(gridless)} {verb} no steady beat: a plain regenerated crossfade, not beat-matched"
         if not fade > 0:
             raise InputError("a song without a beat is joined by a plain crossfade: pass a positive --fade")
         cue_out = a.duration - fade if at is None else at

@@ -42,7 +42,6 @@ def describe(name: str, a: Analysis) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-
     audio, sample_rate = read_audio(args.input)
     result = analyze(audio, sample_rate)
     if args.json:
