@@ -12,15 +12,16 @@ keys differ. In one run, on the same cue points (the new plan's):
 * ``crossfade``: an equal-power crossfade over the same overlap, without tempo matching.
 
 Scores over the transition (the overlap ± ``BEAT_SPAN_S``), all from tools independent of the analysis that planned
-it: librosa's beat tracker on the output scored with ``mir_eval.beat.continuity`` against the intended grid (the
-annotated beats of A up to the overlap's middle and of B after it, on the output's clock; for ``new``, A's to the end
-of the overlap), the same tracker on the two songs alone against their annotations; onset flamming (pairs of
-detected onsets 10-60 ms apart, per second of overlap); the key distance between A and B as played
-(1 − the MIREX weighted key score); and loudness: the largest change of short-term loudness (3 s windows, ITU-R
-BS.1770, pyloudnorm) between consecutive seconds across the transition, minus the same on the songs alone.
+it: librosa's beat tracker, told A's annotated tempo, on the output, scored with ``mir_eval.beat.continuity`` against
+the intended grid (the annotated beats of A up to the middle of the joint and of B after it, on the output's clock;
+for the beat-matched methods at A's metrical level), and the same tracker on the two songs alone against their
+annotations; onset flamming (pairs of detected onsets 10-60 ms apart, per second of overlap); the key distance between
+A and B as played (1 − the MIREX weighted key score); and loudness: the largest change of short-term loudness (3 s
+windows, ITU-R BS.1770, pyloudnorm) between consecutive seconds across the transition, minus the same on the songs
+alone. A folder of audio has no annotations: its beats are librosa's on each song alone and its keys the analysis's.
 
-    python benchmarks/transitions.py --split valid --pairs 12
-    python benchmarks/transitions.py --split test --pairs 24 --soundfont /usr/share/sounds/sf2/TimGM6mb.sf2
+    python benchmarks/transitions.py --split valid --pairs 8 --songs 60 --match-key
+    python benchmarks/transitions.py --split test --pairs 16 --songs 80 --match-key
     python benchmarks/transitions.py --folder my_songs/ --pairs 6     # any audio, pairs of consecutive files
 """
 
@@ -154,11 +155,10 @@ def loudness_step(audio: torch.Tensor, sr: int, lo: float, hi: float) -> float:
     return float(np.abs(np.diff(values)).max()) if len(values) > 1 else float("nan")
 
 
-def key_distance(a: str | None, b: str | None) -> float:
+def key_distance(a: str, b: str) -> float:
+    """1 − the MIREX weighted key score: 0 the same key, 0.5 a fifth, 0.7 relative, 0.8 parallel, 1 otherwise."""
     import mir_eval
 
-    if a is None or b is None:
-        return float("nan")
     return 1.0 - float(mir_eval.key.weighted_score(a, b))
 
 
@@ -218,16 +218,16 @@ def run_pair(a_info: dict, b_info: dict, model, args) -> dict[str, dict[str, flo
     for name, out in (("new", out_new), ("new-mix", out_mix), ("today", out_today), ("crossfade", out_xfade)):
         end = min(hi, out.shape[-1] / sr - 0.5)
         cmlt, amlt = continuity(grids[name], tracked(out, sr, lo, end, bpm_a), lo, end)
-        kb = transpose_key(b_info["key"], key_b[name]) if b_info["key"] else None
+        # Annotated keys for renders; for a folder, the analysis's own estimates.
+        ka = a_info["key"] or plan.a.key
+        kb = transpose_key(b_info["key"] or plan.b.key, key_b[name])
         results[name] = dict(
             cmlt=cmlt,
             amlt=amlt,
             cmlt_vs_alone=cmlt - alone_cmlt,
             flams=flams_per_s(out, sr, plan.cue_out, plan.cue_out + plan.length),
-            key=key_distance(a_info["key"], kb),
-            compatible=float(
-                a_info["key"] is not None and kb is not None and key_relation(a_info["key"], kb) is not None
-            ),
+            key=key_distance(ka, kb),
+            compatible=float(key_relation(ka, kb) is not None),
             loud=loudness_step(out, sr, lo, hi),
             loud_vs_alone=loudness_step(out, sr, lo, hi) - alone_loud,
         )
