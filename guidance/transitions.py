@@ -323,21 +323,28 @@ def beat_matched_transition(
     margin: float = DEFAULT_MARGIN,
     progress: Progress | None = None,
 ) -> tuple[torch.Tensor, TransitionPlan]:
-    """Analyse, plan (:func:`plan_transition`) and render (:func:`render_transition`) a transition from ``a`` into
-    ``b``, both ``(channels, T)`` at ``sample_rate``; returns the output and the plan."""
-    plan = plan_transition(
-        analyze(a, sample_rate),
-        analyze(b, sample_rate),
-        at=at,
-        b_start=b_start,
-        bars=bars,
-        snap=snap,
-        match_key=match_key,
-        fade=fade,
-        gain_db=loudness_gain(a, b, sample_rate),
-    )
+    """Plan (:func:`plan_songs`) and render (:func:`render_transition`) a transition from ``a`` into ``b``, both
+    ``(channels, T)`` at ``sample_rate``; returns the output and the plan."""
+    if model is not None:
+        check_fade(model, fade)
+    options = dict(at=at, b_start=b_start, bars=bars, snap=snap, match_key=match_key, fade=fade)
+    plan = plan_songs(a, b, sample_rate, **options)
     run = dict(fade=fade, sampler=sampler, seed=seed, margin=margin, progress=progress)
     return render_transition(model, a, b, sample_rate, plan, **run), plan
+
+
+def plan_songs(a: torch.Tensor, b: torch.Tensor, sample_rate: int, **options: object) -> TransitionPlan:
+    """:func:`plan_transition` from the audio of both songs (``(channels, T)`` at ``sample_rate``): their analyses
+    and B's gain to A's loudness; ``options`` are :func:`plan_transition`'s keywords."""
+    gain_db = loudness_gain(a, b, sample_rate)
+    return plan_transition(analyze(a, sample_rate), analyze(b, sample_rate), gain_db=gain_db, **options)
+
+
+def check_fade(model: EditModel, fade: float) -> None:
+    """Refuse a regenerated ``fade`` that one model window cannot hold."""
+    window = model.window / model.sample_rate
+    if fade >= window:
+        raise InputError(f"--fade {fade:g} s must be shorter than the {model.name} model's {window:.2f} s window")
 
 
 # Stems that hand over first come first: the accompaniment swaps early and the melody last, so the old
@@ -419,6 +426,10 @@ def transition_stems(
     if not stems_a or not stems_b:
         raise InputError("transition-stems needs at least one stem in each song")
     fade = min(fade, plan.length)
+    names = sorted(set(stems_a) | set(stems_b))
+    handovers = stem_handovers(names, plan, fade)
+    if any(h.kind == "regenerated" for h in handovers.values()):
+        check_fade(model, fade)
     channels = max(x.shape[0] for x in (*stems_a.values(), *stems_b.values()))
     len_a = max(x.shape[1] for x in stems_a.values())
     len_b = max(x.shape[1] for x in stems_b.values())
@@ -431,8 +442,6 @@ def transition_stems(
 
     o0, n = int(round(plan.cue_out * sample_rate)), int(round(plan.length * sample_rate))
     i0 = int(round(plan.cue_in * sample_rate))
-    names = sorted(set(stems_a) | set(stems_b))
-    handovers = stem_handovers(names, plan, fade)
     b_stretched = {
         name: stretch(fit(x, len_b)[:, i0:], sample_rate, speed=plan.speed, semitones=plan.semitones)
         * 10 ** (plan.gain_db / 20)

@@ -420,7 +420,6 @@ class Studio:
         return stored, *self._read(stored.path, stored.name)
 
     def _inpaint(self, job: Job) -> None:
-
         p = job.params
         song, audio, sr = self._song(job)
         plans = plan_inpaint(audio, sr, [(p["start"], p["end"])], source=p["source"])
@@ -438,7 +437,6 @@ class Studio:
         self._finish(job, song, audio, result.audio, sr, (p["start"], p["end"]), describe)
 
     def _regenerate(self, job: Job) -> None:
-
         p = job.params
         song, audio, sr = self._song(job)
         sampler = sampler_preset(self.model_kind).but(steps=p["steps"], strength=p["strength"])
@@ -448,7 +446,6 @@ class Studio:
         self._finish(job, song, audio, out, sr, (p["start"], p["end"]), describe)
 
     def _restyle(self, job: Job) -> None:
-
         p = job.params
         song, audio, sr = self._song(job)
         if "classifier" not in self._loaded:
@@ -483,7 +480,6 @@ class Studio:
         self._finish(job, song, audio, out, sr, (p["start"], p["end"]), describe)
 
     def _continue(self, job: Job) -> None:
-
         p = job.params
         song, audio, sr = self._song(job)
         model = self._model()
@@ -502,17 +498,11 @@ class Studio:
         self._finish(job, song, before, result.audio, sr, (plan.start, plan.end), describe)
 
     def _transition(self, job: Job) -> None:
-
         p = job.params
         song, a, sr = self._song(job)
         second, b, sr_b = self._song(job, "second")
         b = match_format(b, sr_b, sr, a.shape[0])
         model = self._model() if p["fade"] > 0 else None
-        if model is not None and p["fade"] >= model.window / model.sample_rate:
-            raise InputError(
-                f"a fade of {p['fade']:g} s must be shorter than the {self.model_kind} model's "
-                f"{model.window / model.sample_rate:.2f} s window"
-            )
         sampler = sampler_preset(self.model_kind).but(steps=p["steps"], strength=p["strength"])
         out, plan = beat_matched_transition(
             model,
@@ -569,7 +559,6 @@ class Studio:
         }
 
     def _accompany(self, job: Job) -> None:
-
         p = job.params
         melody = None if p["melody"] is None else self.file(p["melody"])
 

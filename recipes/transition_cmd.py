@@ -18,7 +18,6 @@ from tqdm import tqdm
 
 from guidance.transitions import BRIDGE_S, PHRASE_BARS, beat_matched_transition
 from musicprod_common.audio import match_format, save_audio
-from musicprod_common.errors import InputError
 from musicprod_common.plot import plot_transition
 
 from .cli_common import (
@@ -106,11 +105,6 @@ def run(args: argparse.Namespace) -> None:
         check_output_file(args.plot, args.a, args.b, args.output, suffixes=PLOT_SUFFIXES, kind="plot")
     b = match_format(b, sr_b, sr, a.shape[0])
     models = models_from_args(args) if args.fade > 0 else None
-    if models is not None and args.fade >= models.window / models.sample_rate:
-        raise InputError(
-            f"--fade {args.fade:g} s must be shorter than the {args.model} model's "
-            f"{models.window / models.sample_rate:.2f} s window"
-        )
     sampler = sampler_from_args(args, strength=args.strength)
     with tqdm(
         total=sampler.steps if models else 0,

@@ -18,8 +18,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from guidance.transitions import loudness_gain, plan_transition, stem_handovers, transition_stems
-from musicprod_common.analysis import analyze
+from guidance.transitions import plan_songs, stem_handovers, transition_stems
 from musicprod_common.audio import AUDIO_SUFFIXES, SAMPLE_RATE, save_audio, to_stereo_44k
 from musicprod_common.errors import InputError
 
@@ -101,22 +100,11 @@ def run(args: argparse.Namespace) -> None:
         n = max(x.shape[-1] for x in stems.values())
         return sum(torch.nn.functional.pad(x, (0, n - x.shape[-1])) for x in stems.values())
 
-    mix_a, mix_b = mix_of(stems_a), mix_of(stems_b)
-    plan = plan_transition(
-        analyze(mix_a, SAMPLE_RATE),
-        analyze(mix_b, SAMPLE_RATE),
-        **plan_options(args),
-        gain_db=loudness_gain(mix_a, mix_b, SAMPLE_RATE),
-    )
+    plan = plan_songs(mix_of(stems_a), mix_of(stems_b), SAMPLE_RATE, **plan_options(args))
     names = sorted(set(stems_a) | set(stems_b))
     handovers = stem_handovers(names, plan, args.fade)
     regenerated = sum(h.kind == "regenerated" for h in handovers.values())
     models = models_from_args(args) if regenerated else None
-    if models is not None and min(args.fade, plan.length) >= models.window / models.sample_rate:
-        raise InputError(
-            f"--fade {min(args.fade, plan.length):g} s must be shorter than the {args.model} model's "
-            f"{models.window / models.sample_rate:.2f} s window"
-        )
     sampler = sampler_from_args(args)
     with tqdm(
         total=sampler.steps * regenerated,
