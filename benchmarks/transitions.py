@@ -15,19 +15,22 @@ Scores over the transition (the overlap ± ``BEAT_SPAN_S``), all from tools inde
 it: librosa's beat tracker, told A's annotated tempo, on the output, scored with ``mir_eval.beat.continuity`` against
 the intended grid (the annotated beats of A up to the middle of the joint and of B after it, on the output's clock;
 for the beat-matched methods at A's metrical level), and the same tracker on the two songs alone against their
-annotations; onset flamming (pairs of detected onsets 10-60 ms apart, per second of overlap); the key distance between
-A and B as played (1 − the MIREX weighted key score); and loudness: the largest change of short-term loudness (3 s
-windows, ITU-R BS.1770, pyloudnorm) between consecutive seconds across the transition, minus the same on the songs
-alone. A folder of audio has no annotations: its beats are librosa's on each song alone and its keys the analysis's.
+annotations; how many of B's annotated beats over the overlap land within 17.5 % of a beat of A's annotated ones
+("on grid": no tracker involved, the plan's own accuracy); onset flamming (pairs of detected onsets 10-60 ms apart,
+per second of overlap); the key distance between A and B as played (1 − the MIREX weighted key score); and loudness:
+the largest change of short-term loudness (3 s windows, ITU-R BS.1770, pyloudnorm) between consecutive seconds
+across the transition, minus the same on the songs alone. A folder of audio has no annotations: its beats are
+librosa's on each song alone and its keys the analysis's.
 
     python benchmarks/transitions.py --split valid --pairs 8 --songs 60 --match-key
-    python benchmarks/transitions.py --split test --pairs 16 --songs 80 --match-key
+    python benchmarks/transitions.py --split test --pairs 16 --songs 80 --match-key --out runs/transitions/test.jsonl
     python benchmarks/transitions.py --folder my_songs/ --pairs 6     # any audio, pairs of consecutive files
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -185,7 +188,11 @@ def run_pair(a_info: dict, b_info: dict, model, args) -> dict[str, dict[str, flo
     def intended(middle: float, b_clock, level: bool = False) -> np.ndarray:
         """A's beats before the joint's ``middle`` (output seconds), then B's, mapped to the output by ``b_clock``;
         with ``level``, B's beats at A's metrical level (every other one of a double-time B, halves of a half-time
-        one), kept in phase with the beat that lands on the cue-out."""
+        one), kept in phase with the beat that lands on the cue-out. The switch is moved to halfway between two of
+        A's beats: on a beat, two grids a few milliseconds apart would count that beat twice or not at all."""
+        beat = float(np.median(np.diff(a_ref)))
+        nearest = a_ref[np.argmin(np.abs(a_ref - middle))]
+        middle = nearest + (beat / 2 if middle >= nearest else -beat / 2)
         b_out = b_clock(b_ref)
         if level:
             ratio = np.median(np.diff(a_ref)) / np.median(np.diff(b_out))
@@ -196,8 +203,29 @@ def run_pair(a_info: dict, b_info: dict, model, args) -> dict[str, dict[str, flo
                 b_out = np.sort(np.concatenate([b_out, (b_out[:-1] + b_out[1:]) / 2]))
         return np.concatenate([a_ref[a_ref < middle], b_out[b_out >= middle]])
 
+    def on_grid(b_clock, start: float, end: float) -> float:
+        """The share of B's beats (annotated, on the output's clock) in output seconds [start, end) that land
+        within 17.5 % of a beat of one of A's, at whichever level is finer: two songs playing on one grid."""
+        b_out = np.asarray(b_clock(b_ref))
+        b_out = b_out[(b_out >= start) & (b_out < end)]
+        if len(b_out) == 0:
+            return float("nan")
+        beat_a, beat_b = np.median(np.diff(a_ref)), np.median(np.diff(np.asarray(b_clock(b_ref))))
+        grid = a_ref
+        while beat_a > 1.5 * beat_b:  # B plays twice as many beats: A's halfway points count too
+            grid, beat_a = np.sort(np.concatenate([grid, (grid[:-1] + grid[1:]) / 2])), beat_a / 2
+        off = np.abs(b_out[:, None] - grid[None]).min(1)
+        return float(np.mean(off < 0.175 * min(beat_a, beat_b)))
+
     mid = plan.cue_out + plan.length / 2
     today_start = plan.cue_out + plan.length - 2.5  # where today's B starts in its output
+    overlap = (plan.cue_out, plan.cue_out + plan.length)
+    aligned = {
+        "new": on_grid(plan.b_to_output, *overlap),
+        "new-mix": on_grid(plan.b_to_output, *overlap),
+        "today": on_grid(lambda t: t - plan.cue_in + today_start, today_start, today_start + 2.5),
+        "crossfade": on_grid(lambda t: t - plan.cue_in + plan.cue_out, *overlap),
+    }
     grids = {
         "new": intended(mid, plan.b_to_output, level=True),
         "new-mix": intended(mid, plan.b_to_output, level=True),
@@ -225,13 +253,19 @@ def run_pair(a_info: dict, b_info: dict, model, args) -> dict[str, dict[str, flo
             cmlt=cmlt,
             amlt=amlt,
             cmlt_vs_alone=cmlt - alone_cmlt,
+            on_grid=aligned[name],
             flams=flams_per_s(out, sr, plan.cue_out, plan.cue_out + plan.length),
             key=key_distance(ka, kb),
             compatible=float(key_relation(ka, kb) is not None),
             loud=loudness_step(out, sr, lo, hi),
             loud_vs_alone=loudness_step(out, sr, lo, hi) - alone_loud,
         )
-    results["plan"] = dict(speed=plan.speed, semitones=plan.semitones, beat_matched=float(plan.beat_matched))
+    results["plan"] = dict(
+        speed=plan.speed,
+        semitones=plan.semitones,
+        beat_matched=float(plan.beat_matched),
+        pinned=float(bool(plan.timemap)),
+    )
     if args.save:
         folder = REPO / "build" / "transitions" / "outputs"
         folder.mkdir(parents=True, exist_ok=True)
@@ -257,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--checkpoints", type=Path, default=None)
     p.add_argument("--save", action="store_true", help="also write the outputs to build/transitions/outputs/")
+    p.add_argument("--out", type=Path, default=None, help="also write one JSON line per pair here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     from recipes.models import load_models
@@ -266,13 +301,17 @@ def main(argv: list[str] | None = None) -> int:
     chosen = pairs(songs, args.pairs, args.folder is not None)
     t0 = time.time()
     rows = []
+    out_file = open(args.out, "w") if args.out else None
     for a_info, b_info in tqdm(chosen, desc="pairs", file=sys.stderr):
         rows.append(run_pair(a_info, b_info, model, args))
+        if out_file:
+            out_file.write(json.dumps({"a": a_info["name"], "b": b_info["name"], **rows[-1]}) + "\n")
+            out_file.flush()
     print(f"{len(rows)} pairs ({args.split if not args.folder else args.folder}), {time.time() - t0:.0f} s")
     speeds = np.array([r["plan"]["speed"] for r in rows])
     matched = sum(r["plan"]["beat_matched"] for r in rows)
     print(f"B stretched ×{speeds.min():.3f}-×{speeds.max():.3f}; beat-matched {matched:.0f} of {len(rows)}")
-    keys = ("cmlt", "amlt", "cmlt_vs_alone", "flams", "key", "compatible", "loud", "loud_vs_alone")
+    keys = ("cmlt", "amlt", "cmlt_vs_alone", "on_grid", "flams", "key", "compatible", "loud", "loud_vs_alone")
     print(f"{'method':<10}" + "".join(f"{k:>15}" for k in keys))
     for m in METHODS:
         cells = []

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ from .errors import InputError
 ANALYSIS_RATE = 22050  # Hz: all of the beat's and the chroma's information, half the samples of 44.1 kHz
 N_FFT = 1024  # 46 ms: short enough that an onset is not smeared far before it
 HOP = 256  # 11.6 ms per onset frame
+ONSET_RATE = ANALYSIS_RATE / HOP  # frames a second of Analysis.onset
 N_MELS = 128
 LOW_HZ = 150.0  # bass and kick drum live below this
 CHROMA_HOP = 512  # 23 ms per chroma frame: harmony moves far slower than onsets
@@ -100,6 +101,9 @@ class Analysis:
     downbeat_confidence: float
     key: str  # mir_eval format, tonic spelled with sharps: "C major", "F# minor"
     key_confidence: float
+    # The onset strength (log-mel spectral flux) the beats were tracked on, ONSET_RATE frames a second from 0 s:
+    # where two songs' attacks line up. Empty when it was not kept.
+    onset: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
     @property
     def has_beat(self) -> bool:
@@ -386,7 +390,9 @@ def analyze(audio: np.ndarray | torch.Tensor, sample_rate: int) -> Analysis:
     beat_confidence = float(np.clip(0.5 * contrast / threshold, 0.0, 1.0))  # 0.5 at the threshold
     beats = _track_beats(f, bpm) if contrast >= threshold else np.zeros(0)
     if len(beats) < 2:
-        return Analysis(duration, None, 0.0, np.zeros(0), beat_confidence, np.zeros(0), 4, 0.0, key, key_confidence)
+        return Analysis(
+            duration, None, 0.0, np.zeros(0), beat_confidence, np.zeros(0), 4, 0.0, key, key_confidence, f.onset
+        )
     downbeats, per_bar, downbeat_confidence = _downbeats(f, periodicity, beats)
     return Analysis(
         duration=duration,
@@ -399,6 +405,7 @@ def analyze(audio: np.ndarray | torch.Tensor, sample_rate: int) -> Analysis:
         downbeat_confidence=downbeat_confidence,
         key=key,
         key_confidence=key_confidence,
+        onset=f.onset,
     )
 
 

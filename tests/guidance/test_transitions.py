@@ -19,7 +19,7 @@ from guidance.transitions import (
     render_transition,
     stem_handovers,
 )
-from musicprod_common.analysis import Analysis, analyze
+from musicprod_common.analysis import ONSET_RATE, Analysis, analyze
 from musicprod_common.errors import InputError
 
 SR = 22050
@@ -132,6 +132,45 @@ def test_mix_keeps_a_to_the_cue_swaps_the_bass_and_crossfades_the_rest():
     i0 = int(round(plan.cue_in * sr))
     n = int(round(plan.length * sr))
     torch.testing.assert_close(out[:, o0 + n :], b[:, i0 + n : i0 + n + out.shape[-1] - o0 - n])
+
+
+def beats_at(times: np.ndarray, duration: float, onsets: np.ndarray | None = None) -> Analysis:
+    """An analysis with these beats (bars of 4 from the first), and attacks at ``onsets`` when given."""
+    tempo = 60.0 / float(np.median(np.diff(times)))
+    env = np.zeros(0)
+    if onsets is not None:
+        frames = np.arange(int(duration * ONSET_RATE)) / ONSET_RATE
+        env = np.exp(-0.5 * ((frames[:, None] - onsets[None]) / 0.01) ** 2).sum(1)
+    return Analysis(duration, tempo, 1.0, times, 1.0, times[::4], 4, 1.0, "C major", 1.0, env)
+
+
+def test_bars_of_a_drifting_song_are_pinned_to_a_unless_a_bar_is_miscounted():
+    a = grid(120, 60.0)
+    intervals = 60.0 / 126 * (1 + 0.03 * np.sin(np.arange(120) / 6))  # B's tempo wanders ±3 % around 126 BPM
+    b = beats_at(0.5 + np.concatenate([[0], np.cumsum(intervals)]), 60.0)
+    plan = plan_transition(a, b, at=20.5, bars=4)
+    assert plan.timemap and "pinned" in plan.describe()
+    b_beats = b.beats[b.beats >= plan.cue_in - 1e-9][:17]
+    a_beats = a.beats[a.beats >= plan.cue_out - 1e-9][:17]
+    np.testing.assert_allclose(plan.b_to_output(b_beats[::4]), a_beats[::4], atol=1e-9)  # every bar on A's
+    assert np.abs(plan.b_to_output(b_beats) - a_beats).max() < 0.01  # and the beats between them nearly
+    unpinned = plan.cue_out + (b_beats - plan.cue_in) / plan.speed  # at the plan's speed alone they slide apart
+    assert np.abs(unpinned - a_beats).max() > 0.03
+    extra = np.sort(np.concatenate([b.beats, [b.beats[9] + 0.2]]))  # a beat the analysis added inside the overlap
+    assert not plan_transition(a, beats_at(extra, 60.0), at=20.5, bars=4).timemap
+
+
+def test_b_is_moved_so_that_its_attacks_land_on_as():
+    beat = 0.5
+    a_beats = np.arange(0.5, 60.0, beat)
+    a = beats_at(a_beats, 60.0, onsets=a_beats)
+    b_beats = np.arange(0.5, 60.0, 60 / 126)
+    b = beats_at(b_beats, 60.0, onsets=b_beats + 0.13)  # its beats analysed a quarter beat early
+    plan = plan_transition(a, b, at=20.5, bars=4)
+    attacks = plan.b_to_output(b_beats[(b_beats > plan.cue_in) & (b_beats < plan.cue_in + 7.0)] + 0.13)
+    assert np.abs(attacks[:, None] - a_beats[None]).min(1).max() < 0.012
+    assert abs(plan.cue_in - 8.0 * 60 / 126) > 0.1  # B no longer enters on its analysed downbeat
+    assert plan_transition(a, b, at=20.5, bars=4, snap=False).cue_in == pytest.approx(0.5)  # exact cues stay
 
 
 def test_loudness_gain_levels_b_to_a():

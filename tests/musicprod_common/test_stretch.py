@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from musicprod_common.errors import InputError
-from musicprod_common.stretch import stretch
+from musicprod_common.stretch import output_time, stretch
 
 SR = 22050
 
@@ -32,6 +32,22 @@ def test_the_output_has_the_exact_length_and_its_clicks_move_by_the_speed(speed)
         lo = int((centre - 0.05) * SR)
         found = (lo + np.argmax(env[lo : lo + int(0.1 * SR)])) / SR
         assert abs(found - centre) < 0.006, (t, found, centre)
+
+
+def test_a_time_map_puts_every_click_where_the_map_says():
+    times = np.arange(0.25, 11.5, 0.5)
+    keys = [(2.0, 1.9), (4.0, 3.8), (6.0, 5.75), (8.0, 7.6)]  # bars a few percent apart, as a drifting song's are
+    out = stretch(clicks(times, 12.0), SR, speed=1.05, timemap=keys)
+    assert out.shape == (2, round(output_time(12.0, 1.05, keys) * SR))
+    assert output_time(10.0, 1.05, keys) == pytest.approx(7.6 + 2.0 / 1.05)  # at the speed after the last pair
+    env = out[0].abs().numpy()
+    for t in times:
+        centre = output_time(t + 0.005, 1.05, keys)
+        lo = int((centre - 0.05) * SR)
+        found = (lo + np.argmax(env[lo : lo + int(0.1 * SR)])) / SR
+        assert abs(found - centre) < 0.006, (t, found, centre)
+    with pytest.raises(InputError, match="increase"):
+        stretch(clicks(times, 12.0), SR, timemap=[(2.0, 1.9), (1.5, 2.5)])
 
 
 def test_a_pitch_shift_moves_a_tone_by_the_semitones():
