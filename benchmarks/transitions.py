@@ -12,9 +12,10 @@ keys differ. In one run, on the same cue points (the new plan's):
 * ``crossfade``: an equal-power crossfade over the same overlap, without tempo matching.
 
 Scores over the transition (the overlap ± ``BEAT_SPAN_S``), all from tools independent of the analysis that planned
-it: librosa's beat tracker, told A's annotated tempo, on the output, scored with ``mir_eval.beat.continuity`` against
-the intended grid (the annotated beats of A up to the middle of the joint and of B after it, on the output's clock;
-for the beat-matched methods at A's metrical level), and the same tracker on the two songs alone against their
+it: librosa's beat tracker, told A's annotated tempo and keeping weak beats at the span's ends, on the output,
+scored with ``mir_eval.beat.continuity`` against the intended grid (the annotated beats of A up to the middle of the
+joint and of B after it, on the output's clock; for the beat-matched methods at A's metrical level), and the same
+tracker on the two songs alone against their
 annotations; how many of B's annotated beats over the overlap land within 17.5 % of a beat of A's annotated ones
 ("on grid": no tracker involved, the plan's own accuracy); onset flamming (pairs of detected onsets 10-60 ms apart,
 per second of overlap); the key distance between A and B as played (1 − the MIREX weighted key score); and loudness:
@@ -115,13 +116,14 @@ def pairs(songs: list[dict], n: int, folder: bool) -> list[tuple[dict, dict]]:
 def tracked(audio: torch.Tensor, sr: int, lo: float, hi: float, bpm: float | None = None) -> np.ndarray:
     """librosa's beat tracker on seconds [lo, hi) of ``audio``, told the tempo to expect when ``bpm`` is given (so
     the scores measure the grid's continuity, not the tracker's octave errors on slow songs); beat times in the
-    audio's clock."""
+    audio's clock. Weak beats at the span's ends are kept (``trim=False``): a song B with softer attacks than A
+    would otherwise lose its beats after the joint to the trimming, which is meant for silence at a file's end."""
     import librosa
 
     lo = max(0.0, lo)
     y = audio[:, int(lo * sr) : int(hi * sr)].float().mean(0).numpy()
     prior = {} if bpm is None else {"start_bpm": bpm}
-    _, times = librosa.beat.beat_track(y=y, sr=sr, units="time", **prior)
+    _, times = librosa.beat.beat_track(y=y, sr=sr, units="time", trim=False, **prior)
     return np.asarray(times) + lo
 
 
