@@ -54,7 +54,12 @@ def add_plan_args(p: argparse.ArgumentParser) -> None:
         default=PHRASE_BARS,
         help=f"length of the transition in A's bars (default {PHRASE_BARS})",
     )
-    p.add_argument("--no-snap", action="store_true", help="take --at and --b-start as given, not snapped to downbeats")
+    p.add_argument(
+        "--no-snap",
+        action="store_true",
+        help="take --at and --b-start as given: not snapped to downbeats, and B at one speed, its bars not pinned to "
+        "A's nor its attacks lined up with A's",
+    )
     p.add_argument(
         "--match-key",
         action="store_true",
