@@ -208,11 +208,11 @@ def run_pair(a_info: dict, b_info: dict, model, args) -> dict[str, dict[str, flo
     def on_grid(b_clock, start: float, end: float) -> float:
         """The share of B's beats (annotated, on the output's clock) in output seconds [start, end) that land
         within 17.5 % of a beat of one of A's, at whichever level is finer: two songs playing on one grid."""
-        b_out = np.asarray(b_clock(b_ref))
-        b_out = b_out[(b_out >= start) & (b_out < end)]
+        b_all = np.asarray(b_clock(b_ref))
+        b_out = b_all[(b_all >= start) & (b_all < end)]
         if len(b_out) == 0:
             return float("nan")
-        beat_a, beat_b = np.median(np.diff(a_ref)), np.median(np.diff(np.asarray(b_clock(b_ref))))
+        beat_a, beat_b = np.median(np.diff(a_ref)), np.median(np.diff(b_all))
         grid = a_ref
         while beat_a > 1.5 * beat_b:  # B plays twice as many beats: A's halfway points count too
             grid, beat_a = np.sort(np.concatenate([grid, (grid[:-1] + grid[1:]) / 2])), beat_a / 2
