@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from musicprod_common import analysis  # noqa: E402
 from musicprod_common.errors import InputError  # noqa: E402
-from musicprod_common.pop909 import load_song, read_beats, split_song_ids  # noqa: E402
+from musicprod_common.pop909 import humanize, load_song, read_beats, split_song_ids  # noqa: E402
 
 SOUNDFONTS = Path("/usr/share/sounds/sf2")
 DEFAULT_STYLES = "band,strings,mallets:TimGM6mb"
@@ -95,14 +95,18 @@ def rendered(args: argparse.Namespace) -> list[Item]:
     ids = split_song_ids(args.pop909, args.split)[: args.songs]
     items, jobs = [], []
     for style, sf2 in parse_styles(args.styles):
-        cache = REPO / "build" / "analysis" / f"{args.split}-{style}-{sf2.stem}-{args.seconds:g}s"
+        tag = f"{args.split}-{style}-{sf2.stem}-{args.seconds:g}s{'-human' if args.humanize else ''}"
+        cache = REPO / "build" / "analysis" / tag
         cache.mkdir(parents=True, exist_ok=True)
         for sid in ids:
             path = cache / f"{sid}.flac"
             if not path.exists():
-                jobs.append((str(args.pop909), sid, style, str(sf2), float(args.seconds), str(path)))
+                jobs.append((str(args.pop909), sid, style, str(sf2), float(args.seconds), args.humanize, str(path)))
             folder = Path(args.pop909) / sid
             beats, downbeats, per_bar = read_beats(folder / "beat_midi.txt")
+            if args.humanize:
+                song = humanize(load_song(folder), int(sid))
+                beats, downbeats = song.beats, song.downbeats
             name = style if sf2.stem == "FluidR3_GM" else f"{style}:{sf2.stem}"
             key = reference_key(folder / "key_audio.txt", args.seconds)
             inside = beats < args.seconds
@@ -116,14 +120,16 @@ def rendered(args: argparse.Namespace) -> list[Item]:
     return items
 
 
-def _render_job(job: tuple[str, str, str, str, float, str]) -> tuple[str, np.ndarray]:
-    pop909, sid, style, soundfont, seconds, path = job
+def _render_job(job: tuple[str, str, str, str, float, bool, str]) -> tuple[str, np.ndarray]:
+    pop909, sid, style, soundfont, seconds, human, path = job
     import torch
 
     from musicprod_common.render import render_song
 
     torch.set_num_threads(1)
     song = load_song(Path(pop909) / sid)
+    if human:
+        song = humanize(song, int(sid))
     end = min(song.end_time + 1.5, seconds)
     mix = render_song(song, style, start=0.0, end=end, soundfont=soundfont).mix
     return path, mix.clamp(-1, 1).numpy().T
@@ -229,6 +235,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     summary = summarize(rows)
     print(
         f"{args.split}, {len(items) // max(1, len(parse_styles(args.styles)))} songs, first {args.seconds:g} s"
+        + (", humanized" if args.humanize else "")
         + (f", settings {settings}" if settings else "")
     )
     print(
@@ -255,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=90.0, help="how much of each song to render and analyse")
     p.add_argument("--workers", type=int, default=2, help="processes rendering and analysing")
     p.add_argument("--pop909", default=str(REPO.parent / "shared" / "data" / "pop909"))
+    p.add_argument(
+        "--humanize",
+        action="store_true",
+        help="play each song as people do: the tempo drifting ±2 %% over 30 s and every note a few ms off the grid",
+    )
     p.add_argument("--out", help="also write one JSON line per song and style here")
     p.add_argument(
         "--set",

@@ -43,7 +43,6 @@ import math
 import random
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import librosa
@@ -61,7 +60,7 @@ from musicprod_common import passages, splice  # noqa: E402
 from musicprod_common.audio import load_audio, save_audio  # noqa: E402
 from musicprod_common.errors import InputError  # noqa: E402
 from musicprod_common.features import MelDistance, chroma_correlation  # noqa: E402
-from musicprod_common.pop909 import Note, load_song, split_song_ids  # noqa: E402
+from musicprod_common.pop909 import humanize, load_song, split_song_ids  # noqa: E402
 from musicprod_common.render import render_song  # noqa: E402
 from recipes.models import load_models  # noqa: E402
 
@@ -69,26 +68,6 @@ METHODS = ("crossfade", "model", "copy", "auto", "seams", "sdedit", "target")
 BAND_S = 0.25  # seconds of audio each side of the gap that the scores include (the seams lie there)
 BEAT_SPAN_S = 4.0  # seconds each side of the gap that the beat tracker sees
 TIMGM = "/usr/share/sounds/sf2/TimGM6mb.sf2"
-
-
-def humanize(song, seed: int):
-    """The song as a person might play it: onsets ± ~8 ms, velocities ± ~6, tempo drifting ±2 % with a 30 s period."""
-    rng = np.random.default_rng(seed)
-    period, depth = 30.0, 0.02
-    amp, phase = depth * period / (2 * math.pi), rng.uniform(0, 2 * math.pi)
-    warp = lambda t: t + amp * (math.sin(2 * math.pi * t / period + phase) - math.sin(phase))  # noqa: E731
-    tracks = {}
-    for name, notes in song.tracks.items():
-        moved = []
-        for n in notes:
-            shift = float(np.clip(rng.normal(0, 0.008), -0.02, 0.02))
-            start = max(0.0, warp(n.start) + shift)
-            end = max(start + 0.01, warp(n.end) + shift)
-            moved.append(Note(n.pitch, int(np.clip(n.velocity + rng.normal(0, 6), 1, 127)), start, end))
-        tracks[name] = tuple(sorted(moved, key=lambda n: n.start))
-    beats = np.array([warp(b) for b in song.beats])
-    downbeats = np.array([warp(b) for b in song.downbeats])
-    return replace(song, tracks=tracks, beats=beats, downbeats=downbeats)
 
 
 def rendered_songs(args) -> list[tuple[str, Path, np.ndarray | None]]:

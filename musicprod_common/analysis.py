@@ -9,7 +9,9 @@
 Beats are librosa's dynamic-programming tracker (Ellis 2007, "Beat tracking by dynamic programming", JNMR 36(1))
 on a log-mel spectral-flux onset envelope. Its tempo is picked from the envelope's autocorrelation under a
 log-normal prior over tempi, and among that guess's halves, doubles and 3:2 ratios by the harmonic rhythm too: chords
-change with the bar far more than on every beat. Downbeats and meter come from beat-synchronous evidence: chords
+change with the bar far more than on every beat. The autocorrelation is taken in windows of a few seconds and each
+window's peak is found within 2 % of a period before the windows are averaged, so that a tempo which drifts, as
+people's does, keeps as clear a peak as a sequencer's. Downbeats and meter come from beat-synchronous evidence: chords
 change, the bass moves and the kick drum lands at bar starts more than elsewhere. The meter (3 or 4) is the one whose
 bar the chords repeat with, and the downbeats follow the evidence along a Viterbi path over bar positions that lets
 a bar end early (songs hold 2/4 bars and pickups). The key is the Krumhansl-Schmuckler correlation of the song's
@@ -52,9 +54,14 @@ BEAT_CHANGE_WEIGHT = 0.5  # penalty for chords that repeat with the candidate be
 PRIOR_WEIGHT = 0.5  # weight of the prior's log density in the level choice
 ONSET_WINDOW_S = 8.0  # autocorrelation window of the onset tempogram
 HARMONY_WINDOW_S = 16.0  # ... and of the chord-change tempogram: bars are long
+TEMPOGRAM_STRIDE_S = 0.2  # one autocorrelation window every 0.2 s: they are 8-16 s long, and overlap anyway
+PERIOD_TOLERANCE = 0.02  # a period is looked for within ±2 % in each window: a band's tempo wanders by a few per cent
 DETREND_S = 0.2  # the onset envelope minus its moving average over this: slow swells (strings) carry no pulse
 CHANGE_S = 0.25  # chroma novelty compares this much audio before and after each frame
-TIGHTNESS = 100.0  # librosa's default: how strongly the tracker keeps to the tempo
+# How strongly the tracker keeps to the tempo: librosa's default is 100. Without drums the onsets are sparse and a
+# loose tracker strays after them; 200-1600 scored alike on valid renders, steady and drifting (BENCHMARKS.md). Above
+# 300 the tracker holds the tempo's whole-frame period so hard that a beat at an end can land a frame off.
+TIGHTNESS = 300.0
 FINE_N_FFT, FINE_HOP = 256, 64  # 11.6 ms windows every 2.9 ms: where exactly each attack is
 REFINE_S = 0.03  # how far a tracked beat may move to the attack it belongs to
 
@@ -229,39 +236,50 @@ def _detrend(x: np.ndarray, width: int) -> np.ndarray:
     return x - uniform_filter1d(x, max(1, width), mode="nearest")
 
 
-def _mean_tempogram(envelope: np.ndarray, hop: int, window_s: float) -> np.ndarray:
+def _tempogram(envelope: np.ndarray, hop: int, window_s: float) -> np.ndarray:
     """Autocorrelation of ``envelope`` (one value per ``hop`` samples) in windows of ``window_s``, each normalised by
-    its lag 0, averaged over the windows: (lags,)."""
+    its lag 0, one window every :data:`TEMPOGRAM_STRIDE_S`: (lags, windows)."""
     import librosa
 
     win = max(4, round(window_s * ANALYSIS_RATE / hop))
     tg = librosa.feature.tempogram(onset_envelope=envelope, sr=ANALYSIS_RATE, hop_length=hop, win_length=win)
-    return np.nan_to_num(tg.mean(axis=1))
+    return np.nan_to_num(tg[:, :: max(1, round(TEMPOGRAM_STRIDE_S * ANALYSIS_RATE / hop))])
 
 
 @dataclass(frozen=True)
 class _Periodicity:
-    """How strongly the onsets (``pulse``, one value per onset frame of lag) and the chord changes (``harmony``, per
-    chroma frame of lag) repeat at each lag."""
+    """How strongly the onsets (``pulse``, one row per onset frame of lag) and the chord changes (``harmony``, per
+    chroma frame of lag) repeat at each lag, window by window: (lags, windows) each."""
 
     pulse: np.ndarray
     harmony: np.ndarray
 
+    @staticmethod
+    def _peak(values: np.ndarray, lag: int) -> float:
+        """Mean over the windows of each window's peak within :data:`PERIOD_TOLERANCE` of ``lag`` (at least a frame:
+        periods fall between frames). Taking the peak before the mean keeps a drifting tempo's peak as high as a
+        steady one's: the mean first would spread it over the lags the drift visits."""
+        reach = max(1, round(PERIOD_TOLERANCE * lag))
+        lo, hi = max(lag - reach, 1), min(lag + reach + 1, values.shape[0])
+        return float(values[lo:hi].max(axis=0).mean()) if hi > lo and values.shape[1] else 0.0
+
     def at(self, curve: str, seconds: float) -> float:
-        """The curve's peak within a frame of ``seconds`` (0 beyond its end): periods fall between frames."""
+        """How strongly ``curve`` ("pulse" or "harmony") repeats with a period of ``seconds`` (0 beyond its lags)."""
         values = self.pulse if curve == "pulse" else self.harmony
-        i = int(round(seconds * ANALYSIS_RATE / (HOP if curve == "pulse" else CHROMA_HOP)))
-        if i >= len(values) - 1 or i < 1:
+        lag = int(round(seconds * ANALYSIS_RATE / (HOP if curve == "pulse" else CHROMA_HOP)))
+        if lag >= values.shape[0] - 1 or lag < 1:
             return 0.0
-        return float(values[i - 1 : i + 2].max())
+        return self._peak(values, lag)
+
+    def pulse_curve(self) -> np.ndarray:
+        """:meth:`at` for the pulse at every lag: (lags,)."""
+        return np.array([self._peak(self.pulse, lag) if lag else 0.0 for lag in range(self.pulse.shape[0])])
 
 
 def _periodicity(f: _Features) -> _Periodicity:
     onset = np.maximum(_detrend(f.onset, round(DETREND_S * ANALYSIS_RATE / HOP)), 0.0)
     change = _detrend(f.change, round(4.0 * ANALYSIS_RATE / CHROMA_HOP))  # a phrase-long trend is not a rhythm
-    return _Periodicity(
-        _mean_tempogram(onset, HOP, ONSET_WINDOW_S), _mean_tempogram(change, CHROMA_HOP, HARMONY_WINDOW_S)
-    )
+    return _Periodicity(_tempogram(onset, HOP, ONSET_WINDOW_S), _tempogram(change, CHROMA_HOP, HARMONY_WINDOW_S))
 
 
 def _log_prior(bpm: float | np.ndarray) -> float | np.ndarray:
@@ -274,12 +292,12 @@ def _choose_tempo(p: _Periodicity) -> tuple[float, float, float]:
     click track); the margin is how far the chosen level's score leads the next-best level's."""
     import librosa
 
-    bpms = librosa.tempo_frequencies(len(p.pulse), sr=ANALYSIS_RATE, hop_length=HOP)
+    bpms = librosa.tempo_frequencies(p.pulse.shape[0], sr=ANALYSIS_RATE, hop_length=HOP)
     in_range = (bpms >= MIN_BPM) & (bpms <= MAX_BPM)
     if not in_range.any():  # shorter than one slow beat
         return PRIOR_BPM, 0.0, 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        guess = float(bpms[int(np.argmax(np.where(in_range, p.pulse * np.exp(_log_prior(bpms)), -np.inf)))])
+        guess = float(bpms[int(np.argmax(np.where(in_range, p.pulse_curve() * np.exp(_log_prior(bpms)), -np.inf)))])
     scored = []
     for ratio in LEVELS:
         bpm = guess * ratio
@@ -297,7 +315,10 @@ def _choose_tempo(p: _Periodicity) -> tuple[float, float, float]:
     scored.sort(reverse=True)
     bpm = scored[0][1]
     margin = scored[0][0] - scored[1][0] if len(scored) > 1 else 0.0
-    contrast = p.at("pulse", 60.0 / bpm) - float(np.median(p.pulse[in_range]))
+    # The contrast is read off the plain mean over windows, as the has_beat threshold was calibrated on noise.
+    mean = p.pulse.mean(axis=1) if p.pulse.shape[1] else np.zeros(p.pulse.shape[0])
+    lag = int(round(60.0 / bpm * ONSET_RATE))
+    contrast = float(mean[max(lag - 1, 0) : lag + 2].max()) - float(np.median(mean[in_range]))
     return bpm, contrast, margin
 
 

@@ -9,6 +9,7 @@ MIDI; beats come from ``beat_midi.txt`` and chords from ``chord_midi.txt``, both
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from dataclasses import dataclass, field, replace
@@ -233,6 +234,30 @@ def transpose_song(song: Song, semitones: int) -> Song:
         for name, notes in song.tracks.items()
     }
     return replace(song, tracks=tracks)
+
+
+def humanize(song: Song, seed: int, drift: float = 0.02, period: float = 30.0, jitter: float = 0.008) -> Song:
+    """The song as a person might play it: each onset moved by about ``jitter`` seconds (clipped at 2.5×), each
+    velocity by about 6 steps, and the tempo drifting by ±``drift`` with a ``period``-second cycle; the annotated
+    beats and downbeats move with the drift. POP909's MIDI keeps one tempo for minutes, which no band does."""
+    rng = np.random.default_rng(seed)
+    amp, phase = drift * period / (2 * math.pi), rng.uniform(0, 2 * math.pi)
+
+    def warp(t: float) -> float:  # its derivative, the speed, is 1 + drift * cos(...)
+        return t + amp * (math.sin(2 * math.pi * t / period + phase) - math.sin(phase))
+
+    tracks = {}
+    for name, notes in song.tracks.items():
+        moved = []
+        for n in notes:
+            shift = float(np.clip(rng.normal(0, jitter), -2.5 * jitter, 2.5 * jitter))
+            start = max(0.0, warp(n.start) + shift)
+            end = max(start + 0.01, warp(n.end) + shift)
+            moved.append(Note(n.pitch, int(np.clip(n.velocity + rng.normal(0, 6), 1, 127)), start, end))
+        tracks[name] = tuple(sorted(moved, key=lambda n: n.start))
+    beats = np.array([warp(b) for b in song.beats])
+    downbeats = np.array([warp(b) for b in song.downbeats])
+    return replace(song, tracks=tracks, beats=beats, downbeats=downbeats)
 
 
 def song_ids(root: str | os.PathLike) -> list[str]:

@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from musicprod_common.analysis import (
+    HOP,
+    ONSET_RATE,
+    ONSET_WINDOW_S,
     Analysis,
+    _Periodicity,
+    _tempogram,
     analyze,
     compatible_shift,
     estimate_key,
@@ -105,6 +110,30 @@ def test_meter_and_bar_phase(per_bar, bpm):
     # the found downbeats are the bar starts (not beat 2 or 3), and most bar starts are found
     assert np.abs(a.downbeats[:, None] - starts[None, :]).min(axis=1).max() <= BEAT_TOLERANCE_S
     assert len(a.downbeats) >= len(starts) - 2
+
+
+def pulse_train(period: float, drift: float, seconds: float = 90.0, cycle: float = 30.0) -> np.ndarray:
+    """An onset envelope of one-frame impulses every ``period`` s, its tempo drifting by ±``drift`` over ``cycle`` s."""
+    amp = drift * cycle / (2 * np.pi)
+    t = np.arange(0.5, seconds - 1.0, period)
+    t = t + amp * np.sin(2 * np.pi * t / cycle)
+    envelope = np.zeros(int(seconds * ONSET_RATE))
+    envelope[np.round(t * ONSET_RATE).astype(int)] = 1.0
+    return envelope
+
+
+def test_a_drifting_tempo_keeps_its_periodicity():
+    """A band drifting by ±2 % moves a 1 s period by 2 frames: the periodicity at the beat must not fade with it, nor
+    fade more for a slow beat (long lag) than for a fast one, or drift would push the tempo choice to double time."""
+
+    def strength(period: float, drift: float) -> float:
+        p = _Periodicity(_tempogram(pulse_train(period, drift), HOP, ONSET_WINDOW_S), np.zeros((2, 1)))
+        return p.at("pulse", period)
+
+    for period in (0.5, 1.0):
+        assert strength(period, 0.02) >= 0.7 * strength(period, 0.0)
+    steady = strength(1.0, 0.0) / strength(0.5, 0.0)
+    assert strength(1.0, 0.02) / strength(0.5, 0.02) == pytest.approx(steady, rel=0.1)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from musicprod_common.errors import InputError
 from musicprod_common.pop909 import (
     SPLIT_FILE,
     TRACKS,
+    humanize,
     is_triple_meter,
     load_song,
     load_split,
@@ -73,6 +74,25 @@ def test_transpose_drops_out_of_range(song_001):
     up = transpose_song(song_001, 3)
     assert [n.pitch for n in up.tracks["MELODY"]] == [n.pitch + 3 for n in song_001.tracks["MELODY"]]
     assert transpose_song(song_001, 0) is song_001
+
+
+def test_humanize_drifts_the_tempo_and_moves_the_beats_with_the_notes(song_001):
+    played = humanize(song_001, seed=1, drift=0.02, period=30.0, jitter=0.008)
+    assert humanize(song_001, seed=1).beats.tolist() == played.beats.tolist()  # the seed fixes it
+    # The beat intervals speed up and slow down by up to the drift, and no further.
+    ratio = np.diff(played.beats) / np.diff(song_001.beats)
+    assert 0.975 < ratio.min() < 0.99 and 1.01 < ratio.max() < 1.025
+    assert set(np.round(played.downbeats, 9)) <= set(np.round(played.beats, 9))
+    # Each note moves with the drift plus a jitter of at most 2.5 × its scale; pitches and the note count stay.
+    before, after = song_001.tracks["MELODY"], played.tracks["MELODY"]
+    assert sorted(n.pitch for n in after) == sorted(n.pitch for n in before)
+    # Sorted onsets against sorted warped onsets: sorting moves no value by more than the largest shift.
+    starts = np.array([n.start for n in before])
+    inside = (starts > song_001.beats[0]) & (starts < song_001.beats[-1])
+    warped = np.interp(starts, song_001.beats, played.beats)  # the drift, between beats nearly linear
+    moved = np.sort([n.start for n in after])[inside[np.argsort(starts)]] - np.sort(warped[inside])
+    assert np.abs(moved).max() <= 0.021 and np.abs(moved).std() > 0.004
+    assert all(1 <= n.velocity <= 127 for n in after)
 
 
 @pytest.mark.parametrize("missing", ["beat_midi.txt", "chord_midi.txt", "key_audio.txt", "001.mid"])
