@@ -1,9 +1,11 @@
 """Beat, downbeat and key analysis (``musicprod_common.analysis``) on POP909 songs rendered to audio.
 
     python benchmarks/analysis.py --split valid --songs 40 [--styles band,strings,mallets:TimGM6mb] [--seconds 90] \
-        [--workers 2] [--out runs/analysis/valid.jsonl] [--set PRIOR_BPM=90 --set KEY_PROFILES=temperley ...]
+        [--humanize] [--workers 2] [--out runs/analysis/valid.jsonl] [--set PRIOR_BPM=90 --set KEY_PROFILES=kk ...]
 
-Each song's first ``--seconds`` are rendered once per style (cached as 16-bit FLAC under ``build/analysis/``).
+Each song's first ``--seconds`` are rendered once per style (cached as 16-bit FLAC under ``build/analysis/``);
+``--humanize`` plays them as people do first (``musicprod_common.pop909.humanize``: the tempo drifting ±2 %, the notes
+a few ms off the grid, the annotations moved with them), since POP909's MIDI holds one tempo for minutes.
 A style is ``NAME`` (FluidR3_GM) or ``NAME:SOUNDFONT`` (a soundfont under ``/usr/share/sounds/sf2``); the default set
 has drums (``band``), none (``strings``) and a timbre the rest of the project never trains on (``mallets`` through
 TimGM6mb). Scores, with ``mir_eval`` against the POP909 annotations inside the window:
