@@ -95,24 +95,26 @@ def rendered(args: argparse.Namespace) -> list[Item]:
     import soundfile as sf
 
     ids = split_song_ids(args.pop909, args.split)[: args.songs]
+    references = {}  # per song, shared by its styles: (beats, downbeats, beats per bar, key) inside the window
+    for sid in ids:
+        folder = Path(args.pop909) / sid
+        beats, downbeats, per_bar = read_beats(folder / "beat_midi.txt")
+        if args.humanize:
+            song = humanize(load_song(folder), int(sid))
+            beats, downbeats = song.beats, song.downbeats
+        key = reference_key(folder / "key_audio.txt", args.seconds)
+        references[sid] = (beats[beats < args.seconds], downbeats[downbeats < args.seconds], per_bar, key)
     items, jobs = [], []
     for style, sf2 in parse_styles(args.styles):
         tag = f"{args.split}-{style}-{sf2.stem}-{args.seconds:g}s{'-human' if args.humanize else ''}"
         cache = REPO / "build" / "analysis" / tag
         cache.mkdir(parents=True, exist_ok=True)
+        name = style if sf2.stem == "FluidR3_GM" else f"{style}:{sf2.stem}"
         for sid in ids:
             path = cache / f"{sid}.flac"
             if not path.exists():
                 jobs.append((str(args.pop909), sid, style, str(sf2), float(args.seconds), args.humanize, str(path)))
-            folder = Path(args.pop909) / sid
-            beats, downbeats, per_bar = read_beats(folder / "beat_midi.txt")
-            if args.humanize:
-                song = humanize(load_song(folder), int(sid))
-                beats, downbeats = song.beats, song.downbeats
-            name = style if sf2.stem == "FluidR3_GM" else f"{style}:{sf2.stem}"
-            key = reference_key(folder / "key_audio.txt", args.seconds)
-            inside = beats < args.seconds
-            items.append(Item(sid, name, path, beats[inside], downbeats[downbeats < args.seconds], per_bar, key))
+            items.append(Item(sid, name, path, *references[sid]))
     if jobs:
         with mp.get_context("spawn").Pool(args.workers) as pool:
             for done, (path, audio) in enumerate(pool.imap_unordered(_render_job, jobs), 1):

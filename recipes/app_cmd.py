@@ -537,7 +537,6 @@ class Studio:
         draw: Callable[[Path], None] | None = None,
     ) -> None:
         """Write the result in the input's format and its before/after picture; the job's result names both."""
-
         edit = job.params["edit"]
         name = f"{PurePosixPath(song.name).stem}-{edit}{song.path.suffix}"
         out_id, plot_id = uuid.uuid4().hex, uuid.uuid4().hex
