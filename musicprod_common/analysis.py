@@ -7,9 +7,11 @@
     compatible_shift("C major", "F# major")  # -1: F# lowered a semitone is F major, a fifth below C
 
 Beats are librosa's dynamic-programming tracker (Ellis 2007, "Beat tracking by dynamic programming", JNMR 36(1))
-on a log-mel spectral-flux onset envelope. Its tempo is picked from the envelope's autocorrelation under a
-log-normal prior over tempi, and among that guess's halves, doubles and 3:2 ratios by the harmonic rhythm too: chords
-change with the bar far more than on every beat. The autocorrelation is taken in windows of a few seconds and each
+on the beat activation of a small network trained on annotated songs (``beat_net.py``): a spectral flux says where
+notes start, the network which of those starts are beats, which without drums decides between half, whole and
+double time. The tempo is picked from the autocorrelation of the flux and of the activation under a log-normal prior
+over tempi, and among that guess's halves, doubles and 3:2 ratios by the harmonic rhythm too: chords change with the
+bar far more than on every beat. The autocorrelation is taken in windows of a few seconds and each
 window's peak is found within 2 % of a period before the windows are averaged, so that a tempo which drifts, as
 people's does, keeps as clear a peak as a sequencer's. Downbeats and meter come from beat-synchronous evidence: chords
 change, the bass moves and the kick drum lands at bar starts more than elsewhere. The meter (3 or 4) is the one whose
@@ -32,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .beat_net import shipped_beat_net
 from .errors import InputError
 
 ANALYSIS_RATE = 22050  # Hz: all of the beat's and the chroma's information, half the samples of 44.1 kHz
@@ -77,6 +80,12 @@ BAR_RESTART_COST = 6.0  # evidence (in z units) that a bar cut short must gain; 
 METER_HARMONY_WEIGHT = 1.0  # weight of the chords' periodicity over 3 vs 4 beats in the meter choice
 DOWNBEAT_FULL_CONTRAST = 3.0  # downbeat evidence lead (z units) that counts as full confidence; valid tops out near it
 LEVEL_MARGIN = 0.5  # a level score lead that counts as full tempo confidence
+
+# The beat network (beat_net.py, checkpoints/beats): the periodicity of its beat activation joins the spectral flux's
+# in the tempo and level choice, with this weight (0.5 and 2 scored alike on valid renders), and the tracker follows
+# the activation rather than the flux. False: the flux alone.
+BEAT_NET = True
+NET_LEVEL_WEIGHT = 1.0
 
 # Weighted MIREX key score on valid renders: "aarden" 0.876, "kk" 0.836, "temperley" 0.688 (BENCHMARKS.md).
 KEY_PROFILES = "aarden"
@@ -191,15 +200,24 @@ class _Features:
     onset: np.ndarray  # (N,) log-mel spectral flux; frame k at k * HOP / ANALYSIS_RATE s
     low: np.ndarray  # (N,) the same below LOW_HZ
     fine: np.ndarray  # log-mel flux with FINE_N_FFT windows every FINE_HOP samples
+    beat: np.ndarray  # (N,) the beat network's beat probability per onset frame; empty without the network
     chroma: np.ndarray  # (12, M) CQT chroma, frame k at k * CHROMA_HOP / ANALYSIS_RATE s
     change: np.ndarray  # (M,) chord-change novelty in [0, 1]
+
+
+def log_mel(y: np.ndarray) -> np.ndarray:
+    """(N_MELS, frames) power mel spectrogram in dB of mono ``y`` at :data:`ANALYSIS_RATE`, one frame per onset
+    frame: what the onsets are read from, and the beat network's input."""
+    import librosa
+
+    mel = librosa.feature.melspectrogram(y=y, sr=ANALYSIS_RATE, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS)
+    return librosa.power_to_db(mel)
 
 
 def _features(y: np.ndarray) -> _Features:
     import librosa
 
-    mel = librosa.feature.melspectrogram(y=y, sr=ANALYSIS_RATE, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS)
-    mel_db = librosa.power_to_db(mel)
+    mel_db = log_mel(y)
     n_low = max(1, int(np.sum(librosa.mel_frequencies(N_MELS + 2, fmax=ANALYSIS_RATE / 2)[1:-1] < LOW_HZ)))
     # center=False: the mel frames are already centred, and librosa's extra shift would put every onset
     # N_FFT / 2 samples late.
@@ -215,7 +233,9 @@ def _features(y: np.ndarray) -> _Features:
     )
     chroma = _song_chroma(y)
     change = _chroma_change(chroma, round(CHANGE_S * ANALYSIS_RATE / CHROMA_HOP))
-    return _Features(onset, bands[0], fine, chroma, change)
+    net = shipped_beat_net() if BEAT_NET else None
+    beat = net.activations(mel_db.T)[0] if net is not None else np.zeros(0)
+    return _Features(onset, bands[0], fine, beat, chroma, change)
 
 
 def _chroma_change(chroma: np.ndarray, width: int) -> np.ndarray:
@@ -253,6 +273,7 @@ class _Periodicity:
 
     pulse: np.ndarray
     harmony: np.ndarray
+    beat: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # the beat network's activation, like pulse
 
     @staticmethod
     def _peak(values: np.ndarray, lag: int) -> float:
@@ -264,22 +285,25 @@ class _Periodicity:
         return float(values[lo:hi].max(axis=0).mean()) if hi > lo and values.shape[1] else 0.0
 
     def at(self, curve: str, seconds: float) -> float:
-        """How strongly ``curve`` ("pulse" or "harmony") repeats with a period of ``seconds`` (0 beyond its lags)."""
-        values = self.pulse if curve == "pulse" else self.harmony
-        lag = int(round(seconds * ANALYSIS_RATE / (HOP if curve == "pulse" else CHROMA_HOP)))
+        """How strongly ``curve`` ("pulse", "beat" or "harmony") repeats with a period of ``seconds`` (0 beyond its
+        lags)."""
+        values = getattr(self, curve)
+        lag = int(round(seconds * ANALYSIS_RATE / (CHROMA_HOP if curve == "harmony" else HOP)))
         if lag >= values.shape[0] - 1 or lag < 1:
             return 0.0
         return self._peak(values, lag)
 
-    def pulse_curve(self) -> np.ndarray:
-        """:meth:`at` for the pulse at every lag: (lags,)."""
-        return np.array([self._peak(self.pulse, lag) if lag else 0.0 for lag in range(self.pulse.shape[0])])
+    def curve(self, curve: str) -> np.ndarray:
+        """:meth:`at` for ``curve`` ("pulse" or "beat") at every lag: (lags,)."""
+        values = getattr(self, curve)
+        return np.array([self._peak(values, lag) if lag else 0.0 for lag in range(values.shape[0])])
 
 
 def _periodicity(f: _Features) -> _Periodicity:
     onset = np.maximum(_detrend(f.onset, round(DETREND_S * ANALYSIS_RATE / HOP)), 0.0)
     change = _detrend(f.change, round(4.0 * ANALYSIS_RATE / CHROMA_HOP))  # a phrase-long trend is not a rhythm
-    return _Periodicity(_tempogram(onset, HOP, ONSET_WINDOW_S), _tempogram(change, CHROMA_HOP, HARMONY_WINDOW_S))
+    beat = _tempogram(f.beat, HOP, ONSET_WINDOW_S) if len(f.beat) else np.zeros((0, 0))
+    return _Periodicity(_tempogram(onset, HOP, ONSET_WINDOW_S), _tempogram(change, CHROMA_HOP, HARMONY_WINDOW_S), beat)
 
 
 def _log_prior(bpm: float | np.ndarray) -> float | np.ndarray:
@@ -296,8 +320,9 @@ def _choose_tempo(p: _Periodicity) -> tuple[float, float, float]:
     in_range = (bpms >= MIN_BPM) & (bpms <= MAX_BPM)
     if not in_range.any():  # shorter than one slow beat
         return PRIOR_BPM, 0.0, 0.0
+    periodic = p.curve("pulse") + (NET_LEVEL_WEIGHT * p.curve("beat") if p.beat.size else 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        guess = float(bpms[int(np.argmax(np.where(in_range, p.pulse_curve() * np.exp(_log_prior(bpms)), -np.inf)))])
+        guess = float(bpms[int(np.argmax(np.where(in_range, periodic * np.exp(_log_prior(bpms)), -np.inf)))])
     scored = []
     for ratio in LEVELS:
         bpm = guess * ratio
@@ -307,6 +332,7 @@ def _choose_tempo(p: _Periodicity) -> tuple[float, float, float]:
         bar = max(p.at("harmony", 4 * beat), p.at("harmony", 3 * beat))
         score = (
             p.at("pulse", beat)
+            + NET_LEVEL_WEIGHT * p.at("beat", beat)
             + BAR_WEIGHT * bar
             - BEAT_CHANGE_WEIGHT * p.at("harmony", beat)
             + PRIOR_WEIGHT * float(_log_prior(bpm))
@@ -323,13 +349,18 @@ def _choose_tempo(p: _Periodicity) -> tuple[float, float, float]:
 
 
 def _track_beats(f: _Features, bpm: float) -> np.ndarray:
-    """Beat times (s): librosa's dynamic programme at ``bpm`` on the onset envelope, then each beat moved to the
-    strongest attack within :data:`REFINE_S` in the fine envelope, since the tracker's 11.6 ms frames and 46 ms
-    windows put a beat up to 20 ms before the attack it follows."""
+    """Beat times (s): librosa's dynamic programme at ``bpm`` on the beat network's activation (on the onset envelope
+    without the network), then each beat moved to the strongest attack within :data:`REFINE_S` in the fine envelope,
+    since the tracker's 11.6 ms frames and 46 ms windows put a beat up to 20 ms before the attack it follows."""
     import librosa
 
     _, frames = librosa.beat.beat_track(
-        onset_envelope=f.onset, sr=ANALYSIS_RATE, hop_length=HOP, bpm=bpm, tightness=TIGHTNESS, units="frames"
+        onset_envelope=f.beat if len(f.beat) else f.onset,
+        sr=ANALYSIS_RATE,
+        hop_length=HOP,
+        bpm=bpm,
+        tightness=TIGHTNESS,
+        units="frames",
     )
     reach = round(REFINE_S * ANALYSIS_RATE / FINE_HOP)
     times = []
@@ -432,9 +463,9 @@ def _downbeats(f: _Features, p: _Periodicity, beats: np.ndarray) -> tuple[np.nda
 def analyze(audio: np.ndarray | torch.Tensor, sample_rate: int) -> Analysis:
     """Tempo, beats, downbeats, meter and key of ``audio`` (T,) or (channels, T) at ``sample_rate``, mixed to mono.
 
-    Beats: librosa's dynamic-programming tracker (Ellis 2007) at a tempo chosen from the onset and chord-change
-    periodicities; none when the pulse stands out no more than noise's can (:data:`BEAT_CONTRAST_1S`): speech,
-    ambience, noise.
+    Beats: librosa's dynamic-programming tracker (Ellis 2007) on the beat network's activation, at a tempo chosen
+    from the onset, activation and chord-change periodicities; none when the onsets' pulse stands out no more than
+    noise's can (:data:`BEAT_CONTRAST_1S`): speech, ambience, noise.
     """
     y = _mono(audio, sample_rate)
     duration = len(y) / ANALYSIS_RATE

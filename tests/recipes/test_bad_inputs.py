@@ -178,12 +178,15 @@ def _continue(case: str, f: Files) -> list[str]:
 
 def _transition(case: str, f: Files) -> list[str]:
     fade = {"start_ge_end": "0", "region_outside": "10"}.get(case, "0.1")  # empty fade; longer than both files
+    bars = "0" if case == "start_ge_end" else "1"  # an empty overlap; the inputs are 2 s, with a note every 0.25 s
     return [
         "transition",
         str(_audio_in(case, f)),
         str(f.good),
         "--fade",
         fade,
+        "--bars",
+        bars,
         "-o",
         _out(case, f, "out.wav"),
         *_model_opts(case),
