@@ -310,17 +310,10 @@ def _log_prior(bpm: float | np.ndarray) -> float | np.ndarray:
     return -0.5 * ((np.log2(bpm) - np.log2(PRIOR_BPM)) / PRIOR_OCTAVES) ** 2
 
 
-def _choose_tempo(p: _Periodicity) -> tuple[float, float, float]:
-    """(BPM, pulse contrast, level margin). The contrast is how far the onset autocorrelation at the beat period rises
-    above its median over all beat periods in range (about 0 for noise, whose autocorrelation is flat; near 1 for a
-    click track); the margin is how far the chosen level's score leads the next-best level's."""
-    import librosa
-
-    bpms = librosa.tempo_frequencies(p.pulse.shape[0], sr=ANALYSIS_RATE, hop_length=HOP)
-    in_range = (bpms >= MIN_BPM) & (bpms <= MAX_BPM)
-    if not in_range.any():  # shorter than one slow beat
-        return PRIOR_BPM, 0.0, 0.0
-    periodic = p.curve("pulse") + (NET_LEVEL_WEIGHT * p.curve("beat") if p.beat.size else 0.0)
+def _choose_level(p: _Periodicity, bpms: np.ndarray, in_range: np.ndarray, net_weight: float) -> tuple[float, float]:
+    """(BPM, level margin): the first guess, then the best of its :data:`LEVELS`, with the beat network's periodicity
+    weighted by ``net_weight`` (0: the flux and the chords alone)."""
+    periodic = p.curve("pulse") + (net_weight * p.curve("beat") if net_weight and p.beat.size else 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         guess = float(bpms[int(np.argmax(np.where(in_range, periodic * np.exp(_log_prior(bpms)), -np.inf)))])
     scored = []
@@ -332,18 +325,32 @@ def _choose_tempo(p: _Periodicity) -> tuple[float, float, float]:
         bar = max(p.at("harmony", 4 * beat), p.at("harmony", 3 * beat))
         score = (
             p.at("pulse", beat)
-            + NET_LEVEL_WEIGHT * p.at("beat", beat)
+            + (net_weight * p.at("beat", beat) if net_weight else 0.0)
             + BAR_WEIGHT * bar
             - BEAT_CHANGE_WEIGHT * p.at("harmony", beat)
             + PRIOR_WEIGHT * float(_log_prior(bpm))
         )
         scored.append((score, bpm))
     scored.sort(reverse=True)
-    bpm = scored[0][1]
-    margin = scored[0][0] - scored[1][0] if len(scored) > 1 else 0.0
-    # The contrast is read off the plain mean over windows, as the has_beat threshold was calibrated on noise.
+    return scored[0][1], scored[0][0] - scored[1][0] if len(scored) > 1 else 0.0
+
+
+def _choose_tempo(p: _Periodicity) -> tuple[float, float, float]:
+    """(BPM, pulse contrast, level margin). The contrast is how far the onset autocorrelation at the beat period rises
+    above its median over all beat periods in range (about 0 for noise, whose autocorrelation is flat; near 1 for a
+    click track); the margin is how far the chosen level's score leads the next-best level's."""
+    import librosa
+
+    bpms = librosa.tempo_frequencies(p.pulse.shape[0], sr=ANALYSIS_RATE, hop_length=HOP)
+    in_range = (bpms >= MIN_BPM) & (bpms <= MAX_BPM)
+    if not in_range.any():  # shorter than one slow beat
+        return PRIOR_BPM, 0.0, 0.0
+    bpm, margin = _choose_level(p, bpms, in_range, NET_LEVEL_WEIGHT if p.beat.size else 0.0)
+    # has_beat was calibrated on noise with the flux's own choice of period: the contrast is read there, off the plain
+    # mean over windows, whatever the network prefers. Read at the network's period, speech-like bursts passed.
+    flux_bpm = _choose_level(p, bpms, in_range, 0.0)[0] if p.beat.size else bpm
     mean = p.pulse.mean(axis=1) if p.pulse.shape[1] else np.zeros(p.pulse.shape[0])
-    lag = int(round(60.0 / bpm * ONSET_RATE))
+    lag = int(round(60.0 / flux_bpm * ONSET_RATE))
     contrast = float(mean[max(lag - 1, 0) : lag + 2].max()) - float(np.median(mean[in_range]))
     return bpm, contrast, margin
 

@@ -275,3 +275,17 @@ def test_bad_keys_and_shift_limits_are_input_errors():
         transpose_key("C", 1)
     with pytest.raises(InputError, match="larger shift"):
         compatible_shift("C major", "D# minor", max_shift=2)
+
+
+def test_whether_there_is_a_beat_is_the_flux_decision_as_calibrated(monkeypatch):
+    """has_beat's threshold was calibrated on noise and speech with the flux's own choice of period; the beat network
+    picks periods of its own (here 240 BPM in two seconds of plucked notes), and must not move the decision."""
+    rng = np.random.default_rng(0)
+    y = np.zeros(2 * SR, np.float32)
+    for k in range(8):
+        place(y, 0.15 * tone([57 + int(rng.integers(0, 12))], 1.0, decay=1 / 6), 0.25 * k)
+    y += 0.01 * rng.standard_normal(len(y)).astype(np.float32)
+    with_net = analyze(y, SR)
+    monkeypatch.setattr("musicprod_common.analysis.BEAT_NET", False)
+    flux_alone = analyze(y, SR)
+    assert with_net.beat_confidence == pytest.approx(flux_alone.beat_confidence)
