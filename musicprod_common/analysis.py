@@ -312,8 +312,9 @@ def _log_prior(bpm: float | np.ndarray) -> float | np.ndarray:
 
 def _choose_level(p: _Periodicity, bpms: np.ndarray, in_range: np.ndarray, net_weight: float) -> tuple[float, float]:
     """(BPM, level margin): the first guess, then the best of its :data:`LEVELS`, with the beat network's periodicity
-    weighted by ``net_weight`` (0: the flux and the chords alone)."""
-    periodic = p.curve("pulse") + (net_weight * p.curve("beat") if net_weight and p.beat.size else 0.0)
+    weighted by ``net_weight`` (0, or no network: the flux and the chords alone)."""
+    net_weight = net_weight if p.beat.size else 0.0
+    periodic = p.curve("pulse") + (net_weight * p.curve("beat") if net_weight else 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         guess = float(bpms[int(np.argmax(np.where(in_range, periodic * np.exp(_log_prior(bpms)), -np.inf)))])
     scored = []
@@ -345,7 +346,7 @@ def _choose_tempo(p: _Periodicity) -> tuple[float, float, float]:
     in_range = (bpms >= MIN_BPM) & (bpms <= MAX_BPM)
     if not in_range.any():  # shorter than one slow beat
         return PRIOR_BPM, 0.0, 0.0
-    bpm, margin = _choose_level(p, bpms, in_range, NET_LEVEL_WEIGHT if p.beat.size else 0.0)
+    bpm, margin = _choose_level(p, bpms, in_range, NET_LEVEL_WEIGHT)
     # has_beat was calibrated on noise with the flux's own choice of period: the contrast is read there, off the plain
     # mean over windows, whatever the network prefers. Read at the network's period, speech-like bursts passed.
     flux_bpm = _choose_level(p, bpms, in_range, 0.0)[0] if p.beat.size else bpm
