@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .beat_net import BeatNet, BeatNetConfig, normalise
+from .beat_net import DYNAMIC_RANGE_DB, BeatNet, BeatNetConfig, normalise
 from .errors import InputError
 from .training import TrainConfig, add_training_args, example_rand, train, train_config
 
@@ -79,8 +79,8 @@ def render_window(pop909: str, song_id: str, seconds: float, seed: int) -> dict[
     song = _scaled(song, math.exp(rng.uniform(-1, 1) * math.log1p(TEMPO_SCALE)))
     start = float(rng.uniform(0.0, max(0.0, song.end_time - seconds)))
     soundfont = SOUNDFONTS[int(rng.integers(len(SOUNDFONTS)))]
-    mix = render_song(song, style, start=start, end=start + seconds, soundfont=soundfont).mix
-    mel = analysis.log_mel(analysis._mono(mix.clamp(-1, 1), 44100))
+    rendering = render_song(song, style, start=start, end=start + seconds, soundfont=soundfont)
+    mel = analysis.log_mel(analysis._mono(rendering.mix.clamp(-1, 1), rendering.sample_rate))
 
     def inside(times: np.ndarray) -> np.ndarray:
         t = np.asarray(times, dtype=np.float64) - start
@@ -162,7 +162,7 @@ def loss_fn(model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[
     mel, target = batch["mel"], batch["target"]
     tilt_db = (example_rand(batch["key"], (1,), salt=1, device=mel.device) * 2 - 1) * MAX_TILT_DB  # (B, 1)
     ramp = torch.linspace(-0.5, 0.5, mel.shape[-1], device=mel.device)
-    mel = (mel + 2.0 * tilt_db[:, :, None] * ramp / 80.0).clamp(-1.0, 1.0)  # ±tilt/2 dB at the band edges
+    mel = (mel + 2.0 * tilt_db[:, :, None] * ramp / DYNAMIC_RANGE_DB).clamp(-1.0, 1.0)  # ±tilt/2 dB at the band edges
     logits = model(mel)
     positive = target.mean(dim=(0, 2), keepdim=True).clamp_min(1e-4)  # share of beat / downbeat frames
     weight = torch.where(target > 0, 0.5 / positive, 0.5 / (1 - positive))
