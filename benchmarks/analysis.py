@@ -1,7 +1,8 @@
 """Beat, downbeat and key analysis (``musicprod_common.analysis``) on POP909 songs rendered to audio.
 
-    python benchmarks/analysis.py --split valid --songs 40 [--styles band,strings,mallets:TimGM6mb] [--seconds 90] \
-        [--humanize] [--workers 2] [--out runs/analysis/valid.jsonl] [--set PRIOR_BPM=90 --set KEY_PROFILES=kk ...]
+    python benchmarks/analysis.py --split valid --songs 40 [--skip 0] [--styles band,strings,mallets:TimGM6mb] \
+        [--seconds 90] [--humanize] [--workers 2] [--out runs/analysis/valid.jsonl] \
+        [--set PRIOR_BPM=90 --set KEY_PROFILES=kk ...]
 
 Each song's first ``--seconds`` are rendered once per style (cached as 16-bit FLAC under ``build/analysis/``);
 ``--humanize`` plays them as people do first (``musicprod_common.pop909.humanize``: the tempo drifting ±2 %, the notes
@@ -94,7 +95,7 @@ def rendered(args: argparse.Namespace) -> list[Item]:
     """Every (song, style) of the run, rendering what the cache lacks with ``--workers`` processes."""
     import soundfile as sf
 
-    ids = split_song_ids(args.pop909, args.split)[: args.songs]
+    ids = split_song_ids(args.pop909, args.split)[args.skip : args.skip + args.songs]
     references = {}  # per song, shared by its styles: (beats, downbeats, beats per bar, key) inside the window
     for sid in ids:
         folder = Path(args.pop909) / sid
@@ -238,7 +239,9 @@ def run(args: argparse.Namespace) -> list[dict]:
             out.close()
     summary = summarize(rows)
     print(
-        f"{args.split}, {len(items) // max(1, len(parse_styles(args.styles)))} songs, first {args.seconds:g} s"
+        f"{args.split}, {len(items) // max(1, len(parse_styles(args.styles)))} songs"
+        + (f" after the first {args.skip}" if args.skip else "")
+        + f", first {args.seconds:g} s"
         + (", humanized" if args.humanize else "")
         + (f", settings {settings}" if settings else "")
     )
@@ -259,7 +262,8 @@ def run(args: argparse.Namespace) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--split", default="valid", choices=("valid", "test"))
-    p.add_argument("--songs", type=int, default=48, help="the first N songs of the split")
+    p.add_argument("--songs", type=int, default=48, help="the first N songs of the split (after --skip)")
+    p.add_argument("--skip", type=int, default=0, help="leave out the split's first N songs (songs scored before)")
     p.add_argument(
         "--styles", default=DEFAULT_STYLES, help=f"comma-separated STYLE[:SOUNDFONT] (default {DEFAULT_STYLES})"
     )

@@ -77,7 +77,7 @@ def rendered(args) -> list[dict]:
     cache = REPO / "build" / "transitions" / f"{args.split}-{Path(args.soundfont).stem}-{args.seconds:g}s"
     cache.mkdir(parents=True, exist_ok=True)
     out = []
-    ids = split_song_ids(args.pop909, args.split)[: args.songs]
+    ids = split_song_ids(args.pop909, args.split)[args.skip : args.skip + args.songs]
     styles = cycle(s for pair in STYLE_PAIRS for s in pair)
     for sid in tqdm(ids, desc="render", file=sys.stderr, leave=False):
         style = next(styles)
@@ -282,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="valid", choices=["train", "valid", "test"])
     p.add_argument("--folder", type=Path, default=None, help="pairs from a folder of audio instead of POP909")
     p.add_argument("--songs", type=int, default=120, help="songs of the split to draw pairs from")
+    p.add_argument("--skip", type=int, default=0, help="leave out the split's first N songs (songs scored before)")
     p.add_argument("--pairs", type=int, default=12)
     p.add_argument("--seconds", type=float, default=60.0, help="seconds of each song rendered")
     p.add_argument("--soundfont", default="/usr/share/sounds/sf2/FluidR3_GM.sf2")

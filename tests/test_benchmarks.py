@@ -71,3 +71,17 @@ def test_style_transfer_cli_end_to_end_with_untrained_tiny_models(tmp_path, pop9
     per_clip = report["per_clip"]  # the clip-by-clip rows agree with the summary
     assert len(per_clip) == 1 and float(per_clip[0]["to_b"]) == report["result"]["to_b"]
     assert per_clip[0]["chroma_corr"] == pytest.approx(report["result"]["chroma_corr"], abs=1e-4)
+
+
+def test_no_beat_benchmark_runs_and_rejects_unknown_kinds(tmp_path, capsys):
+    import json
+
+    from no_beat import main
+
+    out = tmp_path / "rows.jsonl"
+    assert main(["--seconds", "10", "--seeds", "1", "--kinds", "white,rain", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["kind"] for r in rows] == ["white", "rain"] and all(r["seed"] == 8 for r in rows)
+    assert "beat found in" in capsys.readouterr().out
+    assert main(["--kinds", "drums"]) == 2
+    assert "drums" in capsys.readouterr().err
