@@ -11,9 +11,11 @@ import pytest
 import torch
 
 from guidance.transitions import (
+    MAX_GAIN_DB,
     MAX_STRETCH,
     PHRASE_BARS,
     Handover,
+    _keep_level,
     loudness_gain,
     plan_transition,
     render_transition,
@@ -177,6 +179,26 @@ def test_loudness_gain_levels_b_to_a():
     a = clicks(120, 6.0)
     assert loudness_gain(a, 0.5 * a, SR) == pytest.approx(20 * math.log10(2), abs=0.05)
     assert loudness_gain(a, torch.zeros_like(a), SR) == 0.0
+
+
+def test_a_bridge_keeps_the_level_of_the_mix_it_replaces():
+    """A model that returns the bridge 10 dB down is brought back to the mix's level inside the bridge; beyond the
+    margins nothing changes, bit for bit; and the gain is capped."""
+    old = clicks(120, 6.0)
+    new = old.clone()
+    s0, e0, m = 2 * SR, 4 * SR, SR // 4
+    new[:, s0 - m : e0 + m] *= 0.3
+
+    def rms(x: torch.Tensor) -> float:
+        return float(x[:, s0:e0].pow(2).mean().sqrt())
+
+    kept = _keep_level(new, old, SR, 2.0, 4.0, 0.25)
+    assert rms(kept) == pytest.approx(rms(old), rel=1e-4)
+    assert torch.equal(kept[:, : s0 - m], old[:, : s0 - m]) and torch.equal(kept[:, e0 + m :], old[:, e0 + m :])
+    silent = old.clone()
+    silent[:, s0:e0] *= 1e-3  # 60 dB down: only MAX_GAIN_DB of it is made up
+    capped = _keep_level(silent, old, SR, 2.0, 4.0, 0.25)
+    assert 20 * math.log10(rms(capped) / rms(silent)) == pytest.approx(MAX_GAIN_DB, abs=1e-3)
 
 
 def test_click_tracks_at_120_and_126_bpm_stay_on_one_grid():
