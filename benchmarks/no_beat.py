@@ -25,6 +25,7 @@ the analysis (``--set BEAT_NET=False``: the spectral flux's test alone).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import subprocess
@@ -233,8 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     jobs = [(k, s, seed) for k in kinds for s in lengths for seed in seeds]
     rows = []
-    out = open(args.out, "w") if args.out else None
-    try:
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w") if args.out else contextlib.nullcontext() as out:
         for kind, seconds, seed in tqdm(jobs, desc="analysing", unit="signal"):
             result = analysis.analyze(signal(kind, seconds, seed), RATE)
             row = {
@@ -248,9 +250,6 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             if out is not None:
                 out.write(json.dumps(row) + "\n")
-    finally:
-        if out is not None:
-            out.close()
     print("| kind | signals | beat found | largest beat confidence |")
     print("|---|---|---|---|")
     for kind in kinds:
