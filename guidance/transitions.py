@@ -387,7 +387,8 @@ def render_transition(
     """Carry out ``plan`` on ``a`` and ``b`` (both ``(channels, T)`` at ``sample_rate``): A up to the cue-out, bit
     for bit; the overlap mixed on one grid (:func:`_mix`); then B from the cue-in on, stretched, shifted and levelled
     as planned. ``model`` regenerates ``fade`` seconds around the bass swap (no grid: the whole crossfade) with the
-    regeneration task, sampled with ``sampler``; None, or a ``fade`` of 0, keeps the mix as it is."""
+    regeneration task, sampled with ``sampler``, and keeps the mix's level there (:func:`_keep_level`); None, or a
+    ``fade`` of 0, keeps the mix as it is."""
     o0, n = int(round(plan.cue_out * sample_rate)), int(round(plan.length * sample_rate))
     b_part = b[:, int(round(plan.cue_in * sample_rate)) :]
     b_part = stretch(b_part, sample_rate, speed=plan.speed, semitones=plan.semitones, timemap=plan.stretch_map())
