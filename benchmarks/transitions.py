@@ -253,6 +253,7 @@ def run_pair(a_info: dict, b_info: dict, model, args) -> dict[str, dict[str, flo
         # Annotated keys for renders; for a folder, the analysis's own estimates.
         ka = a_info["key"] or plan.a.key
         kb = transpose_key(b_info["key"] or plan.b.key, key_b[name])
+        step = loudness_step(out, sr, lo, hi)
         results[name] = dict(
             cmlt=cmlt,
             amlt=amlt,
@@ -261,9 +262,9 @@ def run_pair(a_info: dict, b_info: dict, model, args) -> dict[str, dict[str, flo
             flams=flams_per_s(out, sr, plan.cue_out, plan.cue_out + plan.length),
             key=key_distance(ka, kb),
             compatible=float(key_relation(ka, kb) is not None),
-            loud=loudness_step(out, sr, lo, hi),
-            loud_vs_alone=loudness_step(out, sr, lo, hi) - alone_loud,
-            loud_vs_own=loudness_step(out, sr, lo, hi) - louder_own,
+            loud=step,
+            loud_vs_alone=step - alone_loud,
+            loud_vs_own=step - louder_own,
         )
     results["plan"] = dict(
         speed=plan.speed,

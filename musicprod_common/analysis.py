@@ -328,10 +328,10 @@ def _log_prior(bpm: float | np.ndarray) -> float | np.ndarray:
     return -0.5 * ((np.log2(bpm) - np.log2(PRIOR_BPM)) / PRIOR_OCTAVES) ** 2
 
 
-def _choose_level(p: _Periodicity, bpms: np.ndarray, in_range: np.ndarray, net_weight: float) -> tuple[float, float]:
+def _choose_level(p: _Periodicity, bpms: np.ndarray, in_range: np.ndarray) -> tuple[float, float]:
     """(BPM, level margin): the first guess, then the best of its :data:`LEVELS`, with the beat network's periodicity
-    weighted by ``net_weight`` (0, or no network: the flux and the chords alone)."""
-    net_weight = net_weight if p.beat.size else 0.0
+    weighted by :data:`NET_LEVEL_WEIGHT` (without the network: the flux and the chords alone)."""
+    net_weight = NET_LEVEL_WEIGHT if p.beat.size else 0.0
     periodic = p.curve("pulse") + (net_weight * p.curve("beat") if net_weight else 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         guess = float(bpms[int(np.argmax(np.where(in_range, periodic * np.exp(_log_prior(bpms)), -np.inf)))])
@@ -366,7 +366,7 @@ def _choose_tempo(p: _Periodicity, duration: float) -> tuple[float, float, float
     in_range = (bpms >= MIN_BPM) & (bpms <= MAX_BPM)
     if not in_range.any():  # shorter than one slow beat
         return PRIOR_BPM, 0.0, 0.0
-    bpm, margin = _choose_level(p, bpms, in_range, NET_LEVEL_WEIGHT)
+    bpm, margin = _choose_level(p, bpms, in_range)
     root = math.sqrt(max(duration, 1.0))
     if p.beat.size:
         values, threshold = p.beat_onsets, NET_BEAT_FLOOR + NET_BEAT_1S / root
