@@ -21,12 +21,14 @@ annotations; how many of B's annotated beats over the overlap land within 17.5 %
 per second of overlap); the key distance between A and B as played (1 − the MIREX weighted key score); and loudness:
 the largest change of short-term loudness (3 s windows, ITU-R BS.1770, pyloudnorm) between consecutive seconds
 across the transition, minus the same on the songs alone (``loud_vs_alone``: minus the mean of the two songs' own
-largest steps; ``loud_vs_own``: minus the larger, since a step a song takes by itself is not the transition's). A
+largest steps; ``loud_vs_own``: minus the larger, since a step a song takes by itself is not the transition's;
+each song measured on the output's clock and grid, B as it plays there). A
 folder of audio has no annotations: its beats are librosa's on each song alone and its keys the analysis's.
 
     python benchmarks/transitions.py --split valid --pairs 8 --songs 60 --match-key
     python benchmarks/transitions.py --split test --pairs 16 --songs 80 --match-key --out runs/transitions/test.jsonl
     python benchmarks/transitions.py --folder my_songs/ --pairs 6     # any audio, pairs of consecutive files
+    python benchmarks/transitions.py --split valid --songs 60 --pairs 40 --match-key --plan-only  # the plans alone
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from guidance.tasks import transition  # noqa: E402
-from guidance.transitions import beat_matched_transition  # noqa: E402
+from guidance.transitions import beat_matched_transition, plan_songs  # noqa: E402
 from musicprod_common.analysis import key_relation, transpose_key  # noqa: E402
 from musicprod_common.audio import load_audio, save_audio  # noqa: E402
 from musicprod_common.pop909 import load_song, split_song_ids  # noqa: E402
@@ -148,17 +150,53 @@ def flams_per_s(audio: torch.Tensor, sr: int, lo: float, hi: float) -> float:
     return float(((gaps >= FLAM_S[0]) & (gaps <= FLAM_S[1])).sum() / max(hi - lo, 1e-9))
 
 
-def loudness_step(audio: torch.Tensor, sr: int, lo: float, hi: float) -> float:
-    """The largest change (LU) of short-term loudness (3 s windows) between consecutive seconds in [lo, hi)."""
+def loudness_step(audio: torch.Tensor, sr: int, lo: float, hi: float, clock=None) -> float:
+    """The largest change (LU) of short-term loudness (3 s windows) between consecutive seconds in [lo, hi) of the
+    output. ``clock`` maps output seconds to ``audio``'s own where ``audio`` is one song as it plays in the output:
+    its windows then hold what the output's hold, and a step the song takes by itself is measured as the output
+    measures it, not on a grid a fraction of a second away (a sudden drop's step depends on where the grid falls)."""
     import pyloudnorm
 
     meter = pyloudnorm.Meter(sr)
+    clock = clock or (lambda t: t)
     values = []
     for t in np.arange(max(0.0, lo), hi - 3.0 + 1e-9, 1.0):
-        x = audio[:, int(t * sr) : int((t + 3.0) * sr)].double().numpy().T
+        x = audio[:, int(clock(t) * sr) : int(clock(t + 3.0) * sr)].double().numpy().T
         values.append(meter.integrated_loudness(x))
     values = np.array([v for v in values if np.isfinite(v)])
     return float(np.abs(np.diff(values)).max()) if len(values) > 1 else float("nan")
+
+
+def on_grid(a_ref: np.ndarray, b_ref: np.ndarray, b_clock, start: float, end: float) -> float:
+    """The share of B's beats (annotated, mapped to the output by ``b_clock``) in output seconds [start, end) that
+    land within 17.5 % of a beat of one of A's, at whichever level is finer: two songs playing on one grid."""
+    b_all = np.asarray(b_clock(b_ref))
+    b_out = b_all[(b_all >= start) & (b_all < end)]
+    if len(b_out) == 0:
+        return float("nan")
+    beat_a, beat_b = np.median(np.diff(a_ref)), np.median(np.diff(b_all))
+    grid = a_ref
+    while beat_a > 1.5 * beat_b:  # B plays twice as many beats: A's halfway points count too
+        grid, beat_a = np.sort(np.concatenate([grid, (grid[:-1] + grid[1:]) / 2])), beat_a / 2
+    off = np.abs(b_out[:, None] - grid[None]).min(1)
+    return float(np.mean(off < 0.175 * min(beat_a, beat_b)))
+
+
+def plan_only(chosen: list[tuple[dict, dict]], args) -> int:
+    """``--plan-only``: each pair planned as ``new`` plans it, without the model or the trackers, and scored by the
+    share of B's annotated beats over the overlap on A's grid: seconds a pair, for choices about the plan."""
+    shares = []
+    for a_info, b_info in tqdm(chosen, desc="plans", file=sys.stderr):
+        a, sr = load_audio(a_info["path"])
+        b, _ = load_audio(b_info["path"])
+        plan = plan_songs(a, b, sr, bars=args.bars, match_key=args.match_key)
+        overlap = (plan.cue_out, plan.cue_out + plan.length)
+        share = on_grid(a_info["beats"], b_info["beats"], plan.b_to_output, *overlap) if plan.beat_matched else None
+        shares.append(float("nan") if share is None else share)
+        print(f"{a_info['name']} → {b_info['name']}: " + ("not beat-matched" if share is None else f"{share:.2f}"))
+    v = np.array(shares)
+    print(f"on grid {np.nanmean(v):.3f}; all on grid {int(np.sum(v >= 0.999))} of {len(v)} pairs")
+    return 0
 
 
 def key_distance(a: str, b: str) -> float:
@@ -206,28 +244,14 @@ def run_pair(a_info: dict, b_info: dict, model, args) -> dict[str, dict[str, flo
                 b_out = np.sort(np.concatenate([b_out, (b_out[:-1] + b_out[1:]) / 2]))
         return np.concatenate([a_ref[a_ref < middle], b_out[b_out >= middle]])
 
-    def on_grid(b_clock, start: float, end: float) -> float:
-        """The share of B's beats (annotated, on the output's clock) in output seconds [start, end) that land
-        within 17.5 % of a beat of one of A's, at whichever level is finer: two songs playing on one grid."""
-        b_all = np.asarray(b_clock(b_ref))
-        b_out = b_all[(b_all >= start) & (b_all < end)]
-        if len(b_out) == 0:
-            return float("nan")
-        beat_a, beat_b = np.median(np.diff(a_ref)), np.median(np.diff(b_all))
-        grid = a_ref
-        while beat_a > 1.5 * beat_b:  # B plays twice as many beats: A's halfway points count too
-            grid, beat_a = np.sort(np.concatenate([grid, (grid[:-1] + grid[1:]) / 2])), beat_a / 2
-        off = np.abs(b_out[:, None] - grid[None]).min(1)
-        return float(np.mean(off < 0.175 * min(beat_a, beat_b)))
-
     mid = plan.cue_out + plan.length / 2
     today_start = plan.cue_out + plan.length - 2.5  # where today's B starts in its output
     overlap = (plan.cue_out, plan.cue_out + plan.length)
     aligned = {
-        "new": on_grid(plan.b_to_output, *overlap),
-        "new-mix": on_grid(plan.b_to_output, *overlap),
-        "today": on_grid(lambda t: t - plan.cue_in + today_start, today_start, today_start + 2.5),
-        "crossfade": on_grid(lambda t: t - plan.cue_in + plan.cue_out, *overlap),
+        "new": on_grid(a_ref, b_ref, plan.b_to_output, *overlap),
+        "new-mix": on_grid(a_ref, b_ref, plan.b_to_output, *overlap),
+        "today": on_grid(a_ref, b_ref, lambda t: t - plan.cue_in + today_start, today_start, today_start + 2.5),
+        "crossfade": on_grid(a_ref, b_ref, lambda t: t - plan.cue_in + plan.cue_out, *overlap),
     }
     grids = {
         "new": intended(mid, plan.b_to_output, level=True),
@@ -241,7 +265,13 @@ def run_pair(a_info: dict, b_info: dict, model, args) -> dict[str, dict[str, flo
     b_hi = plan.cue_in + (plan.length + BEAT_SPAN_S) * plan.speed
     alone.append(continuity(b_ref, tracked(b, sr, b_lo, b_hi, bpm_b), b_lo, b_hi))
     alone_cmlt = float(np.nanmean([c for c, _ in alone]))
-    own_steps = [loudness_step(a, sr, lo, plan.cue_out + plan.length), loudness_step(b, sr, b_lo, b_hi)]
+    b_clock = np.linspace(plan.cue_in, b.shape[-1] / sr, 4096)  # B's seconds, and where they play in the output
+    out_clock = np.asarray(plan.b_to_output(b_clock))
+    b_first = max(0.0, lo) + math.ceil(plan.cue_out - max(0.0, lo))  # the output's first window with B in it
+    own_steps = [
+        loudness_step(a, sr, lo, plan.cue_out + plan.length),
+        loudness_step(b, sr, b_first, hi, clock=lambda t: float(np.interp(t, out_clock, b_clock))),
+    ]
     alone_loud = float(np.nanmean(own_steps))
     # A step either song already takes by itself inside the span is the song's, not the transition's.
     louder_own = float(np.nanmax(own_steps)) if np.isfinite(own_steps).any() else float("nan")
@@ -299,13 +329,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoints", type=Path, default=None)
     p.add_argument("--save", action="store_true", help="also write the outputs to build/transitions/outputs/")
     p.add_argument("--out", type=Path, default=None, help="also write one JSON line per pair here")
+    p.add_argument("--plan-only", action="store_true", help="only plan each pair and score its beats on A's grid")
     args = p.parse_args(argv)
+    if args.plan_only and args.folder:
+        p.error("--plan-only scores annotated beats: use it on POP909 pairs, without --folder")
     torch.set_num_threads(args.threads)
+    songs = rendered(args)
+    chosen = pairs(songs, args.pairs, args.folder is not None)
+    if args.plan_only:
+        return plan_only(chosen, args)
     from recipes.models import load_models
 
     model = load_models("latent", args.checkpoints)
-    songs = rendered(args)
-    chosen = pairs(songs, args.pairs, args.folder is not None)
     t0 = time.time()
     rows = []
     out_file = open(args.out, "w") if args.out else None

@@ -6,7 +6,7 @@ comes in (downbeats at phrase boundaries, or the given times snapped to the near
 time-stretched to A's tempo (Rubber Band, ``musicprod_common.stretch``; double and half time count as matches), how
 far it is shifted to a compatible key (``match_key``) and its gain to A's loudness (ITU-R BS.1770, pyloudnorm).
 Over the overlap B's bars are pinned to A's (a time map for the stretch), since neither song keeps exactly to its
-mean tempo, and B is moved by the fraction of a beat at which the two songs' onsets line up best.
+mean tempo, and B is moved by the fraction of a beat at which the two songs' beat pulses line up best.
 :func:`render_transition` builds the mix on that one beat grid: over the overlap the highs crossfade at equal power
 while the low band (bass and kick) swaps at the middle downbeat, so two bass lines never play at once (Vande Veire &
 De Bie 2018, "From raw audio to a seamless mix"). The model then regenerates a short span around the swap with the
@@ -47,8 +47,8 @@ MAX_SHIFT = 2  # semitones B may be shifted to a compatible key; more changes it
 # grids apart; a bar whose pinning would change the speed by more than this is an analysis error, and then no bar
 # is pinned (0.04 and 0.08 did alike on valid pairs, 0.15 worse).
 MAP_TOLERANCE = 0.08
-PHASE_STEP_S = 0.005  # the resolution of the search for the lag that lines up the two songs' attacks
-PHASE_MARGIN = 0.0  # the onset correlation a lag must gain over B as analysed before B is moved (0.05, 0.1: worse)
+PHASE_STEP_S = 0.005  # the resolution of the search for the lag that lines up the two songs' beats
+PHASE_MARGIN = 0.0  # the pulse correlation a lag must gain over B as analysed before B is moved (0.05, 0.1: worse)
 
 
 @dataclass(frozen=True)
@@ -287,25 +287,28 @@ def _line_up(
     speed: float,
     timemap: tuple[tuple[float, float], ...],
 ) -> tuple[float, tuple[tuple[float, float], ...]]:
-    """Move B by the lag, within half the finer of the two beats, that best correlates the two songs' onset
-    strengths over the overlap: where the analysis put B's beats (or A's) on an off-beat, B's attacks would fall
-    between A's; lined up, they land together. Returns the new cue-in and time map (unchanged without onsets)."""
-    if len(a.onset) == 0 or len(b.onset) == 0:
+    """Move B by the lag, within half the finer of the two beats, that best correlates the two songs' pulses
+    (:attr:`Analysis.pulse`) over the overlap: where the analysis put B's beats (or A's) off the beat, B's would
+    fall between A's; lined up, they land together. The pulse is the beat network's activation, which peaks on the
+    beat and passes over off-beat notes: the onset strength it replaced also peaks on a band's off-beat eighths, and
+    lined B up half a beat off songs the analysis had right. Returns the new cue-in and time map (unchanged without
+    a pulse)."""
+    if len(a.pulse) == 0 or len(b.pulse) == 0:
         return cue_in, timemap
-    t = np.arange(math.ceil(cue_out * ONSET_RATE), min(len(a.onset), math.floor((cue_out + length) * ONSET_RATE)))
+    t = np.arange(math.ceil(cue_out * ONSET_RATE), min(len(a.pulse), math.floor((cue_out + length) * ONSET_RATE)))
     if len(t) < 2:
         return cue_in, timemap
-    va = a.onset[t] - a.onset[t].mean()
+    va = a.pulse[t] - a.pulse[t].mean()
     half = 0.5 * min(60.0 / a.tempo, 60.0 / (b.tempo * speed))
     pairs = [(x - cue_in, y - cue_out) for x, y in timemap]
     b_rel = np.arange(-2 * half * speed - 1.0, b.duration - cue_in, 1.0 / ONSET_RATE)  # B s after the cue-in
     out_rel = output_time(b_rel, speed, pairs)
-    frames = np.arange(len(b.onset))
+    frames = np.arange(len(b.pulse))
     lags = np.arange(-half, half + 1e-9, PHASE_STEP_S)
     scores = []
     for lag in lags:
         b_t = np.interp(t / ONSET_RATE - cue_out - lag, out_rel, b_rel) + cue_in
-        vb = np.interp(b_t * ONSET_RATE, frames, b.onset, left=0.0, right=0.0)
+        vb = np.interp(b_t * ONSET_RATE, frames, b.pulse, left=0.0, right=0.0)
         vb = vb - vb.mean()
         scores.append(float(va @ vb) / max(float(np.linalg.norm(va) * np.linalg.norm(vb)), 1e-12))
     best = int(np.argmax(scores))

@@ -40,7 +40,7 @@ from .errors import InputError
 ANALYSIS_RATE = 22050  # Hz: all of the beat's and the chroma's information, half the samples of 44.1 kHz
 N_FFT = 1024  # 46 ms: short enough that an onset is not smeared far before it
 HOP = 256  # 11.6 ms per onset frame
-ONSET_RATE = ANALYSIS_RATE / HOP  # frames a second of Analysis.onset
+ONSET_RATE = ANALYSIS_RATE / HOP  # frames a second of the onset envelopes and of Analysis.pulse
 N_MELS = 128
 LOW_HZ = 150.0  # bass and kick drum live below this
 CHROMA_HOP = 512  # 23 ms per chroma frame: harmony moves far slower than onsets
@@ -163,9 +163,9 @@ class Analysis:
     downbeat_confidence: float
     key: str  # mir_eval format, tonic spelled with sharps: "C major", "F# minor"
     key_confidence: float
-    # The onset strength (log-mel spectral flux) the beats were tracked on, ONSET_RATE frames a second from 0 s:
-    # where two songs' attacks line up. Empty when it was not kept.
-    onset: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    # What the beats were tracked on, ONSET_RATE frames a second from 0 s: the beat network's activation, or without
+    # it the onset strength (log-mel spectral flux). Where two songs' beats line up. Empty when it was not kept.
+    pulse: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
     @property
     def has_beat(self) -> bool:
@@ -378,6 +378,11 @@ def _choose_tempo(p: _Periodicity, duration: float) -> tuple[float, float, float
     return bpm, contrast / threshold, margin
 
 
+def _pulse(f: _Features) -> np.ndarray:
+    """What the beats are tracked on: the beat network's activation, or the onset envelope without the network."""
+    return f.beat if len(f.beat) else f.onset
+
+
 def _track_beats(f: _Features, bpm: float) -> np.ndarray:
     """Beat times (s): librosa's dynamic programme at ``bpm`` on the beat network's activation (on the onset envelope
     without the network), then each beat moved to the strongest attack within :data:`REFINE_S` in the fine envelope,
@@ -385,7 +390,7 @@ def _track_beats(f: _Features, bpm: float) -> np.ndarray:
     import librosa
 
     _, frames = librosa.beat.beat_track(
-        onset_envelope=f.beat if len(f.beat) else f.onset,
+        onset_envelope=_pulse(f),
         sr=ANALYSIS_RATE,
         hop_length=HOP,
         bpm=bpm,
@@ -510,7 +515,7 @@ def analyze(audio: np.ndarray | torch.Tensor, sample_rate: int) -> Analysis:
     beats = _track_beats(f, bpm) if strength >= 1.0 else np.zeros(0)
     if len(beats) < 2:
         return Analysis(
-            duration, None, 0.0, np.zeros(0), beat_confidence, np.zeros(0), 4, 0.0, key, key_confidence, f.onset
+            duration, None, 0.0, np.zeros(0), beat_confidence, np.zeros(0), 4, 0.0, key, key_confidence, _pulse(f)
         )
     downbeats, per_bar, downbeat_confidence = _downbeats(f, periodicity, beats)
     return Analysis(
@@ -524,7 +529,7 @@ def analyze(audio: np.ndarray | torch.Tensor, sample_rate: int) -> Analysis:
         downbeat_confidence=downbeat_confidence,
         key=key,
         key_confidence=key_confidence,
-        onset=f.onset,
+        pulse=_pulse(f),
     )
 
 

@@ -22,6 +22,7 @@ from .errors import InputError
 
 TRACKS: tuple[str, ...] = ("MELODY", "BRIDGE", "PIANO")
 SPLIT_FILE = Path(__file__).parent / "data" / "pop909_split.json"
+BAR_SHIFT_FILE = Path(__file__).parent / "data" / "pop909_bar_shifts.json"
 
 # Pitch classes of Harte root names (C = 0).
 _NATURALS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
@@ -131,6 +132,24 @@ def read_beats(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
     triple = len(gaps) > 0 and int(np.median(gaps)) == 3
     column = 1 if triple else 2
     return beats, beats[table[:, column] > 0.5], 3 if triple else 4
+
+
+@lru_cache(maxsize=1)
+def bar_shifts() -> dict[str, int]:
+    """Per song id, how many beats the true barlines fall after ``beat_midi.txt``'s downbeats, from Dai, Zhang &
+    Dannenberg's (2020) hand-aligned bars (``scripts/pop909_bar_shifts.py``). Songs not listed: as annotated."""
+    return {sid: int(k) for sid, k in json.loads(BAR_SHIFT_FILE.read_text())["shifts"].items()}
+
+
+def shift_bars(beats: np.ndarray, downbeats: np.ndarray, shift: int, per_bar: int) -> np.ndarray:
+    """``downbeats`` (each one of ``beats``) moved ``shift`` beats later, with the bar that now starts before the first
+    of them where the beats reach back that far."""
+    if shift == 0 or len(downbeats) == 0:
+        return downbeats
+    index = np.abs(beats[None, :] - downbeats[:, None]).argmin(axis=1) + shift
+    if index[0] >= per_bar:
+        index = np.concatenate([[index[0] - per_bar], index])
+    return beats[index[index < len(beats)]]
 
 
 def read_chords(path: Path) -> tuple[Chord, ...]:

@@ -85,3 +85,19 @@ def test_no_beat_benchmark_runs_and_rejects_unknown_kinds(tmp_path, capsys):
     assert "beat found in" in capsys.readouterr().out
     assert main(["--kinds", "drums"]) == 2
     assert "drums" in capsys.readouterr().err
+
+
+def test_transitions_on_grid_counts_b_beats_near_a_beats():
+    import numpy as np
+    from transitions import main, on_grid
+
+    a = np.arange(0.0, 20.0, 0.5)
+    same = on_grid(a, a, lambda t: t, 5.0, 15.0)
+    off_beat = on_grid(a, a + 0.25, lambda t: t, 5.0, 15.0)
+    double_time = on_grid(a, np.arange(0.0, 20.0, 0.25), lambda t: t, 5.0, 15.0)  # A's halfway points count
+    slightly_late = on_grid(a, a + 0.08, lambda t: t, 5.0, 15.0)  # within 17.5 % of a 0.5 s beat
+    assert (same, off_beat, double_time, slightly_late) == (1.0, 0.0, 1.0, 1.0)
+    assert np.isnan(on_grid(a, a, lambda t: t + 100.0, 5.0, 15.0))  # none of B inside the span
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--plan-only", "--folder", "."])
+    assert exit_info.value.code == 2

@@ -137,7 +137,7 @@ def test_mix_keeps_a_to_the_cue_swaps_the_bass_and_crossfades_the_rest():
 
 
 def beats_at(times: np.ndarray, duration: float, onsets: np.ndarray | None = None) -> Analysis:
-    """An analysis with these beats (bars of 4 from the first), and attacks at ``onsets`` when given."""
+    """An analysis with these beats (bars of 4 from the first), and its pulse peaking at ``onsets`` when given."""
     tempo = 60.0 / float(np.median(np.diff(times)))
     env = np.zeros(0)
     if onsets is not None:
