@@ -10,8 +10,9 @@ mean tempo, and B is moved by the fraction of a beat at which the two songs' bea
 :func:`render_transition` builds the mix on that one beat grid: over the overlap the highs crossfade at equal power
 while the low band (bass and kick) swaps at the middle downbeat, so two bass lines never play at once (Vande Veire &
 De Bie 2018, "From raw audio to a seamless mix"). The model then regenerates a short span around the swap with the
-transition task (Levy et al. 2023, §4: the mix is the prior, both sides guide). A song with no steady beat gets a
-plain regenerated crossfade instead. :func:`transition_stems` hands over stem by stem.
+transition task (Levy et al. 2023, §4: the mix is the prior, both sides guide), keeping the mix's attacks and level
+there. A song with no steady beat gets a plain regenerated crossfade instead. :func:`transition_stems` hands over
+stem by stem.
 """
 
 from __future__ import annotations
@@ -390,8 +391,8 @@ def render_transition(
     """Carry out ``plan`` on ``a`` and ``b`` (both ``(channels, T)`` at ``sample_rate``): A up to the cue-out, bit
     for bit; the overlap mixed on one grid (:func:`_mix`); then B from the cue-in on, stretched, shifted and levelled
     as planned. ``model`` regenerates ``fade`` seconds around the bass swap (no grid: the whole crossfade) with the
-    regeneration task, sampled with ``sampler``, and keeps the mix's level there (:func:`_keep_level`); None, or a
-    ``fade`` of 0, keeps the mix as it is."""
+    regeneration task, sampled with ``sampler``, and keeps the mix's attacks (:func:`_keep_attacks`) and level
+    (:func:`_keep_level`) there; None, or a ``fade`` of 0, keeps the mix as it is."""
     o0, n = int(round(plan.cue_out * sample_rate)), int(round(plan.length * sample_rate))
     b_part = b[:, int(round(plan.cue_in * sample_rate)) :]
     b_part = stretch(b_part, sample_rate, speed=plan.speed, semitones=plan.semitones, timemap=plan.stretch_map())
@@ -413,7 +414,32 @@ def render_transition(
         return out
     run = dict(sampler=sampler, seed=seed, margin=margin, progress=progress)
     bridged = regenerate(model, out, sample_rate, centre - half, centre + half, **run)
+    bridged = _keep_attacks(bridged, out, sample_rate, centre - half, centre + half, margin)
     return _keep_level(bridged, out, sample_rate, centre - half, centre + half, margin)
+
+
+def _keep_attacks(
+    new: torch.Tensor, old: torch.Tensor, sample_rate: int, start: float, end: float, margin: float
+) -> torch.Tensor:
+    """``new`` with its percussive part over [start, end) s (± ``margin``, ramped) replaced by ``old``'s: median-filter
+    harmonic-percussive separation (Fitzgerald 2010, librosa's). The bridge regenerates what the two songs play;
+    their attacks, already on one grid, stay as the mix has them, as the drums do in :func:`transition_stems`. The
+    model smears attacks: a beat tracker lost the grid inside its bridges, where it kept it in the mix."""
+    import librosa
+
+    m = max(1, round(margin * sample_rate))
+    lo, hi = max(0, round(start * sample_rate) - 2 * m), min(new.shape[-1], round(end * sample_rate) + 2 * m)
+
+    def percussive(x: torch.Tensor) -> torch.Tensor:
+        y = x[:, lo:hi].double().numpy()
+        return torch.from_numpy(np.stack([librosa.effects.percussive(c) for c in y])).to(x.dtype)
+
+    t = torch.arange(lo, hi, dtype=torch.float64)
+    s0, e0 = round(start * sample_rate), round(end * sample_rate)
+    ramp = torch.clamp(torch.minimum(t - (s0 - m), (e0 + m) - t) / m, 0.0, 1.0).to(new.dtype)
+    out = new.clone()
+    out[:, lo:hi] = new[:, lo:hi] + ramp * (percussive(old) - percussive(new))
+    return out
 
 
 def _keep_level(
@@ -548,8 +574,8 @@ def transition_stems(
     output plays A until the cue-out and B from the cue-in on; over the overlap each stem changes over as
     :func:`stem_handovers` says: the drums crossfade on the grid, the bass swaps at a downbeat, and every other stem
     crossfades through a ``fade``-second region the model regenerates with the transition task (stem i with seed
-    ``seed + i``). A stem missing from one song is silence there. Returns the output stems, all the same length,
-    and each stem's handover.
+    ``seed + i``), kept at the level of the stems' own crossfade there. A stem missing from one song is silence
+    there. Returns the output stems, all the same length, and each stem's handover.
     """
     if not stems_a or not stems_b:
         raise InputError("transition-stems needs at least one stem in each song")
@@ -586,6 +612,12 @@ def transition_stems(
             a_end = o0 + edge + int(round(fade * sample_rate))
             run = dict(fade=fade, sampler=sampler, seed=seed + i, margin=margin, progress=progress)
             joined = transition(model, a[:, :a_end], b[:, edge:], sample_rate, **run)
+            # The fade at the level the stems' own crossfade has there, as a mix's bridge is (_keep_level).
+            f = int(round(fade * sample_rate))
+            g_out, g_in = (g.to(a.dtype) for g in _equal_power(f))
+            faded = a[:, a_end - f : a_end] * g_out + b[:, edge : edge + f] * g_in
+            plain = torch.cat([a[:, : a_end - f], faded, b[:, edge + f :]], dim=-1)
+            joined = _keep_level(joined, plain, sample_rate, (a_end - f) / sample_rate, a_end / sample_rate, margin)
         else:
             if how.kind == "swap":
                 at = int(round((how.at - plan.cue_out) * sample_rate))

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from guidance.tasks import DEFAULT_MARGIN
 from guidance.transitions import (
     MAX_GAIN_DB,
     MAX_STRETCH,
     PHRASE_BARS,
     Handover,
+    _keep_attacks,
     _keep_level,
     loudness_gain,
     plan_transition,
@@ -201,6 +203,26 @@ def test_a_bridge_keeps_the_level_of_the_mix_it_replaces():
     assert 20 * math.log10(rms(capped) / rms(silent)) == pytest.approx(MAX_GAIN_DB, abs=1e-3)
 
 
+def test_a_bridge_gets_the_mix_s_attacks_back():
+    """A bridge that lost the mix's clicks but kept its tone gets the clicks back inside the bridge; beyond the
+    margins nothing changes, bit for bit."""
+    t = torch.arange(6 * SR) / SR
+    tone = (0.2 * torch.sin(2 * math.pi * 440 * t)).repeat(2, 1)
+    old = tone + clicks(120, 6.0)
+    new = tone.clone()
+    kept = _keep_attacks(new, old, SR, 2.0, 4.0, 0.25)
+    lo, hi = int(1.5 * SR), int(4.5 * SR)
+    assert torch.equal(kept[:, :lo], new[:, :lo]) and torch.equal(kept[:, hi:], new[:, hi:])
+
+    def attack(x: torch.Tensor, at: float) -> float:  # energy of the first 10 ms after a click, tone removed
+        i = int(at * SR)
+        return float((x - tone)[:, i : i + SR // 100].pow(2).sum())
+
+    for at in (2.5, 3.0, 3.5):  # clicks inside the bridge: back to within a few dB of the mix's
+        assert attack(kept, at) > 0.25 * attack(old, at)
+    assert attack(kept, 1.0) == attack(new, 1.0) == 0.0  # before the margins: untouched
+
+
 def test_click_tracks_at_120_and_126_bpm_stay_on_one_grid():
     a, b = clicks(120, 40.0), clicks(126, 40.0, offset=0.3, pitch=1500.0)
     an_a, an_b = analyze(a, SR), analyze(b, SR)
@@ -228,3 +250,36 @@ def test_stem_handovers_keep_drums_on_the_grid_and_swap_the_bass():
     beats = plan.a.beats
     assert np.min(np.abs(beats - how["MELODY"].at)) < 1e-9  # on a beat of A
     assert all(h.kind != "regenerated" for h in stem_handovers(["PIANO"], plan, fade=0.0).values())
+
+
+def test_a_stem_s_regenerated_fade_keeps_the_level_of_its_crossfade(monkeypatch):
+    """A model that returns each stem's fade 10 dB down: the fade is brought back to the level of the stems' own
+    equal-power crossfade there; A's part before the fade's margin is untouched."""
+    import types
+
+    import guidance.transitions as transitions
+
+    def quiet_transition(model, a, b, sample_rate, *, fade, **_):
+        f = int(round(fade * sample_rate))
+        u = (torch.arange(f, dtype=torch.float64) + 0.5) / f
+        mid = a[:, -f:] * torch.cos(0.5 * math.pi * u) + b[:, :f] * torch.sin(0.5 * math.pi * u)
+        return torch.cat([a[:, :-f], 0.3 * mid.to(a.dtype), b[:, f:]], dim=-1)
+
+    monkeypatch.setattr(transitions, "transition", quiet_transition)
+    model = types.SimpleNamespace(window=4 * SR, sample_rate=SR)
+    a = clicks(120, 12.0)
+    b = clicks(120, 12.0, pitch=700.0)
+    plan = plan_transition(grid(120, 12.0), grid(120, 12.0), at=4.5, bars=2)
+    stems, handovers = transitions.transition_stems(model, {"PIANO": a}, {"PIANO": b}, SR, plan, fade=1.0)
+    assert handovers["PIANO"].kind == "regenerated"
+    start = handovers["PIANO"].at - 0.5
+    s0, e0 = int(start * SR), int((start + 1.0) * SR)
+    piano = stems["PIANO"]
+    plain = quiet_transition(None, a[:, :e0], b[:, int((start - plan.cue_out + plan.cue_in) * SR) :], SR, fade=1.0)
+
+    def rms(x: torch.Tensor) -> float:
+        return float(x[:, s0:e0].pow(2).mean().sqrt())
+
+    assert rms(piano) == pytest.approx(rms(plain) / 0.3, rel=0.05)
+    keep = s0 - int(DEFAULT_MARGIN * SR) - 1
+    assert torch.equal(piano[:, :keep], a[:, :keep])
