@@ -616,8 +616,7 @@ def transition_stems(
             joined = transition(model, a[:, :a_end], b[:, edge:], sample_rate, **run)
             # The fade at the level the stems' own crossfade has there, as a mix's bridge is (_keep_level).
             f = int(round(fade * sample_rate))
-            g_out, g_in = (g.to(a.dtype) for g in _equal_power(f))
-            faded = a[:, a_end - f : a_end] * g_out + b[:, edge : edge + f] * g_in
+            faded = _mix(a[:, a_end - f : a_end], b[:, edge : edge + f], sample_rate, None)
             plain = torch.cat([a[:, : a_end - f], faded, b[:, edge + f :]], dim=-1)
             joined = _keep_level(joined, plain, sample_rate, (a_end - f) / sample_rate, a_end / sample_rate, margin)
         else:
