@@ -489,11 +489,19 @@ def beat_matched_transition(
     return render_transition(model, a, b, sample_rate, plan, **run), plan
 
 
-def plan_songs(a: torch.Tensor, b: torch.Tensor, sample_rate: int, **options: object) -> TransitionPlan:
+def plan_songs(
+    a: torch.Tensor, b: torch.Tensor, sample_rate: int, *, progress: Progress | None = None, **options: object
+) -> TransitionPlan:
     """:func:`plan_transition` from the audio of both songs (``(channels, T)`` at ``sample_rate``): their analyses
-    and B's gain to A's loudness; ``options`` are :func:`plan_transition`'s keywords."""
+    and B's gain to A's loudness; ``progress(1)`` is called as each song's analysis ends (a few seconds a minute of
+    audio); ``options`` are :func:`plan_transition`'s keywords."""
     gain_db = loudness_gain(a, b, sample_rate)
-    return plan_transition(analyze(a, sample_rate), analyze(b, sample_rate), gain_db=gain_db, **options)
+    analyses = []
+    for x in (a, b):
+        analyses.append(analyze(x, sample_rate))
+        if progress is not None:
+            progress(1)
+    return plan_transition(*analyses, gain_db=gain_db, **options)
 
 
 def check_fade(model: EditModel, fade: float) -> None:

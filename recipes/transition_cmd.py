@@ -14,9 +14,17 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
-from guidance.transitions import BRIDGE_S, PHRASE_BARS, beat_matched_transition
+from guidance.transitions import (
+    BRIDGE_S,
+    PHRASE_BARS,
+    TransitionPlan,
+    check_fade,
+    plan_songs,
+    render_transition,
+)
 from musicprod_common.audio import match_format, save_audio
 from musicprod_common.plot import plot_transition
 
@@ -86,6 +94,13 @@ def plan_options(args: argparse.Namespace) -> dict:
     )
 
 
+def plan_with_progress(a: torch.Tensor, b: torch.Tensor, sample_rate: int, args: argparse.Namespace) -> TransitionPlan:
+    """:func:`plan_songs` under a progress bar on a terminal: the analysis of two long songs takes seconds before the
+    model runs."""
+    with tqdm(total=2, desc="analysis", unit="song", file=sys.stderr, leave=False, delay=0.5, disable=None) as bar:
+        return plan_songs(a, b, sample_rate, progress=bar.update, **plan_options(args))
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "transition",
@@ -111,6 +126,9 @@ def run(args: argparse.Namespace) -> None:
     b = match_format(b, sr_b, sr, a.shape[0])
     models = models_from_args(args) if args.fade > 0 else None
     sampler = sampler_from_args(args, strength=args.strength)
+    if models is not None:
+        check_fade(models, args.fade)
+    plan = plan_with_progress(a, b, sr, args)
     with tqdm(
         total=sampler.steps if models else 0,
         desc="transition",
@@ -120,16 +138,8 @@ def run(args: argparse.Namespace) -> None:
         delay=0.5,
         disable=models is None,
     ) as bar:
-        out, plan = beat_matched_transition(
-            models,
-            a,
-            b,
-            sr,
-            **plan_options(args),
-            sampler=sampler,
-            seed=args.seed,
-            progress=bar.update,
-        )
+        options = dict(fade=args.fade, sampler=sampler, seed=args.seed, progress=bar.update)
+        out = render_transition(models, a, b, sr, plan, **options)
     save_audio(args.output, out, sr, like=args.a)
     for notice in plan.notices:
         print(f"note: {notice}")

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from guidance.transitions import plan_songs, stem_handovers, transition_stems
+from guidance.transitions import stem_handovers, transition_stems
 from musicprod_common.audio import AUDIO_SUFFIXES, SAMPLE_RATE, save_audio, to_stereo_44k
 from musicprod_common.errors import InputError
 
@@ -29,7 +29,7 @@ from .cli_common import (
     read_audio,
     sampler_from_args,
 )
-from .transition_cmd import add_plan_args, plan_options
+from .transition_cmd import add_plan_args, plan_with_progress
 
 HEADROOM = 0.99  # peak the written mix and stems may reach before one shared gain turns them down
 
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> None:
         n = max(x.shape[-1] for x in stems.values())
         return sum(torch.nn.functional.pad(x, (0, n - x.shape[-1])) for x in stems.values())
 
-    plan = plan_songs(mix_of(stems_a), mix_of(stems_b), SAMPLE_RATE, **plan_options(args))
+    plan = plan_with_progress(mix_of(stems_a), mix_of(stems_b), SAMPLE_RATE, args)
     names = sorted(set(stems_a) | set(stems_b))
     handovers = stem_handovers(names, plan, args.fade)
     regenerated = sum(h.kind == "regenerated" for h in handovers.values())

@@ -101,3 +101,22 @@ def test_transitions_on_grid_counts_b_beats_near_a_beats():
     with pytest.raises(SystemExit) as exit_info:
         main(["--plan-only", "--folder", "."])
     assert exit_info.value.code == 2
+
+
+def test_transitions_short_term_loudness_is_not_gated():
+    """A 1 kHz sine in both channels measures its level in dBFS (K-weighting is about 0 dB there and BS.1770 adds
+    −0.691); a window half silent measures 3.01 LU less, where a gated meter would drop the silent half."""
+    import numpy as np
+    from transitions import loudness_step, short_term_loudness
+
+    sr = 44100
+    t = np.arange(3 * sr) / sr
+    tone = 0.1 * np.sin(2 * np.pi * 1000 * t)
+    full = short_term_loudness(np.stack([tone, tone], 1), sr)
+    assert full == pytest.approx(-20.0, abs=0.1)
+    half = np.where(t < 1.5, 0.0, tone)
+    assert short_term_loudness(np.stack([half, half], 1), sr) == pytest.approx(full - 10 * np.log10(2), abs=0.02)
+    # One second of silence between tones: the 3 s windows straddling it step by 10 log10(3/2) LU, not by 0.
+    x = np.concatenate([tone, tone, np.zeros(sr), tone, tone])
+    step = loudness_step(torch.from_numpy(np.stack([x, x])), sr, 0.0, len(x) / sr)
+    assert step == pytest.approx(10 * np.log10(3 / 2), abs=0.05)

@@ -19,6 +19,7 @@ from guidance.transitions import (
     _keep_attacks,
     _keep_level,
     loudness_gain,
+    plan_songs,
     plan_transition,
     render_transition,
     stem_handovers,
@@ -181,6 +182,16 @@ def test_loudness_gain_levels_b_to_a():
     a = clicks(120, 6.0)
     assert loudness_gain(a, 0.5 * a, SR) == pytest.approx(20 * math.log10(2), abs=0.05)
     assert loudness_gain(a, torch.zeros_like(a), SR) == 0.0
+
+
+def test_planning_from_audio_reports_each_song_s_analysis():
+    a, b = clicks(120, 12.0), clicks(126, 12.0, offset=0.3, pitch=1500.0)
+    calls: list[int] = []
+    plan = plan_songs(a, b, SR, bars=2, progress=calls.append)
+    assert calls == [1, 1]
+    quiet = plan_songs(a, b, SR, bars=2)
+    assert (plan.cue_out, plan.cue_in, plan.speed) == (quiet.cue_out, quiet.cue_in, quiet.speed)
+    assert plan.speed == pytest.approx(120 / 126, rel=0.01)
 
 
 def test_a_bridge_keeps_the_level_of_the_mix_it_replaces():
