@@ -159,8 +159,9 @@ def plan_transition(
     (:func:`_line_up`); with
     ``match_key`` it is shifted by the smallest interval, at most :data:`MAX_SHIFT` semitones, that makes the keys
     compatible. Without a steady beat in either song (or less than two bars of it), the plan is a plain
-    ``fade``-second crossfade at ``at`` (default: A's last ``fade`` seconds) into B from ``b_start`` (default 0), and
-    a notice says so. An impossible request raises :class:`InputError`.
+    ``fade``-second crossfade at ``at`` (default: A's last ``fade`` seconds of sound, :attr:`Analysis.sound_span`)
+    into B from ``b_start`` (default: where B's sound starts), and a notice says so. An impossible request raises
+    :class:`InputError`.
     """
     if bars < 1:
         raise InputError(f"--bars {bars} must be at least 1")
@@ -181,8 +182,11 @@ def plan_transition(
         notice = f"{' and '.join(gridless)} {verb} no steady beat: a plain regenerated crossfade, not beat-matched"
         if not fade > 0:
             raise InputError("a song without a beat is joined by a plain crossfade: pass a positive --fade")
-        cue_out = a.duration - fade if at is None else at
-        cue_in = 0.0 if b_start is None else b_start
+        # Left to the plan, the crossfade is A's last fade seconds of sound into B's first: entered at 0 s, a song
+        # that opens with silence would leave the mix silent for as long.
+        a_last, b_first = a.sound_span[1], b.sound_span[0]
+        cue_out = (a_last - fade if a_last >= fade else a.duration - fade) if at is None else at
+        cue_in = (b_first if b_first + fade <= b.duration else 0.0) if b_start is None else b_start
         if cue_out < 0 or cue_out + fade > a.duration + 1e-9 or cue_in + fade > b.duration + 1e-9:
             raise InputError(f"a {fade:g} s crossfade does not fit at {cue_out:g} s of A and {cue_in:g} s of B")
         notices.append(notice)

@@ -166,6 +166,14 @@ class Analysis:
     # What the beats were tracked on, ONSET_RATE frames a second from 0 s: the beat network's activation, or without
     # it the onset strength (log-mel spectral flux). Where two songs' beats line up. Empty when it was not kept.
     pulse: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    # Seconds from the first to the last moment of sound (:func:`sounding`); None: the whole duration. A file may
+    # open or close with silence, where no transition should cue.
+    sound: tuple[float, float] | None = None
+
+    @property
+    def sound_span(self) -> tuple[float, float]:
+        """(first, last) moment of sound in seconds; (0, duration) when not measured."""
+        return self.sound if self.sound is not None else (0.0, self.duration)
 
     @property
     def has_beat(self) -> bool:
@@ -196,6 +204,7 @@ class Analysis:
             "downbeat_confidence": round(self.downbeat_confidence, 3),
             "key": self.key,
             "key_confidence": round(self.key_confidence, 3),
+            "sound": [round(t, 3) for t in self.sound_span],
         }
 
 
@@ -513,10 +522,10 @@ def analyze(audio: np.ndarray | torch.Tensor, sample_rate: int) -> Analysis:
     bpm, strength, margin = _choose_tempo(periodicity, duration)
     beat_confidence = float(np.clip(0.5 * strength, 0.0, 1.0))  # 0.5 at the threshold
     beats = _track_beats(f, bpm) if strength >= 1.0 else np.zeros(0)
+    sound = sounding(y, ANALYSIS_RATE)
     if len(beats) < 2:
-        return Analysis(
-            duration, None, 0.0, np.zeros(0), beat_confidence, np.zeros(0), 4, 0.0, key, key_confidence, _pulse(f)
-        )
+        none = np.zeros(0)
+        return Analysis(duration, None, 0.0, none, beat_confidence, none, 4, 0.0, key, key_confidence, _pulse(f), sound)
     downbeats, per_bar, downbeat_confidence = _downbeats(f, periodicity, beats)
     return Analysis(
         duration=duration,
@@ -530,7 +539,30 @@ def analyze(audio: np.ndarray | torch.Tensor, sample_rate: int) -> Analysis:
         key=key,
         key_confidence=key_confidence,
         pulse=_pulse(f),
+        sound=sound,
     )
+
+
+SOUND_FRAME_S = 0.05  # the frames whose level says whether anything sounds
+SOUND_FLOOR_DB = 30.0  # a frame sounds when it is within this much of the loudest frames (their 95th percentile)
+
+
+def sounding(y: np.ndarray, sample_rate: int) -> tuple[float, float]:
+    """(first, last) second of sound in mono ``y``: the start of the first and the end of the last
+    :data:`SOUND_FRAME_S` frame whose mean square is within :data:`SOUND_FLOOR_DB` of the loudest frames'. A song
+    that opens with silence (or a hiss far below its music) starts where its music does. (0, duration) for silence."""
+    hop = max(1, int(SOUND_FRAME_S * sample_rate))
+    n = len(y) // hop
+    if n == 0:
+        return 0.0, len(y) / sample_rate
+    power = np.square(y[: n * hop].astype(np.float64)).reshape(n, hop).mean(axis=1)
+    level = 10 * np.log10(power + 1e-20)
+    loud = np.percentile(level, 95)
+    on = np.nonzero(level > loud - SOUND_FLOOR_DB)[0]
+    if loud < -190 or len(on) == 0:  # digital silence
+        return 0.0, len(y) / sample_rate
+    end = len(y) if on[-1] == n - 1 else (on[-1] + 1) * hop  # sounding to its last whole frame: to its end
+    return float(on[0] * hop / sample_rate), float(end / sample_rate)
 
 
 # ----------------------------------------------------------------------------------------------------------- keys

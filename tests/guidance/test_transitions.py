@@ -3,6 +3,7 @@ grid (bass swapped, highs crossfaded, A kept bit for bit), and click tracks end 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import mir_eval
@@ -112,6 +113,13 @@ def test_no_beat_plans_a_plain_crossfade_with_a_notice():
     assert not plan.beat_matched and plan.swap is None and plan.speed == 1.0
     assert plan.cue_out == pytest.approx(17.5) and plan.cue_in == 0.0 and plan.length == 2.5
     assert any("no steady beat" in n for n in plan.notices)
+    # Files that open and close with silence: the crossfade runs from A's last sound into B's first.
+    quiet_ends = dataclasses.replace(no_beat(20.0), sound=(0.4, 16.0))
+    late_start = dataclasses.replace(grid(120, 30.0), sound=(12.0, 30.0))
+    plan = plan_transition(quiet_ends, late_start, fade=2.5)
+    assert plan.cue_out == pytest.approx(13.5) and plan.cue_in == pytest.approx(12.0)
+    plan = plan_transition(quiet_ends, late_start, fade=2.5, at=5.0, b_start=1.0)  # given cues stay
+    assert (plan.cue_out, plan.cue_in) == (5.0, 1.0)
 
 
 def test_mix_keeps_a_to_the_cue_swaps_the_bass_and_crossfades_the_rest():

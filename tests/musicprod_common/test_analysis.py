@@ -21,6 +21,7 @@ from musicprod_common.analysis import (
     compatible_shift,
     estimate_key,
     key_relation,
+    sounding,
     transpose_key,
 )
 from musicprod_common.errors import InputError
@@ -192,6 +193,18 @@ def test_silence_and_very_short_audio_do_not_crash():
         assert 0.0 <= a.key_confidence <= 1.0
 
 
+def test_sound_starts_and_ends_where_the_music_does():
+    """2 s of silence (with a hiss 60 dB down), 3 s of a tone, 1 s of silence: sound from 2 s to 5 s, to a frame."""
+    rng = np.random.default_rng(0)
+    t = np.arange(6 * SR) / SR
+    y = 0.3 * np.sin(2 * np.pi * 440 * t) * ((t >= 2.0) & (t < 5.0)) + 3e-4 * rng.standard_normal(len(t))
+    first, last = sounding(y, SR)
+    assert first == pytest.approx(2.0, abs=0.051) and last == pytest.approx(5.0, abs=0.051)
+    a = analyze(y.astype(np.float32), SR)
+    assert a.sound_span == pytest.approx((first, last), abs=1e-3)
+    assert sounding(np.zeros(SR), SR) == (0.0, 1.0)  # silence: the whole of it
+
+
 def test_analysis_helpers_and_json():
     a = Analysis(
         duration=10.0,
@@ -211,6 +224,7 @@ def test_analysis_helpers_and_json():
     d = a.to_dict()
     assert d["beats"][:3] == [1.0, 1.5, 2.0] and d["downbeats"] == [1.0, 3.0, 5.0, 7.0]
     assert d["key"] == "F minor" and d["beats_per_bar"] == 4 and d["has_beat"] is True
+    assert d["sound"] == [0.0, 10.0]  # not measured: the whole duration
     import json
 
     assert json.loads(json.dumps(d)) == d
